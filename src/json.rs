@@ -1,0 +1,283 @@
+//! Allocation-free JSON writing into a caller's byte buffer: escaping, numbers, RFC 3339
+//! timestamps and UUIDs. Hand-written rather than serde-json-core: the encoder writes straight
+//! from fixed records with enrichment rules and no intermediate model (see the README's design
+//! notes).
+
+/// Writes JSON into a byte slice. A write that does not fit sets an overflow flag and writes
+/// nothing more, so callers check once at the end instead of after every token.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+    overflow: bool,
+}
+
+impl<'a> Writer<'a> {
+    /// A writer appending to `buf` from position `start`.
+    pub fn new(buf: &'a mut [u8], start: usize) -> Self {
+        let len = start.min(buf.len());
+        Writer { buf, len, overflow: start > len }
+    }
+
+    /// Bytes written so far, counting from the start of the buffer.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is in the buffer.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True when a write did not fit.
+    #[inline]
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// The bytes written so far.
+    pub fn written(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Appends raw bytes (already valid JSON).
+    #[inline]
+    pub fn raw(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) if !self.overflow => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    /// Appends one raw byte.
+    #[inline]
+    pub fn byte(&mut self, b: u8) {
+        match self.buf.get_mut(self.len) {
+            Some(dst) if !self.overflow => {
+                *dst = b;
+                self.len += 1;
+            }
+            _ => self.overflow = true,
+        }
+    }
+
+    /// Appends a quoted, escaped JSON string. `s` must be UTF-8 (bytes of a `str`).
+    #[inline]
+    pub fn string(&mut self, s: &[u8]) {
+        self.byte(b'"');
+        let mut run = 0;
+        for (i, &b) in s.iter().enumerate() {
+            let esc = ESCAPE[usize::from(b)];
+            if esc == 0 {
+                continue;
+            }
+            self.raw(&s[run..i]);
+            run = i + 1;
+            if esc == b'u' {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.raw(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+            } else {
+                self.raw(&[b'\\', esc]);
+            }
+        }
+        self.raw(&s[run..]);
+        self.byte(b'"');
+    }
+
+    /// Appends a signed integer.
+    #[inline]
+    pub fn int(&mut self, v: i64) {
+        self.raw(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// Appends an unsigned integer.
+    #[inline]
+    pub fn uint(&mut self, v: u64) {
+        self.raw(itoa::Buffer::new().format(v).as_bytes());
+    }
+
+    /// Appends a float, or `null` for NaN and infinities (JSON has no such numbers). Returns
+    /// false when it wrote `null`, so the caller can count it.
+    #[inline]
+    pub fn float(&mut self, v: f64) -> bool {
+        if v.is_finite() {
+            self.raw(ryu::Buffer::new().format_finite(v).as_bytes());
+            true
+        } else {
+            self.raw(b"null");
+            false
+        }
+    }
+
+    /// Appends `true` or `false`.
+    #[inline]
+    pub fn bool(&mut self, v: bool) {
+        self.raw(if v { b"true" } else { b"false" });
+    }
+
+    /// Appends a quoted RFC 3339 UTC timestamp with microseconds,
+    /// `"2026-11-28T19:16:06.123456Z"` (PostHog stores microseconds).
+    pub fn timestamp(&mut self, unix_nanos: u64) {
+        let mut ts = [0u8; RFC3339_LEN];
+        format_rfc3339(unix_nanos, &mut ts);
+        self.byte(b'"');
+        self.raw(&ts);
+        self.byte(b'"');
+    }
+
+    /// Appends a quoted UUID in its canonical hyphenated form.
+    pub fn uuid(&mut self, uuid: &[u8; 16]) {
+        self.raw(&format_uuid(uuid));
+    }
+}
+
+/// Length of [`format_rfc3339`]'s output.
+pub const RFC3339_LEN: usize = 27;
+
+/// Formats nanoseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC).
+pub fn format_rfc3339(unix_nanos: u64, out: &mut [u8; RFC3339_LEN]) {
+    let secs = unix_nanos / 1_000_000_000;
+    let micros = (unix_nanos % 1_000_000_000) / 1_000;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let sod = secs % 86_400;
+    let mut put = |at: usize, v: u64, width: usize| {
+        let mut v = v;
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, y, 4);
+    put(5, m, 2);
+    put(8, d, 2);
+    put(11, sod / 3600, 2);
+    put(14, sod / 60 % 60, 2);
+    put(17, sod % 60, 2);
+    put(20, micros, 6);
+    out[4] = b'-';
+    out[7] = b'-';
+    out[10] = b'T';
+    out[13] = b':';
+    out[16] = b':';
+    out[19] = b'.';
+    out[26] = b'Z';
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Formats a UUID as `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"`, quotes included.
+pub fn format_uuid(uuid: &[u8; 16]) -> [u8; 38] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 38];
+    out[0] = b'"';
+    out[37] = b'"';
+    let mut at = 1;
+    for (i, b) in uuid.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 15)];
+        at += 2;
+    }
+    out
+}
+
+/// For each byte: 0 when it is written as is, else the escape letter (`u` for `\u00XX`).
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(f: impl FnOnce(&mut Writer<'_>)) -> std::string::String {
+        let mut buf = [0u8; 256];
+        let mut w = Writer::new(&mut buf, 0);
+        f(&mut w);
+        assert!(!w.overflowed());
+        std::string::String::from_utf8(w.written().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn escapes_quotes_backslashes_controls_and_keeps_utf8() {
+        let s = written(|w| w.string("a\"b\\c\nd\u{1}é€😀\u{7f}".as_bytes()));
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é€😀\u{7f}\"");
+        let back: std::string::String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é€😀\u{7f}");
+    }
+
+    #[test]
+    fn numbers_and_non_finite_floats() {
+        assert_eq!(written(|w| w.int(i64::MIN)), "-9223372036854775808");
+        assert_eq!(written(|w| w.uint(u64::MAX)), "18446744073709551615");
+        assert_eq!(written(|w| assert!(w.float(101.25))), "101.25");
+        assert_eq!(written(|w| assert!(!w.float(f64::NAN))), "null");
+        assert_eq!(written(|w| assert!(!w.float(f64::NEG_INFINITY))), "null");
+    }
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(written(|w| w.timestamp(0)), "\"1970-01-01T00:00:00.000000Z\"");
+        // 2024-02-29T23:59:59.999999Z, a leap day.
+        assert_eq!(
+            written(|w| w.timestamp(1_709_251_199_999_999_000)),
+            "\"2024-02-29T23:59:59.999999Z\""
+        );
+        assert_eq!(
+            written(|w| w.timestamp(4_102_444_800_000_000_000)),
+            "\"2100-01-01T00:00:00.000000Z\""
+        );
+    }
+
+    #[test]
+    fn overflow_is_sticky_and_writes_nothing_more() {
+        let mut buf = [0u8; 4];
+        let mut w = Writer::new(&mut buf, 0);
+        w.raw(b"abc");
+        w.raw(b"de");
+        w.byte(b'x');
+        assert!(w.overflowed());
+        assert_eq!(w.written(), b"abc");
+    }
+
+    #[test]
+    fn uuid_format() {
+        let u = [0x01, 0x8f, 0x3e, 0x5a, 0x7b, 0x2c, 0x70, 0x00, 0x80, 1, 2, 3, 4, 5, 6, 7];
+        assert_eq!(
+            &format_uuid(&u),
+            b"\"018f3e5a-7b2c-7000-8001-020304050607\""
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! Fixed-capacity lock-free rings of `Copy` records: the only module with `unsafe`.
+//!
+//! - [`Ring`]: single-producer single-consumer. Push and drain are **wait-free**: a bounded
+//!   number of steps whatever the other side does, no CAS, no retry loop.
+//! - [`SharedRing`]: multi-producer single-consumer (Vyukov's bounded queue). Push is only
+//!   **lock-free**: a producer may retry its CAS while other producers win theirs.
+//! - [`Lanes`]: one [`Ring`] per producer thread plus a [`SharedRing`] fallback, drained by one
+//!   consumer. Claiming a lane scans the lanes once (wait-free, bounded by the lane count).
+//!
+//! Slots always hold an initialized `T` (rings start filled with [`Empty::EMPTY`]), so a
+//! producer can write just the parts of a record it uses and the consumer can read records in
+//! place: a capture copies the bytes an event uses, not the whole fixed-size record.
+
+#![allow(unsafe_code)]
+
+mod lanes;
+mod mpsc;
+mod spsc;
+
+pub use lanes::{LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef};
+#[cfg(feature = "std")]
+pub use mpsc::heap_seqs;
+pub use mpsc::{Seqs, SharedRing};
+pub use spsc::{Consumer, Producer, Ring, RingRef};
+
+use crate::sync::UnsafeCell;
+
+/// A record type's cheap, `const` "nothing here" value, used to fill new rings.
+pub trait Empty: Copy {
+    /// The value every slot starts with.
+    const EMPTY: Self;
+}
+
+/// The ring is full: the record was not written. Nothing was overwritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+impl core::fmt::Display for Full {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ring is full")
+    }
+}
+
+/// One record cell of a ring.
+#[derive(Debug)]
+pub struct Slot<T>(UnsafeCell<T>);
+
+impl<T: Empty> Slot<T> {
+    /// An empty slot, for building storage by hand.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Slot(UnsafeCell::new(T::EMPTY))
+    }
+
+    /// An empty slot (loom cells are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Slot(UnsafeCell::new(T::EMPTY))
+    }
+}
+
+impl<T: Empty> Default for Slot<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a ring keeps its slots: an inline array (`const`-constructible, for `static`s) or,
+/// with `std`, a boxed slice sized at run time. The length must be a power of two.
+pub trait Storage<T> {
+    /// The slots.
+    fn slots(&self) -> &[Slot<T>];
+}
+
+impl<T, const N: usize> Storage<T> for [Slot<T>; N] {
+    #[inline(always)]
+    fn slots(&self) -> &[Slot<T>] {
+        self
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T> Storage<T> for std::boxed::Box<[Slot<T>]> {
+    #[inline(always)]
+    fn slots(&self) -> &[Slot<T>] {
+        self
+    }
+}
+
+/// Boxed storage of `capacity` empty slots (rounded up to a power of two, at least 2).
+#[cfg(feature = "std")]
+pub fn heap_storage<T: Empty>(capacity: usize) -> std::boxed::Box<[Slot<T>]> {
+    let capacity = capacity.max(2).next_power_of_two();
+    (0..capacity).map(|_| Slot::new()).collect()
+}
+
+/// Pads and aligns a value to its own cache line pair (128 bytes: x86 prefetches lines in
+/// pairs), so the producer's and the consumer's indices never share a line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct CachePadded<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for CachePadded<T> {
+    type Target = T;
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
