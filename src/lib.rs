@@ -8,16 +8,22 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
-pub mod ring;
-mod sync;
-mod event;
-
-pub use event::{Event, Static, Value, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
+pub mod batch;
+mod capture;
 mod clock;
+mod event;
 pub mod json;
+pub mod ring;
+mod stats;
+mod sync;
 mod uuid;
 
-pub use clock::{Clock, FixedClock};
+pub use capture::{Captured, StaticLanes};
+#[cfg(feature = "std")]
+pub use capture::{heap_lanes, HeapLanes};
 #[cfg(feature = "embassy")]
 pub use clock::EmbassyClock;
+pub use clock::{Clock, FixedClock};
+pub use event::{Event, Static, Value, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
+pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;

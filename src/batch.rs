@@ -1,0 +1,375 @@
+//! From records to PostHog `/batch/` JSON: enrichment, per-event and per-batch limits, and the
+//! envelope. Pure: no I/O, no allocation (buffers are the caller's).
+
+use crate::event::{flag, Event, Prop, Scope, Stored, Time};
+use crate::json::Writer;
+use crate::uuid::UuidV7;
+use crate::Clock;
+
+/// `$lib` sent with every event.
+pub const LIB: &str = "fasthog";
+/// `$lib_version` sent with every event.
+pub const LIB_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The Go client's `event_schema_version` default.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+/// Batch limits. Defaults: 64 events (the Go client's batch size), 1 MiB of JSON per request
+/// (PostHog accepts 20 MiB), 900 KB per event (PostHog refuses events over 1 MB as it
+/// re-encodes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Events per request.
+    pub max_events: usize,
+    /// Bytes per request body before compression, envelope included.
+    pub max_batch_bytes: usize,
+    /// Bytes of one encoded event; a larger event is rejected alone and counted.
+    pub max_event_bytes: usize,
+}
+
+impl Limits {
+    /// The defaults.
+    pub const DEFAULT: Limits =
+        Limits { max_events: 64, max_batch_bytes: 1 << 20, max_event_bytes: 900_000 };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The enrichment the Go client applies to every event, plus fasthog's own properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enrichment<'a> {
+    /// `environment` property (the Go client's `Environment`).
+    pub environment: &'a str,
+    /// `event_schema_version` property.
+    pub event_schema_version: u32,
+    /// `$geoip_disable: true` on every event unless the event sets it: the server's IP is not
+    /// the user's. Defaults to true.
+    pub geoip_disable: bool,
+}
+
+impl Enrichment<'_> {
+    /// Defaults: environment `""`, schema version [`EVENT_SCHEMA_VERSION`], geoip disabled.
+    pub const DEFAULT: Enrichment<'static> =
+        Enrichment { environment: "", event_schema_version: EVENT_SCHEMA_VERSION, geoip_disable: true };
+}
+
+impl Default for Enrichment<'_> {
+    fn default() -> Self {
+        Enrichment::DEFAULT
+    }
+}
+
+/// What encoding one event noticed, for the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Notes {
+    /// Floats written as `null`.
+    pub non_finite: usize,
+    /// Strings cut at capture.
+    pub truncated: usize,
+    /// Entries dropped at capture.
+    pub props_dropped: usize,
+}
+
+/// Turns records into event JSON. Owns the UUID generator, so every event gets its uuid once,
+/// here, and a retry resends the same bytes.
+#[derive(Debug, Clone)]
+pub struct Encoder<'a> {
+    /// Enrichment rules.
+    pub enrichment: Enrichment<'a>,
+    uuids: UuidV7,
+}
+
+impl<'a> Encoder<'a> {
+    /// An encoder with these rules and a UUID seed (see [`UuidV7::new`]).
+    pub const fn new(enrichment: Enrichment<'a>, uuid_seed: u64) -> Self {
+        Encoder { enrichment, uuids: UuidV7::new(uuid_seed) }
+    }
+
+    /// Writes one event object. Returns what it noticed; check `w.overflowed()` for room.
+    pub fn encode(&mut self, event: &Event, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
+        let unix_nanos = match event.time {
+            Time::Tick(t) => clock.unix_nanos(t),
+            Time::UnixNanos(n) => n,
+            Time::Now => clock.unix_nanos(clock.tick()),
+        };
+        let mut notes = Notes {
+            non_finite: 0,
+            truncated: usize::from(event.truncated),
+            props_dropped: usize::from(event.props_dropped),
+        };
+        w.raw(b"{\"uuid\":");
+        w.uuid(&self.uuids.next(unix_nanos / 1_000_000));
+        w.raw(b",\"event\":");
+        w.string(event.text_bytes(event.name));
+        w.raw(b",\"distinct_id\":");
+        let distinct_id = event.text_bytes(event.distinct_id);
+        w.string(distinct_id);
+        w.raw(b",\"timestamp\":");
+        w.timestamp(unix_nanos);
+        w.raw(b",\"properties\":{");
+
+        let props = event.props();
+        let has = |scope: Scope| props.iter().any(|p| p.scope == scope);
+        let user_has = |key: &str| {
+            props.iter().any(|p| p.scope == Scope::Props && event.text_bytes(p.key) == key.as_bytes())
+        };
+        let workspace = event.text_bytes(event.workspace_id);
+        let (has_set, has_set_once) = (has(Scope::Set), has(Scope::SetOnce));
+        let (has_groups, has_group_set) = (has(Scope::Groups), has(Scope::GroupSet));
+        let personless = event.flags & flag::PERSONLESS != 0;
+        // Keys the enrichment writes itself, so a user property of the same name is skipped
+        // rather than sent twice (the Go client's map assignment: enrichment wins).
+        let overridden = |key: &[u8]| -> bool {
+            match key {
+                b"event_schema_version" | b"environment" | b"$lib" | b"$lib_version" => true,
+                b"workspace_id" => !workspace.is_empty(),
+                b"$set" => has_set,
+                b"$set_once" => has_set_once,
+                b"$groups" => has_groups,
+                b"$group_set" => has_group_set,
+                b"$process_person_profile" => personless,
+                _ => false,
+            }
+        };
+
+        let mut first = true;
+        let mut sep = |w: &mut Writer<'_>| {
+            if !core::mem::take(&mut first) {
+                w.byte(b',');
+            }
+        };
+        for (i, p) in props.iter().enumerate() {
+            if p.scope != Scope::Props {
+                continue;
+            }
+            let key = event.text_bytes(p.key);
+            if overridden(key) || shadowed(event, props, i) {
+                continue;
+            }
+            sep(w);
+            write_entry(event, p, w, &mut notes);
+        }
+        if !workspace.is_empty() {
+            sep(w);
+            w.raw(b"\"workspace_id\":");
+            w.string(workspace);
+        }
+        sep(w);
+        w.raw(b"\"event_schema_version\":");
+        w.uint(self.enrichment.event_schema_version.into());
+        w.raw(b",\"environment\":");
+        w.string(self.enrichment.environment.as_bytes());
+        if !user_has("is_demo") {
+            w.raw(b",\"is_demo\":false");
+        }
+        if !user_has("user_id") && !distinct_id.is_empty() && !distinct_id.contains(&b':') {
+            w.raw(b",\"user_id\":");
+            w.string(distinct_id);
+        }
+        w.raw(b",\"$lib\":\"");
+        w.raw(LIB.as_bytes());
+        w.raw(b"\",\"$lib_version\":\"");
+        w.raw(LIB_VERSION.as_bytes());
+        w.byte(b'"');
+        if self.enrichment.geoip_disable && !user_has("$geoip_disable") {
+            w.raw(b",\"$geoip_disable\":true");
+        }
+        if personless {
+            w.raw(b",\"$process_person_profile\":false");
+        }
+        for (scope, name) in [
+            (Scope::SetOnce, &b"$set_once"[..]),
+            (Scope::Set, b"$set"),
+            (Scope::Groups, b"$groups"),
+            (Scope::GroupSet, b"$group_set"),
+        ] {
+            if !has(scope) {
+                continue;
+            }
+            w.byte(b',');
+            w.string(name);
+            w.raw(b":{");
+            let mut first = true;
+            for (i, p) in props.iter().enumerate() {
+                if p.scope == scope && !shadowed(event, props, i) {
+                    if !core::mem::take(&mut first) {
+                        w.byte(b',');
+                    }
+                    write_entry(event, p, w, &mut notes);
+                }
+            }
+            w.byte(b'}');
+        }
+        w.raw(b"}}");
+        notes
+    }
+}
+
+/// True when a later entry of the same scope has the same key: like assigning to a map, the
+/// last value wins and the key is written once.
+fn shadowed(event: &Event, props: &[Prop], i: usize) -> bool {
+    let p = &props[i];
+    let key = event.text_bytes(p.key);
+    props[i + 1..].iter().any(|q| q.scope == p.scope && event.text_bytes(q.key) == key)
+}
+
+fn write_entry(event: &Event, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {
+    w.string(event.text_bytes(p.key));
+    w.byte(b':');
+    match p.value {
+        Stored::Null => w.raw(b"null"),
+        Stored::Bool(b) => w.bool(b),
+        Stored::Int(i) => w.int(i),
+        Stored::UInt(u) => w.uint(u),
+        Stored::Float(f) => {
+            if !w.float(f) {
+                notes.non_finite += 1;
+            }
+        }
+        Stored::Str(t) => w.string(event.text_bytes(t)),
+    }
+}
+
+/// The request envelope around a batch's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The project API key.
+    pub api_key: &'a str,
+    /// `historical_migration`: route to PostHog's historical ingestion.
+    pub historical_migration: bool,
+}
+
+/// Room for an envelope head: a 64-byte key (the most PostHog accepts) escaped, plus the rest.
+pub const HEAD_CAPACITY: usize = 512;
+/// The envelope's closing bytes.
+pub const TAIL: &[u8] = b"]}";
+
+impl Envelope<'_> {
+    /// Writes `{"api_key":...,"historical_migration":...,"sent_at":"...","batch":[` and
+    /// returns its length. `sent_at` is refreshed on every attempt so the server can correct
+    /// clock skew.
+    pub fn write_head(&self, sent_at_unix_nanos: u64, out: &mut [u8; HEAD_CAPACITY]) -> usize {
+        let mut w = Writer::new(out, 0);
+        w.raw(b"{\"api_key\":");
+        w.string(self.api_key.as_bytes());
+        w.raw(b",\"historical_migration\":");
+        w.bool(self.historical_migration);
+        w.raw(b",\"sent_at\":");
+        w.timestamp(sent_at_unix_nanos);
+        w.raw(b",\"batch\":[");
+        debug_assert!(!w.overflowed(), "api keys are validated to at most 64 bytes");
+        w.len()
+    }
+
+    /// Bytes the envelope adds to a request.
+    pub fn overhead(&self) -> usize {
+        self.write_head(0, &mut [0; HEAD_CAPACITY]) + TAIL.len()
+    }
+}
+
+/// What [`Batch::push`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Encoded into the batch.
+    Added(Notes),
+    /// Not added: the batch is full (by count or bytes). Send it, then push again.
+    Full,
+    /// Not added, and never will be: its encoding is over the per-event limit (or larger
+    /// than an empty batch can hold). Count it as rejected.
+    TooLarge,
+}
+
+/// Encoded events of one request, comma-separated, with each event's end offset so a batch
+/// can be split (on HTTP 413) without re-encoding. `B` holds bytes, `E` one `u32` per event.
+#[derive(Debug)]
+pub struct Batch<B, E> {
+    bytes: B,
+    ends: E,
+    len: usize,
+    count: usize,
+    limits: Limits,
+    /// Byte budget for events (limit minus envelope).
+    budget: usize,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
+    /// An empty batch over these buffers. `envelope_overhead` is [`Envelope::overhead`]. The
+    /// usable limits are those given, capped by the buffers' sizes.
+    pub fn new(bytes: B, ends: E, limits: Limits, envelope_overhead: usize) -> Self {
+        let budget = limits.max_batch_bytes.saturating_sub(envelope_overhead).min(bytes.as_ref().len());
+        let limits = Limits { max_events: limits.max_events.min(ends.as_ref().len()), ..limits };
+        Batch { bytes, ends, len: 0, count: 0, limits, budget }
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// True when the batch has no events.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// True when no further event can be added (count limit reached).
+    pub fn is_full(&self) -> bool {
+        self.count >= self.limits.max_events
+    }
+
+    /// Encoded bytes of all events.
+    pub fn bytes_len(&self) -> usize {
+        self.len
+    }
+
+    /// Empties the batch.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.count = 0;
+    }
+
+    /// Encodes `event` at the end of the batch, or says why not.
+    pub fn push(
+        &mut self,
+        encoder: &mut Encoder<'_>,
+        event: &Event,
+        clock: &impl Clock,
+    ) -> Pushed {
+        if self.is_full() {
+            return Pushed::Full;
+        }
+        let start = if self.count == 0 { 0 } else { self.len + 1 };
+        // Room for this event: what is left of the budget, and never over the event limit.
+        let room = self.budget.saturating_sub(start).min(self.limits.max_event_bytes);
+        let end_cap = (start + room).min(self.bytes.as_ref().len());
+        let buf = &mut self.bytes.as_mut()[..end_cap];
+        if self.count > 0 {
+            if let Some(b) = buf.get_mut(self.len) {
+                *b = b',';
+            }
+        }
+        let mut w = Writer::new(buf, start);
+        let notes = encoder.encode(event, clock, &mut w);
+        if w.overflowed() {
+            // Too big for what is left. If it had the whole limit to itself, it never fits.
+            let alone = self.count == 0 || room >= self.limits.max_event_bytes;
+            return if alone { Pushed::TooLarge } else { Pushed::Full };
+        }
+        self.len = w.len();
+        self.ends.as_mut()[self.count] = self.len as u32;
+        self.count += 1;
+        Pushed::Added(notes)
+    }
+
+    /// The comma-separated JSON of events `range` (event indices).
+    pub fn events(&self, range: core::ops::Range<usize>) -> &[u8] {
+        if range.is_empty() {
+            return &[];
+        }
+        let ends = self.ends.as_ref();
+        let start = if range.start == 0 { 0 } else { ends[range.start - 1] as usize + 1 };
+        &self.bytes.as_ref()[start..ends[range.end - 1] as usize]
+    }
+}
