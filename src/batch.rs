@@ -293,6 +293,15 @@ pub struct Batch<B, E> {
     limits: Limits,
     /// Byte budget for events (limit minus envelope).
     budget: usize,
+    /// The flusher's drain count when the first event was added: orders batches for `flush`.
+    pub(crate) seq: usize,
+}
+
+impl<B: Default, E: Default> Default for Batch<B, E> {
+    /// An empty batch with no room: a placeholder.
+    fn default() -> Self {
+        Batch { bytes: B::default(), ends: E::default(), len: 0, count: 0, limits: Limits::DEFAULT, budget: 0, seq: 0 }
+    }
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
@@ -301,7 +310,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
     pub fn new(bytes: B, ends: E, limits: Limits, envelope_overhead: usize) -> Self {
         let budget = limits.max_batch_bytes.saturating_sub(envelope_overhead).min(bytes.as_ref().len());
         let limits = Limits { max_events: limits.max_events.min(ends.as_ref().len()), ..limits };
-        Batch { bytes, ends, len: 0, count: 0, limits, budget }
+        Batch { bytes, ends, len: 0, count: 0, limits, budget, seq: 0 }
     }
 
     /// Events in the batch.
@@ -371,5 +380,52 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
         let ends = self.ends.as_ref();
         let start = if range.start == 0 { 0 } else { ends[range.start - 1] as usize + 1 };
         &self.bytes.as_ref()[start..ends[range.end - 1] as usize]
+    }
+}
+
+/// A set of batch buffers for the flusher: an array, a mutable slice, or (`std`) a `Vec`.
+pub trait Batches {
+    /// The byte buffer type of each batch.
+    type Bytes: AsRef<[u8]> + AsMut<[u8]> + Default;
+    /// The offset buffer type of each batch.
+    type Ends: AsRef<[u32]> + AsMut<[u32]> + Default;
+    /// The batches.
+    fn batches(&mut self) -> &mut [Batch<Self::Bytes, Self::Ends>];
+}
+
+impl<B, E, const N: usize> Batches for [Batch<B, E>; N]
+where
+    B: AsRef<[u8]> + AsMut<[u8]> + Default,
+    E: AsRef<[u32]> + AsMut<[u32]> + Default,
+{
+    type Bytes = B;
+    type Ends = E;
+    fn batches(&mut self) -> &mut [Batch<B, E>] {
+        self
+    }
+}
+
+impl<B, E> Batches for &mut [Batch<B, E>]
+where
+    B: AsRef<[u8]> + AsMut<[u8]> + Default,
+    E: AsRef<[u32]> + AsMut<[u32]> + Default,
+{
+    type Bytes = B;
+    type Ends = E;
+    fn batches(&mut self) -> &mut [Batch<B, E>] {
+        self
+    }
+}
+
+#[cfg(feature = "std")]
+impl<B, E> Batches for std::vec::Vec<Batch<B, E>>
+where
+    B: AsRef<[u8]> + AsMut<[u8]> + Default,
+    E: AsRef<[u32]> + AsMut<[u32]> + Default,
+{
+    type Bytes = B;
+    type Ends = E;
+    fn batches(&mut self) -> &mut [Batch<B, E>] {
+        self
     }
 }

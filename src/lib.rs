@@ -9,18 +9,20 @@
 extern crate std;
 
 pub mod batch;
-mod capture;
 mod clock;
 mod event;
+pub mod flusher;
 pub mod json;
 pub mod ring;
 mod stats;
 mod sync;
+pub mod transport;
 mod uuid;
+mod queue;
 
-pub use capture::{Captured, StaticLanes};
+pub use queue::{Captured, Queue, QueueParts, StaticQueue};
 #[cfg(feature = "std")]
-pub use capture::{heap_lanes, HeapLanes};
+pub use queue::HeapQueue;
 #[cfg(feature = "embassy")]
 pub use clock::EmbassyClock;
 pub use clock::{Clock, FixedClock};

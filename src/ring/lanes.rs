@@ -4,7 +4,7 @@
 use core::ops::Deref;
 
 use super::mpsc::Seqs;
-use super::{Full, Ring, SharedRing, Storage};
+use super::{sealed, SharedPtr, SharedRing, Full, Ring, Storage};
 use crate::sync::{AtomicBool, Ordering};
 
 /// A set of lanes and a shared fallback ring, all holding `T` records.
@@ -18,8 +18,9 @@ pub struct Lanes<T, S, Q, C> {
     consumer_claimed: AtomicBool,
 }
 
-/// Anything that dereferences to [`Lanes`] (`&'static Lanes`, `Arc<Lanes>`, ...).
-pub trait LanesRef: Deref<Target = Lanes<Self::Record, Self::Slots, Self::Seqs, Self::Rings>> {
+/// Types that contain one [`Lanes`] (the lanes themselves, or a crate type built around
+/// them). Sealed: the unsafe code relies on `lanes()` always returning the same lanes.
+pub trait HasLanes: sealed::Lanes {
     /// The record type.
     type Record;
     /// The rings' slot storage.
@@ -28,20 +29,29 @@ pub trait LanesRef: Deref<Target = Lanes<Self::Record, Self::Slots, Self::Seqs, 
     type Seqs: Seqs;
     /// The lanes' container.
     type Rings: AsRef<[Ring<Self::Record, Self::Slots>]>;
+    /// The lanes.
+    fn lanes(&self) -> &Lanes<Self::Record, Self::Slots, Self::Seqs, Self::Rings>;
 }
 
-impl<T, S, Q, C, R> LanesRef for R
-where
-    S: Storage<T>,
-    Q: Seqs,
-    C: AsRef<[Ring<T, S>]>,
-    R: Deref<Target = Lanes<T, S, Q, C>>,
-{
+impl<T, S, Q, C> sealed::Lanes for Lanes<T, S, Q, C> {}
+
+impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> HasLanes for Lanes<T, S, Q, C> {
     type Record = T;
     type Slots = S;
     type Seqs = Q;
     type Rings = C;
+    #[inline(always)]
+    fn lanes(&self) -> &Self {
+        self
+    }
 }
+
+/// `&X` or `Arc<X>` where `X` has lanes: what lane handles hold.
+pub trait LanesRef: SharedPtr + Deref<Target: HasLanes> {}
+
+impl<R: SharedPtr + Deref<Target: HasLanes>> LanesRef for R {}
+
+type RecordOf<R> = <<R as Deref>::Target as HasLanes>::Record;
 
 /// Totals over every ring of a [`Lanes`], each wrapping like the ring counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,7 +79,7 @@ impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
 
     /// The per-thread rings. Private: a ring reachable from outside could be given a second
     /// consumer through [`Ring::try_consumer`].
-    fn lanes(&self) -> &[Ring<T, S>] {
+    fn rings(&self) -> &[Ring<T, S>] {
         self.lanes.as_ref()
     }
 
@@ -78,41 +88,14 @@ impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
         &self.shared
     }
 
-    /// Claims a free lane: one CAS per lane, at most once each, so wait-free and bounded by
-    /// the number of lanes. `None` when every lane is taken: use [`Lanes::shared`] then.
-    pub fn try_producer<R>(lanes: R) -> Option<LaneProducer<R>>
-    where
-        R: LanesRef<Record = T, Slots = S, Seqs = Q, Rings = C>,
-    {
-        let (index, tail) = lanes
-            .lanes()
-            .iter()
-            .enumerate()
-            .find_map(|(i, ring)| Some((i, ring.try_claim_producer()?)))?;
-        let cached_head = tail.wrapping_sub(lanes.lanes()[index].len());
-        Some(LaneProducer { lanes, index, tail, cached_head })
-    }
-
-    /// The one consumer of every lane and of the fallback ring, unless it exists already.
-    pub fn try_consumer<R>(lanes: R) -> Option<LanesConsumer<R>>
-    where
-        R: LanesRef<Record = T, Slots = S, Seqs = Q, Rings = C>,
-    {
-        lanes
-            .consumer_claimed
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
-        Some(LanesConsumer { lanes })
-    }
-
     /// How many per-thread lanes there are.
     pub fn lane_count(&self) -> usize {
-        self.lanes().len()
+        self.rings().len()
     }
 
     /// Records waiting in all rings (a snapshot).
     pub fn len(&self) -> usize {
-        self.lanes().iter().map(Ring::len).sum::<usize>() + self.shared.len()
+        self.rings().iter().map(Ring::len).sum::<usize>() + self.shared.len()
     }
 
     /// True when no ring holds a record (a snapshot).
@@ -128,7 +111,7 @@ impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
             dropped: self.shared.dropped(),
             rejected: self.shared.rejected(),
         };
-        for ring in self.lanes() {
+        for ring in self.rings() {
             t.pushed = t.pushed.wrapping_add(ring.pushed());
             t.dropped = t.dropped.wrapping_add(ring.dropped());
             t.rejected = t.rejected.wrapping_add(ring.rejected());
@@ -137,11 +120,35 @@ impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
     }
 }
 
+/// Claims a free lane of `owner`'s lanes: one CAS per lane, at most once each, so wait-free
+/// and bounded by the number of lanes. `None` when every lane is taken: capture into the
+/// shared ring then.
+pub fn try_producer<R: LanesRef>(owner: R) -> Option<LaneProducer<R>> {
+    let lanes = owner.lanes();
+    let (index, tail) = lanes
+        .rings()
+        .iter()
+        .enumerate()
+        .find_map(|(i, ring)| Some((i, ring.try_claim_producer()?)))?;
+    let cached_head = tail.wrapping_sub(lanes.rings()[index].len());
+    Some(LaneProducer { owner, index, tail, cached_head })
+}
+
+/// The one consumer of every lane and of the fallback ring of `owner`, unless it exists.
+pub fn try_consumer<R: LanesRef>(owner: R) -> Option<LanesConsumer<R>> {
+    owner
+        .lanes()
+        .consumer_claimed
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    Some(LanesConsumer { owner })
+}
+
 /// A producer's claim on one lane. Dropping it frees the lane for another thread; records it
 /// pushed stay in the lane until the consumer drains them.
 #[derive(Debug)]
 pub struct LaneProducer<R: LanesRef> {
-    lanes: R,
+    owner: R,
     index: usize,
     tail: usize,
     cached_head: usize,
@@ -150,9 +157,10 @@ pub struct LaneProducer<R: LanesRef> {
 impl<R: LanesRef> LaneProducer<R> {
     /// Writes one record in place. Wait-free. On [`Full`], `write` is not called.
     #[inline]
-    pub fn push_with(&mut self, write: impl FnOnce(&mut R::Record)) -> Result<(), Full> {
-        let ring = &self.lanes.lanes()[self.index];
-        // SAFETY: this handle holds lane `index`'s producer claim, and `self.tail` is its tail.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut RecordOf<R>)) -> Result<(), Full> {
+        let ring = &self.owner.lanes().rings()[self.index];
+        // SAFETY: this handle holds lane `index`'s producer claim (sealed pointer types always
+        // reach the same lanes), and `self.tail` is its tail.
         unsafe { ring.push_claimed(&mut self.tail, &mut self.cached_head, write) }
     }
 
@@ -160,7 +168,7 @@ impl<R: LanesRef> LaneProducer<R> {
     #[inline]
     pub fn count(&mut self, rejected: bool) {
         // SAFETY: this handle holds lane `index`'s producer claim.
-        unsafe { self.lanes.lanes()[self.index].count_claimed(rejected) }
+        unsafe { self.owner.lanes().rings()[self.index].count_claimed(rejected) }
     }
 
     /// Which lane this is.
@@ -168,46 +176,47 @@ impl<R: LanesRef> LaneProducer<R> {
         self.index
     }
 
-    /// The lanes this producer belongs to.
-    pub fn lanes(&self) -> &R {
-        &self.lanes
+    /// What the lanes belong to.
+    pub fn owner(&self) -> &R {
+        &self.owner
     }
 }
 
 impl<R: LanesRef> Drop for LaneProducer<R> {
     fn drop(&mut self) {
-        self.lanes.lanes()[self.index].release_producer();
+        self.owner.lanes().rings()[self.index].release_producer();
     }
 }
 
 /// The one consumer of a [`Lanes`].
 #[derive(Debug)]
 pub struct LanesConsumer<R: LanesRef> {
-    lanes: R,
+    owner: R,
 }
 
 impl<R: LanesRef> LanesConsumer<R> {
     /// Reads up to `max` records in place from every lane, then the fallback ring, and frees
-    /// their slots. Returns how many were read.
-    pub fn drain_with(&mut self, max: usize, mut read: impl FnMut(&R::Record)) -> usize {
+    /// their slots. Returns how many were read. Wait-free.
+    pub fn drain_with(&mut self, max: usize, mut read: impl FnMut(&RecordOf<R>)) -> usize {
+        let lanes = self.owner.lanes();
         let mut n = 0;
-        for ring in self.lanes.lanes() {
-            // SAFETY: this handle is the one consumer of every ring of these lanes: the lanes
-            // are not reachable as standalone rings, so no `Consumer` of them exists.
+        for ring in lanes.rings() {
+            // SAFETY: this handle is the one consumer of every ring of these lanes: the rings
+            // are private to `Lanes`, so no standalone `Consumer` of them can exist.
             n += unsafe { ring.drain_claimed(max - n, &mut read) };
         }
         // SAFETY: as above, for the fallback ring.
-        n + unsafe { self.lanes.shared().drain_claimed(max - n, &mut read) }
+        n + unsafe { lanes.shared().drain_claimed(max - n, &mut read) }
     }
 
-    /// The lanes.
-    pub fn lanes(&self) -> &R {
-        &self.lanes
+    /// What the lanes belong to.
+    pub fn owner(&self) -> &R {
+        &self.owner
     }
 }
 
 impl<R: LanesRef> Drop for LanesConsumer<R> {
     fn drop(&mut self) {
-        self.lanes.consumer_claimed.store(false, Ordering::Release);
+        self.owner.lanes().consumer_claimed.store(false, Ordering::Release);
     }
 }

@@ -17,13 +17,33 @@ mod lanes;
 mod mpsc;
 mod spsc;
 
-pub use lanes::{LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef};
+pub use lanes::{try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef};
 #[cfg(feature = "std")]
 pub use mpsc::heap_seqs;
 pub use mpsc::{Seqs, SharedRing};
 pub use spsc::{Consumer, Producer, Ring, RingRef};
 
 use crate::sync::UnsafeCell;
+
+/// Pointers the handles accept: `&T`, and `Arc<T>` with `std`. Sealed: the unsafe code relies
+/// on every dereference of a handle's pointer reaching the same ring, which an arbitrary
+/// `Deref` implementation need not do.
+pub trait SharedPtr: core::ops::Deref + sealed::Ptr {}
+
+impl<P: core::ops::Deref + sealed::Ptr> SharedPtr for P {}
+
+pub(crate) mod sealed {
+    /// Stable-address pointers.
+    pub trait Ptr {}
+    impl<T: ?Sized> Ptr for &T {}
+    #[cfg(feature = "std")]
+    impl<T: ?Sized> Ptr for std::sync::Arc<T> {}
+    #[cfg(loom)]
+    impl<T: ?Sized> Ptr for loom::sync::Arc<T> {}
+
+    /// Types whose `lanes()` always returns the same lanes.
+    pub trait Lanes {}
+}
 
 /// A record type's cheap, `const` "nothing here" value, used to fill new rings.
 pub trait Empty: Copy {
@@ -44,6 +64,12 @@ impl core::fmt::Display for Full {
 /// One record cell of a ring.
 #[derive(Debug)]
 pub struct Slot<T>(UnsafeCell<T>);
+
+// SAFETY: a slot's cell is private to this module and only reached through the rings' index
+// protocols, which give it to one thread at a time; records cross threads, hence `T: Send`.
+// Without this, `[Slot<T>; N]` and `Box<[Slot<T>]>` are not `Sync`, so no ring built on them
+// (and no `StaticLanes` in a `static`) is `Sync`.
+unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T: Empty> Slot<T> {
     /// An empty slot, for building storage by hand.

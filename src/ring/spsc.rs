@@ -3,7 +3,7 @@
 use core::marker::PhantomData;
 use core::ops::Deref;
 
-use super::{CachePadded, Empty, Full, Slot, Storage};
+use super::{CachePadded, Empty, Full, SharedPtr, Slot, Storage};
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 
 /// State written by the producer (plus counters it alone writes), on its own cache line.
@@ -235,15 +235,15 @@ impl<T, S: Storage<T>> Ring<T, S> {
     }
 }
 
-/// Anything that dereferences to a [`Ring`] (`&Ring`, `Arc<Ring>`, ...): what handles hold.
-pub trait RingRef: Deref<Target = Ring<Self::Record, Self::Storage>> {
+/// `&Ring` or `Arc<Ring>`: what ring handles hold (see [`super::SharedPtr`]).
+pub trait RingRef: SharedPtr + Deref<Target = Ring<Self::Record, Self::Storage>> {
     /// The ring's record type.
     type Record;
     /// The ring's storage type.
     type Storage: Storage<Self::Record>;
 }
 
-impl<T, S: Storage<T>, R: Deref<Target = Ring<T, S>>> RingRef for R {
+impl<T, S: Storage<T>, R: SharedPtr + Deref<Target = Ring<T, S>>> RingRef for R {
     type Record = T;
     type Storage = S;
 }

@@ -1,0 +1,633 @@
+//! The flush loop: drain the lanes into batches, send them, retry what failed, account for
+//! every event. An executor-agnostic future over a [`Transport`] and a [`Timer`]: smol runs it
+//! in the `std` client; tokio and embassy run it just as well.
+
+use core::future::{poll_fn, Future};
+use core::pin::pin;
+use core::task::Poll;
+
+use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
+use crate::event::Event;
+use crate::queue::QueueParts;
+use crate::ring::{HasLanes, LanesConsumer, LanesRef};
+use crate::stats::Counters;
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::transport::{Request, Response, Transport};
+use crate::uuid::splitmix64;
+use crate::Clock;
+
+/// Monotonic time and sleeping, from whatever executor runs the flusher.
+pub trait Timer {
+    /// Monotonic microseconds since any fixed point.
+    fn now_us(&self) -> u64;
+    /// Completes after about `us` microseconds.
+    fn sleep_us(&self, us: u64) -> impl Future<Output = ()>;
+}
+
+impl<T: Timer + ?Sized> Timer for &T {
+    fn now_us(&self) -> u64 {
+        (**self).now_us()
+    }
+    fn sleep_us(&self, us: u64) -> impl Future<Output = ()> {
+        (**self).sleep_us(us)
+    }
+}
+
+/// Requests from the client to the flusher: flush, shut down. All methods are lock-free.
+#[derive(Debug, Default)]
+pub struct Control {
+    flush_requested: AtomicUsize,
+    flush_completed: AtomicUsize,
+    shutdown: AtomicBool,
+    shutdown_grace_ms: AtomicUsize,
+    finished: AtomicBool,
+}
+
+impl Control {
+    /// No requests yet.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Control {
+            flush_requested: AtomicUsize::new(0),
+            flush_completed: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            shutdown_grace_ms: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Asks for everything captured before this call to be delivered or failed. Returns a
+    /// ticket for [`Control::is_flushed`].
+    pub fn request_flush(&self) -> usize {
+        self.flush_requested.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
+    }
+
+    /// True once the flush with this ticket is complete (or the flusher has finished).
+    pub fn is_flushed(&self, ticket: usize) -> bool {
+        let done = self.flush_completed.load(Ordering::Acquire);
+        done.wrapping_sub(ticket) as isize >= 0 || self.is_finished()
+    }
+
+    /// Asks the flusher to deliver what it can within `grace_ms`, fail the rest, and stop.
+    pub fn request_shutdown(&self, grace_ms: u64) {
+        let grace = usize::try_from(grace_ms).unwrap_or(usize::MAX);
+        self.shutdown_grace_ms.store(grace, Ordering::Relaxed);
+        self.shutdown.store(true, Ordering::Release);
+    }
+
+    /// True once the flusher has stopped; then every captured event is counted.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    fn shutdown_grace(&self) -> Option<u64> {
+        self.shutdown
+            .load(Ordering::Acquire)
+            .then(|| self.shutdown_grace_ms.load(Ordering::Relaxed) as u64)
+    }
+}
+
+/// When and how often to retry. Defaults: 4 attempts in all, 100 ms doubling to 30 s with
+/// jitter, `Retry-After` honoured as a minimum up to 30 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between attempts.
+    pub max_backoff_ms: u64,
+    /// Longest `Retry-After` obeyed.
+    pub max_retry_after_ms: u64,
+}
+
+impl RetryPolicy {
+    /// The defaults.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_attempts: 4,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 30_000,
+        max_retry_after_ms: 30_000,
+    };
+
+    /// The wait before retry number `retry` (1-based): exponential, with the upper half
+    /// jittered so clients that failed together do not retry together.
+    pub fn backoff_ms(&self, retry: u32, random: u64) -> u64 {
+        let exp = self.initial_backoff_ms.saturating_mul(1u64 << retry.saturating_sub(1).min(40));
+        let full = exp.min(self.max_backoff_ms);
+        full / 2 + random % (full / 2 + 1)
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// How the flusher paces itself. Defaults: flush every 10 s (the Go client's interval); poll
+/// the lanes every 50 µs while events flow, backing off to every 5 ms when idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushConfig {
+    /// Send a partial batch this often.
+    pub flush_interval_ms: u64,
+    /// Shortest pause between drains while events flow.
+    pub poll_min_us: u64,
+    /// Longest pause between drains when idle. Lanes must not fill in this time.
+    pub poll_max_us: u64,
+    /// Retries.
+    pub retry: RetryPolicy,
+}
+
+impl FlushConfig {
+    /// The defaults.
+    pub const DEFAULT: FlushConfig = FlushConfig {
+        flush_interval_ms: 10_000,
+        poll_min_us: 50,
+        poll_max_us: 5_000,
+        retry: RetryPolicy::DEFAULT,
+    };
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Batches in order: the oldest sealed at `head`, then more sealed, then the one filling.
+/// While one is in flight it is taken out of its slot (which holds a placeholder).
+#[derive(Debug)]
+struct Pool<P> {
+    batches: P,
+    head: usize,
+    sealed: usize,
+}
+
+/// What the flusher does with drained events: everything but I/O.
+struct Intake<'e, R: LanesRef, C, P> {
+    consumer: LanesConsumer<R>,
+    clock: C,
+    encoder: Encoder<'e>,
+    pool: Pool<P>,
+    /// Records drained so far (wrapping).
+    drained: usize,
+    /// Drops seen, for logging every 100th.
+    dropped_logged: usize,
+}
+
+/// The flush loop. Build it with [`Flusher::new`], then `.await` [`Flusher::run`] on any
+/// executor. It returns after a shutdown request, once every captured event is counted.
+pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
+    intake: Intake<'e, R, C, P>,
+    transport: T,
+    timer: Tm,
+    envelope: Envelope<'e>,
+    config: FlushConfig,
+    jitter: u64,
+    logged_final: u32,
+}
+
+/// Why a delivery stopped early.
+struct Abandon;
+
+impl<'e, R, T, Tm, C, P> Flusher<'e, R, T, Tm, C, P>
+where
+    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    T: Transport,
+    Tm: Timer,
+    C: Clock,
+    P: Batches,
+{
+    /// A flusher draining `consumer`'s queue into `batches` (at least two; build each with
+    /// [`Batch::new`] and the limits wanted), sending through `transport`. All batches but the
+    /// one in flight hold events while the server is backing off; past that, events are
+    /// dropped and counted.
+    pub fn new(
+        consumer: LanesConsumer<R>,
+        transport: T,
+        timer: Tm,
+        clock: C,
+        encoder: Encoder<'e>,
+        envelope: Envelope<'e>,
+        config: FlushConfig,
+        batches: P,
+    ) -> Self {
+        let jitter = splitmix64(timer.now_us() ^ 0x5eed);
+        Flusher {
+            intake: Intake {
+                consumer,
+                clock,
+                encoder,
+                pool: Pool { batches, head: 0, sealed: 0 },
+                drained: 0,
+                dropped_logged: 0,
+            },
+            transport,
+            timer,
+            envelope,
+            config,
+            jitter,
+            logged_final: 0,
+        }
+    }
+
+    /// Runs until shutdown is requested and done. Sends a batch as soon as it is full, and
+    /// whatever is batched every flush interval, on a flush request and at shutdown.
+    pub async fn run(mut self) {
+        let mut next_flush = self.timer.now_us() + self.config.flush_interval_ms * 1000;
+        let mut poll_us = self.config.poll_min_us;
+        // A flush in progress: (ticket, drain count it must reach).
+        let mut flush: Option<(usize, usize)> = None;
+        let mut deadline: Option<u64> = None;
+        loop {
+            let control = self.intake.control();
+            if deadline.is_none() {
+                if let Some(grace_ms) = control.shutdown_grace() {
+                    deadline = Some(self.timer.now_us().saturating_add(grace_ms.saturating_mul(1000)));
+                }
+            }
+            let requested = control.flush_requested.load(Ordering::Acquire);
+            if deadline.is_some() || requested != control.flush_completed.load(Ordering::Relaxed) {
+                // Everything pushed so far (acquired above, after the request) must go out.
+                let target = self.intake.queue_parts_pushed();
+                flush = Some((requested, target));
+            }
+
+            let drained = self.intake.drain();
+            let now = self.timer.now_us();
+            let due = now >= next_flush || flush.is_some();
+            if due {
+                self.intake.seal_filling();
+            }
+            if self.intake.pool.sealed > 0 {
+                if self.deliver_head(deadline).await.is_err() {
+                    break;
+                }
+                poll_us = self.config.poll_min_us;
+                continue;
+            }
+            if now >= next_flush {
+                next_flush = now + self.config.flush_interval_ms * 1000;
+            }
+            if let Some((ticket, target)) = flush {
+                if self.intake.flushed_through(target) {
+                    if deadline.is_some() {
+                        break;
+                    }
+                    let control = self.intake.control();
+                    control.flush_completed.store(ticket, Ordering::Release);
+                    flush = None;
+                } else {
+                    // Producers still writing into claimed shared slots: look again soon.
+                    poll_us = self.config.poll_min_us;
+                }
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            if drained > 0 {
+                poll_us = self.config.poll_min_us;
+                if drained >= 256 {
+                    continue; // events are flowing: drain again without sleeping
+                }
+            } else {
+                poll_us = (poll_us * 2).min(self.config.poll_max_us);
+            }
+            self.timer.sleep_us(poll_us).await;
+        }
+        self.intake.fail_everything_left();
+        let control = self.intake.control();
+        control.flush_completed.store(control.flush_requested.load(Ordering::Acquire), Ordering::Release);
+        control.finished.store(true, Ordering::Release);
+    }
+
+    /// Sends the oldest sealed batch, with retries and 413 splitting, draining the lanes
+    /// while it waits. `Err` when the shutdown deadline passed (what was unsent is failed).
+    async fn deliver_head(&mut self, deadline: Option<u64>) -> Result<(), Abandon> {
+        let mut batch = self.intake.pool.take_head();
+        let result = self.deliver(&mut batch, deadline).await;
+        batch.clear();
+        self.intake.pool.put_head(batch);
+        result
+    }
+
+    async fn deliver<B2, E2>(&mut self, batch: &mut Batch<B2, E2>, deadline: Option<u64>) -> Result<(), Abandon>
+    where
+        B2: AsRef<[u8]> + AsMut<[u8]>,
+        E2: AsRef<[u32]> + AsMut<[u32]>,
+    {
+        // Ranges still to send, as a stack: a 413 replaces a range by its halves. Depth is at
+        // most log2(events) + 1.
+        let mut stack = [(0usize, 0usize); 40];
+        stack[0] = (0, batch.len());
+        let mut depth = 1;
+        while depth > 0 {
+            depth -= 1;
+            let (start, end) = stack[depth];
+            let n = end - start;
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let mut head = [0u8; HEAD_CAPACITY];
+                let now_unix = self.intake.clock.unix_nanos(self.intake.clock.tick());
+                let head_len = self.envelope.write_head(now_unix, &mut head);
+                let request = Request {
+                    head: &head[..head_len],
+                    events: batch.events(start..end),
+                    tail: TAIL,
+                    event_count: n,
+                    attempt,
+                };
+                let outcome = {
+                    let send = pin!(self.transport.send(request));
+                    wait_draining(send, &self.timer, &mut self.intake, deadline, self.config.poll_min_us).await
+                };
+                let Some(outcome) = outcome else {
+                    // Deadline: this range and every range below it on the stack are failed.
+                    let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
+                    Counters::add(&self.intake.counters().failed, left);
+                    log::warn!("fasthog: shutdown deadline passed, {left} events not confirmed");
+                    return Err(Abandon);
+                };
+                let retry_after = match outcome {
+                    Ok(resp) if resp.is_success() => {
+                        Counters::add(&self.intake.counters().sent, n);
+                        break;
+                    }
+                    Ok(resp) if resp.status == 413 && n > 1 => {
+                        let mid = start + n / 2;
+                        stack[depth] = (mid, end);
+                        stack[depth + 1] = (start, mid);
+                        depth += 2;
+                        break;
+                    }
+                    Ok(resp) if !is_retryable(resp.status) => {
+                        Counters::add(&self.intake.counters().failed, n);
+                        self.log_final(&resp, n);
+                        break;
+                    }
+                    Ok(resp) => resp.retry_after_ms,
+                    Err(err) => {
+                        log::debug!("fasthog: attempt {attempt} failed: {err}");
+                        None
+                    }
+                };
+                if attempt >= self.config.retry.max_attempts {
+                    Counters::add(&self.intake.counters().failed, n);
+                    log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
+                    break;
+                }
+                Counters::add(&self.intake.counters().retried, 1);
+                self.jitter = splitmix64(self.jitter);
+                let policy = self.config.retry;
+                let mut wait_ms = policy.backoff_ms(attempt, self.jitter);
+                if let Some(ms) = retry_after {
+                    wait_ms = wait_ms.max(ms.min(policy.max_retry_after_ms));
+                }
+                let until = self.timer.now_us().saturating_add(wait_ms * 1000);
+                let sleep = pin!(sleep_until(&self.timer, until));
+                if wait_draining(sleep, &self.timer, &mut self.intake, deadline, self.config.poll_min_us)
+                    .await
+                    .is_none()
+                {
+                    let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
+                    Counters::add(&self.intake.counters().failed, left);
+                    return Err(Abandon);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs a final (not retried) refusal: the first of each, then every 100th. The server's
+    /// reason is shown unless it contains the API key.
+    fn log_final(&mut self, resp: &Response, n: usize) {
+        self.logged_final = self.logged_final.wrapping_add(1);
+        if self.logged_final % 100 != 1 {
+            return;
+        }
+        let detail = resp.detail();
+        let key = self.envelope.api_key;
+        let detail = if !key.is_empty() && detail.contains(key) { "(withheld: contains the API key)" } else { detail };
+        let hint = match resp.status {
+            401 => " (check the project API key)",
+            413 => " (one event is too large on its own)",
+            _ => "",
+        };
+        log::error!("fasthog: PostHog refused {n} events with HTTP {}{hint}: {detail}", resp.status);
+    }
+}
+
+impl<'e, R, C, P> Intake<'e, R, C, P>
+where
+    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    C: Clock,
+    P: Batches,
+{
+    fn control(&self) -> &Control {
+        self.consumer.owner().control()
+    }
+
+    fn counters(&self) -> &Counters {
+        self.consumer.owner().counters()
+    }
+
+    fn queue_parts_pushed(&self) -> usize {
+        self.consumer.owner().lanes().totals().pushed
+    }
+
+    /// Encodes every waiting record into the filling batch, sealing batches as they fill.
+    /// Records that find no batch with room are dropped and counted. Returns records drained.
+    fn drain(&mut self) -> usize {
+        let Intake { consumer, clock, encoder, pool, drained, .. } = self;
+        let mut notes = crate::batch::Notes::default();
+        let (mut rejected, mut dropped) = (0, 0);
+        let n = consumer.drain_with(usize::MAX, |event| {
+            *drained = drained.wrapping_add(1);
+            loop {
+                let seq = *drained;
+                let Some(batch) = pool.filling() else {
+                    dropped += 1;
+                    return;
+                };
+                match batch.push(encoder, event, clock) {
+                    Pushed::Added(n) => {
+                        if batch.len() == 1 {
+                            batch.seq = seq;
+                        }
+                        notes.non_finite += n.non_finite;
+                        notes.truncated += n.truncated;
+                        notes.props_dropped += n.props_dropped;
+                        if batch.is_full() {
+                            pool.seal();
+                        }
+                        return;
+                    }
+                    Pushed::Full => pool.seal(), // then try the next batch
+                    Pushed::TooLarge => {
+                        rejected += 1;
+                        return;
+                    }
+                }
+            }
+        });
+        let counters = self.counters();
+        Counters::add(&counters.non_finite, notes.non_finite);
+        Counters::add(&counters.truncated, notes.truncated);
+        Counters::add(&counters.props_dropped, notes.props_dropped);
+        Counters::add(&counters.rejected, rejected);
+        Counters::add(&counters.dropped, dropped);
+        if rejected > 0 {
+            log::warn!("fasthog: rejected {rejected} events over the per-event size limit");
+        }
+        self.log_drops();
+        n
+    }
+
+    /// The Go client's warning on the 1st, 101st, 201st... dropped event, logged here rather
+    /// than on the capture path (a log call may allocate and make syscalls).
+    fn log_drops(&mut self) {
+        let total = self.consumer.owner().stats().dropped as usize;
+        if total / 100 != self.dropped_logged / 100 || (total > 0 && self.dropped_logged == 0) {
+            log::warn!("fasthog: queue full, dropping events (total dropped: {total})");
+            self.dropped_logged = total;
+        }
+    }
+
+    fn seal_filling(&mut self) {
+        if self.pool.filling().is_some_and(|b| !b.is_empty()) {
+            self.pool.seal();
+        }
+    }
+
+    /// True when every record drained before `target` has been delivered or failed.
+    fn flushed_through(&mut self, target: usize) -> bool {
+        if (self.drained.wrapping_sub(target) as isize) < 0 {
+            return false;
+        }
+        match self.pool.oldest_unsent() {
+            Some(seq) => (seq.wrapping_sub(target) as isize) > 0,
+            None => true,
+        }
+    }
+
+    /// At the end: every event still batched or waiting in a lane is failed.
+    fn fail_everything_left(&mut self) {
+        let mut left = self.pool.clear_all();
+        left += self.consumer.drain_with(usize::MAX, |_| {});
+        Counters::add(&self.counters().failed, left);
+        if left > 0 {
+            log::warn!("fasthog: stopped with {left} events undelivered");
+        }
+    }
+}
+
+impl<P: Batches> Pool<P> {
+    fn len(&mut self) -> usize {
+        self.batches.batches().len()
+    }
+
+    /// The batch being filled, unless every other slot is sealed.
+    fn filling(&mut self) -> Option<&mut Batch<P::Bytes, P::Ends>> {
+        let len = self.len();
+        if self.sealed >= len {
+            return None;
+        }
+        let i = (self.head + self.sealed) % len;
+        Some(&mut self.batches.batches()[i])
+    }
+
+    /// Seals the filling batch. With every slot sealed, `filling` returns `None` (and events
+    /// are dropped) until the head is sent.
+    fn seal(&mut self) {
+        if self.sealed < self.len() {
+            self.sealed += 1;
+        }
+    }
+
+    fn take_head(&mut self) -> Batch<P::Bytes, P::Ends> {
+        core::mem::take(&mut self.batches.batches()[self.head])
+    }
+
+    fn put_head(&mut self, batch: Batch<P::Bytes, P::Ends>) {
+        let len = self.len();
+        self.batches.batches()[self.head] = batch;
+        self.head = (self.head + 1) % len;
+        self.sealed -= 1;
+    }
+
+    /// The `seq` of the oldest batch holding events. The head slot holds a placeholder
+    /// while in flight, so callers ask only between deliveries.
+    fn oldest_unsent(&mut self) -> Option<usize> {
+        let len = self.len();
+        let (head, sealed) = (self.head, self.sealed.min(len - 1));
+        let batches = self.batches.batches();
+        (0..=sealed).map(|k| &batches[(head + k) % len]).find(|b| !b.is_empty()).map(|b| b.seq)
+    }
+
+    fn clear_all(&mut self) -> usize {
+        let mut n = 0;
+        for b in self.batches.batches() {
+            n += b.len();
+            b.clear();
+        }
+        self.sealed = 0;
+        n
+    }
+}
+
+/// 408, 429 and 5xx are worth retrying; other statuses will not change.
+fn is_retryable(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}
+
+async fn sleep_until(timer: &impl Timer, until_us: u64) {
+    let now = timer.now_us();
+    if until_us > now {
+        timer.sleep_us(until_us - now).await;
+    }
+}
+
+/// Polls `fut` to completion while draining the lanes every `poll_us`. `None` if the
+/// deadline passes first (the future is then dropped by the caller).
+async fn wait_draining<'e, F, R, C, P>(
+    mut fut: core::pin::Pin<&mut F>,
+    timer: &impl Timer,
+    intake: &mut Intake<'e, R, C, P>,
+    deadline: Option<u64>,
+    poll_us: u64,
+) -> Option<F::Output>
+where
+    F: Future,
+    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    C: Clock,
+    P: Batches,
+{
+    let mut poll_us = poll_us.max(1);
+    loop {
+        let now = timer.now_us();
+        if deadline.is_some_and(|d| now >= d) {
+            return None;
+        }
+        let mut tick = match deadline {
+            Some(d) => (d - now).min(poll_us),
+            None => poll_us,
+        };
+        tick = tick.max(1);
+        let mut sleep = pin!(timer.sleep_us(tick));
+        let done = poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            sleep.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        if let Some(out) = done {
+            return Some(out);
+        }
+        if intake.drain() == 0 {
+            poll_us = (poll_us * 2).min(5_000);
+        }
+    }
+}

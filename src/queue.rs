@@ -1,0 +1,184 @@
+//! The capture path: validate, stamp, copy into a lane. Wait-free, allocation-free,
+//! syscall-free.
+
+use crate::event::{Event, Time};
+use crate::flusher::Control;
+use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Ring, Seqs, Storage};
+use crate::{Clock, Counters, Snapshot};
+
+/// What capture did with an event. Every outcome is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "an event may have been dropped or rejected (it is counted either way)"]
+pub enum Captured {
+    /// In a lane, waiting for the flusher.
+    Queued,
+    /// The lane was full: dropped and counted (`dropped`).
+    Dropped,
+    /// Empty or whitespace-only name or distinct_id: counted (`rejected`), never sent.
+    Rejected,
+}
+
+/// The event's time: its own, or the clock's tick now.
+#[inline(always)]
+fn stamp(event: &Event, clock: &impl Clock) -> Time {
+    match event.time {
+        Time::Now => Time::Tick(clock.tick()),
+        given => given,
+    }
+}
+
+impl<R> LaneProducer<R>
+where
+    R: LanesRef<Target: HasLanes<Record = Event>>,
+{
+    /// Captures `event` into this producer's lane. **Wait-free**: a bounded number of steps
+    /// whatever other threads do; no lock, no CAS, no allocation, no syscall.
+    #[inline]
+    pub fn capture(&mut self, event: &Event, clock: &impl Clock) -> Captured {
+        if event.is_invalid() {
+            self.count(true);
+            return Captured::Rejected;
+        }
+        let time = stamp(event, clock);
+        match self.push_with(|slot| {
+            event.copy_to(slot);
+            slot.time = time;
+        }) {
+            Ok(()) => Captured::Queued,
+            Err(_) => {
+                self.count(false);
+                Captured::Dropped
+            }
+        }
+    }
+}
+
+/// Everything producers and the flusher share: the lanes, the flusher's counters, and the
+/// flush/shutdown control. Lives in a `static` ([`StaticQueue`]) or an `Arc` ([`HeapQueue`]).
+#[derive(Debug)]
+pub struct Queue<S, Q, C> {
+    lanes: Lanes<Event, S, Q, C>,
+    counters: Counters,
+    control: Control,
+}
+
+impl<S, Q, C> sealed::Lanes for Queue<S, Q, C> {}
+
+impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> HasLanes for Queue<S, Q, C> {
+    type Record = Event;
+    type Slots = S;
+    type Seqs = Q;
+    type Rings = C;
+    #[inline(always)]
+    fn lanes(&self) -> &Lanes<Event, S, Q, C> {
+        &self.lanes
+    }
+}
+
+/// What the flusher needs of a [`Queue`] besides its lanes. Sealed.
+pub trait QueueParts: sealed::Lanes {
+    /// The flusher's counters.
+    fn counters(&self) -> &Counters;
+    /// Flush and shutdown requests.
+    fn control(&self) -> &Control;
+    /// A consistent snapshot of the counters.
+    fn stats(&self) -> Snapshot;
+}
+
+impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> QueueParts for Queue<S, Q, C> {
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+    fn control(&self) -> &Control {
+        &self.control
+    }
+    fn stats(&self) -> Snapshot {
+        self.counters.snapshot(|| self.lanes.totals())
+    }
+}
+
+impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> Queue<S, Q, C> {
+    /// Claims a lane for one producer thread (see [`crate::ring::try_producer`]). `None`
+    /// when all lanes are taken: use [`Queue::capture_shared`] then.
+    pub fn producer<R: LanesRef<Target = Self>>(queue: R) -> Option<LaneProducer<R>> {
+        crate::ring::try_producer(queue)
+    }
+
+    /// Captures `event` into the shared fallback ring, from any thread. **Lock-free, not
+    /// wait-free** (see [`crate::ring::SharedRing`]); no allocation, no syscall.
+    pub fn capture_shared(&self, event: &Event, clock: &impl Clock) -> Captured {
+        let shared = self.lanes.shared();
+        if event.is_invalid() {
+            shared.count(true);
+            return Captured::Rejected;
+        }
+        let time = stamp(event, clock);
+        match shared.push_with(|slot| {
+            event.copy_to(slot);
+            slot.time = time;
+        }) {
+            Ok(()) => Captured::Queued,
+            Err(_) => {
+                shared.count(false);
+                Captured::Dropped
+            }
+        }
+    }
+
+    /// Events waiting in lanes (a snapshot).
+    pub fn queued(&self) -> usize {
+        self.lanes.len()
+    }
+}
+
+/// A [`Queue`] with inline storage, for a `static` in `no_std` builds: `L` lanes of `N`
+/// records each, plus a shared fallback ring of `N`.
+///
+/// ```
+/// use fasthog::{Captured, Event, FixedClock, StaticQueue};
+/// static QUEUE: StaticQueue<2, 64> = StaticQueue::new();
+/// let mut producer = StaticQueue::producer(&QUEUE).unwrap();
+/// let clock = FixedClock(1_700_000_000_000_000_000);
+/// assert_eq!(producer.capture(&Event::new("boot", "device-7"), &clock), Captured::Queued);
+/// assert_eq!(QUEUE.stats().captured, 1);
+/// ```
+pub type StaticQueue<const L: usize, const N: usize> = Queue<
+    [crate::ring::Slot<Event>; N],
+    [crate::sync::AtomicUsize; N],
+    [crate::ring::Ring<Event, [crate::ring::Slot<Event>; N]>; L],
+>;
+
+#[cfg(not(loom))]
+impl<const L: usize, const N: usize> StaticQueue<L, N> {
+    /// An empty queue, usable in a `static`.
+    pub const fn new() -> Self {
+        Queue {
+            lanes: Lanes::from_parts(
+                [const { crate::ring::Ring::new() }; L],
+                crate::ring::SharedRing::new(),
+            ),
+            counters: Counters::new(),
+            control: Control::new(),
+        }
+    }
+}
+
+/// A [`Queue`] sized at run time (`std`).
+#[cfg(feature = "std")]
+pub type HeapQueue = Queue<
+    std::boxed::Box<[crate::ring::Slot<Event>]>,
+    std::boxed::Box<[crate::sync::AtomicUsize]>,
+    std::boxed::Box<[crate::ring::Ring<Event, std::boxed::Box<[crate::ring::Slot<Event>]>>]>,
+>;
+
+#[cfg(feature = "std")]
+impl HeapQueue {
+    /// `lanes` lanes of `capacity` records each (rounded up to a power of two), plus a shared
+    /// fallback ring of the same capacity.
+    pub fn with_capacity(lanes: usize, capacity: usize) -> Self {
+        use crate::ring::{heap_seqs, heap_storage, SharedRing};
+        let rings = (0..lanes.max(1)).map(|_| Ring::with_storage(heap_storage(capacity))).collect();
+        let shared = SharedRing::with_storage(heap_storage(capacity), heap_seqs(capacity));
+        Queue { lanes: Lanes::from_parts(rings, shared), counters: Counters::default(), control: Control::default() }
+    }
+}
