@@ -22,7 +22,9 @@ pub struct Limits {
     pub max_events: usize,
     /// Bytes per request body before compression, envelope included.
     pub max_batch_bytes: usize,
-    /// Bytes of one encoded event; a larger event is rejected alone and counted.
+    /// Bytes of one event as PostHog counts them: its JSON plus one byte per `"` and `\`
+    /// in it (the server escapes those once more when it re-encodes the event). A larger
+    /// event is rejected alone and counted.
     pub max_event_bytes: usize,
 }
 
@@ -365,6 +367,15 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
             // Too big for what is left. If it had the whole limit to itself, it never fits.
             let alone = self.count == 0 || room >= self.limits.max_event_bytes;
             return if alone { Pushed::TooLarge } else { Pushed::Full };
+        }
+        // PostHog measures an event re-encoded as a JSON string, where every `"` and `\` costs
+        // one more byte. They can only matter when the event is over half the limit.
+        let size = w.len() - start;
+        if size * 2 > self.limits.max_event_bytes {
+            let escapes = w.written()[start..].iter().filter(|&&b| b == b'"' || b == b'\\').count();
+            if size + escapes > self.limits.max_event_bytes {
+                return Pushed::TooLarge;
+            }
         }
         self.len = w.len();
         self.ends.as_mut()[self.count] = self.len as u32;

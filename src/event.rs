@@ -265,6 +265,9 @@ impl Event {
 
     /// Adds a property whose key is copied into the record.
     pub fn prop_dyn<'a>(mut self, key: &str, value: impl Into<Value<'a>>) -> Self {
+        if self.dropped_when_full() {
+            return self;
+        }
         let key = self.copy_in(key, INLINE_BYTES);
         self.push(Scope::Props, key, value.into());
         self
@@ -355,6 +358,9 @@ impl Event {
 
     #[inline]
     pub(crate) fn push(&mut self, scope: Scope, key: Text, value: Value<'_>) {
+        if self.dropped_when_full() {
+            return;
+        }
         let value = match value {
             Value::Null => Stored::Null,
             Value::Bool(b) => Stored::Bool(b),
@@ -364,13 +370,21 @@ impl Event {
             Value::Static(s) => Stored::Str(Text::Static(s)),
             Value::Str(s) => Stored::Str(self.copy_in(s, INLINE_BYTES)),
         };
-        match self.props.get_mut(usize::from(self.n_props)) {
-            Some(slot) => {
-                *slot = Prop { scope, key, value };
-                self.n_props += 1;
-            }
-            None => self.props_dropped = self.props_dropped.saturating_add(1),
+        if let Some(slot) = self.props.get_mut(usize::from(self.n_props)) {
+            *slot = Prop { scope, key, value };
+            self.n_props += 1;
         }
+    }
+
+    /// When every entry is in use, counts one more dropped entry and returns true. Checked
+    /// before copying anything, so a dropped entry spends no inline bytes and counts no cut.
+    #[inline]
+    fn dropped_when_full(&mut self) -> bool {
+        let full = usize::from(self.n_props) >= MAX_PROPS;
+        if full {
+            self.props_dropped = self.props_dropped.saturating_add(1);
+        }
+        full
     }
 
     /// Copies `s` (at most `limit` bytes, and what fits) into the inline buffer, cutting on a

@@ -9,6 +9,10 @@
 extern crate std;
 
 pub mod batch;
+#[cfg(feature = "std")]
+pub mod client;
+#[cfg(feature = "std")]
+mod error;
 mod clock;
 mod event;
 pub mod flusher;
@@ -26,6 +30,10 @@ pub use queue::HeapQueue;
 #[cfg(feature = "embassy")]
 pub use clock::EmbassyClock;
 pub use clock::{Clock, FixedClock};
+#[cfg(feature = "std")]
+pub use client::{Builder, Client};
+#[cfg(feature = "std")]
+pub use error::Error;
 pub use event::{Event, Static, Value, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
 pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;

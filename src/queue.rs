@@ -53,6 +53,21 @@ where
     }
 }
 
+impl<R: LanesRef> LaneProducer<R> {
+    /// Counts `event` without queueing it: rejected if invalid, else dropped. For clients
+    /// that are disabled or shut down. Wait-free.
+    #[inline]
+    pub fn discard(&mut self, event: &Event) -> Captured {
+        let rejected = event.is_invalid();
+        self.count(rejected);
+        if rejected {
+            Captured::Rejected
+        } else {
+            Captured::Dropped
+        }
+    }
+}
+
 /// Everything producers and the flusher share: the lanes, the flusher's counters, and the
 /// flush/shutdown control. Lives in a `static` ([`StaticQueue`]) or an `Arc` ([`HeapQueue`]).
 #[derive(Debug)]

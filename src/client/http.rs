@@ -1,0 +1,124 @@
+//! The HTTP transport on ureq 3: gzip by default, rustls for https, reused connections,
+//! bounded response reads, and the blocking call moved off the flusher's executor.
+
+use std::io::Write as _;
+use std::string::String;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::vec::Vec;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+
+use crate::transport::{parse_retry_after, Request, Response, Transport, TransportError, DETAIL_BYTES};
+
+/// `POST {host}/batch/` over ureq. Each send compresses the body on the calling thread and
+/// runs the blocking HTTP exchange on the `blocking` thread pool, so the flusher keeps draining
+/// lanes (and can abandon the request at a shutdown deadline) while it waits.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    agent: ureq::Agent,
+    url: Arc<str>,
+    gzip: Option<Compression>,
+    /// Reused between sends when the previous one finished.
+    spare: Vec<u8>,
+}
+
+impl HttpTransport {
+    /// A transport posting to `{host}/batch/` with these timeouts. `gzip_level` 1-9, or `None`
+    /// for plain JSON (no compression hint is ever sent with a plain body).
+    pub fn new(host: &str, connect_timeout: Duration, timeout: Duration, gzip_level: Option<u32>) -> Self {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(connect_timeout))
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
+            .max_idle_connections_per_host(4)
+            .build();
+        HttpTransport {
+            agent: config.into(),
+            url: batch_url(host).into(),
+            gzip: gzip_level.map(|l| Compression::new(l.clamp(1, 9))),
+            spare: Vec::new(),
+        }
+    }
+
+    fn body(&mut self, request: &Request<'_>) -> Vec<u8> {
+        let mut body = core::mem::take(&mut self.spare);
+        body.clear();
+        match self.gzip {
+            Some(level) => {
+                let mut gz = GzEncoder::new(body, level);
+                for part in request.parts() {
+                    // Writing to a Vec cannot fail.
+                    let _ = gz.write_all(part);
+                }
+                gz.finish().unwrap_or_default()
+            }
+            None => {
+                body.reserve(request.len());
+                for part in request.parts() {
+                    body.extend_from_slice(part);
+                }
+                body
+            }
+        }
+    }
+}
+
+/// `{host}/batch/`, tolerating a trailing slash on the host.
+pub(crate) fn batch_url(host: &str) -> String {
+    let mut url = String::from(host.trim_end_matches('/'));
+    url.push_str("/batch/");
+    url
+}
+
+impl Transport for HttpTransport {
+    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        let body = self.body(&request);
+        let (agent, url, gzip) = (self.agent.clone(), self.url.clone(), self.gzip.is_some());
+        let (result, body) = blocking::unblock(move || {
+            let result = post(&agent, &url, &body, gzip);
+            (result, body)
+        })
+        .await;
+        self.spare = body;
+        result
+    }
+}
+
+fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Response, TransportError> {
+    let mut req = agent.post(url).header("Content-Type", "application/json");
+    if gzip {
+        req = req.header("Content-Encoding", "gzip");
+    }
+    let mut resp = req.send(body).map_err(map_error)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now));
+    let detail = resp
+        .body_mut()
+        .with_config()
+        .limit(DETAIL_BYTES as u64 * 4)
+        .read_to_vec()
+        .unwrap_or_default();
+    Ok(Response::new(resp.status().as_u16()).with_retry_after_ms(retry_after).with_detail(&detail))
+}
+
+/// ureq's errors, mapped to the contract's kinds. The texts name no URL or key.
+fn map_error(err: ureq::Error) -> TransportError {
+    match err {
+        ureq::Error::Timeout(_) => TransportError::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportError::Connect,
+        ureq::Error::Io(e) => match e.kind() {
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => TransportError::Connect,
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => TransportError::Timeout,
+            _ => TransportError::Io,
+        },
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportError::Other("TLS error"),
+        _ => TransportError::Other("HTTP protocol error"),
+    }
+}

@@ -1,0 +1,85 @@
+//! The `std` runtime pieces: a TSC clock for capture, and smol's timer for the flusher.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::flusher::Timer;
+use crate::Clock;
+
+/// A TSC clock (`quanta`): a capture reads the counter (a few nanoseconds, no syscall); the
+/// encoder converts ticks to wall time from an anchor taken when the clock was made.
+#[derive(Debug, Clone)]
+pub struct TscClock {
+    clock: quanta::Clock,
+    anchor_raw: u64,
+    anchor_unix_nanos: u64,
+}
+
+impl TscClock {
+    /// Calibrates the TSC (once per process, done by `quanta`) and anchors it to now.
+    pub fn new() -> Self {
+        let clock = quanta::Clock::new();
+        let anchor_raw = clock.raw();
+        let anchor_unix_nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        TscClock { clock, anchor_raw, anchor_unix_nanos }
+    }
+}
+
+impl Default for TscClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TscClock {
+    #[inline(always)]
+    fn tick(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    fn unix_nanos(&self, tick: u64) -> u64 {
+        self.anchor_unix_nanos + self.clock.delta_as_nanos(self.anchor_raw, tick)
+    }
+}
+
+/// The wall clock through `SystemTime`: a syscall-free vDSO read on Linux but ~40 ns; for
+/// tests and for platforms where the TSC is not usable.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn tick(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    }
+    fn unix_nanos(&self, tick: u64) -> u64 {
+        tick
+    }
+}
+
+/// The flusher's timer on smol (async-io).
+#[derive(Debug, Clone, Copy)]
+pub struct SmolTimer {
+    start: Instant,
+}
+
+impl SmolTimer {
+    /// A timer counting from now.
+    pub fn new() -> Self {
+        SmolTimer { start: Instant::now() }
+    }
+}
+
+impl Default for SmolTimer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Timer for SmolTimer {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    async fn sleep_us(&self, us: u64) {
+        smol::Timer::after(Duration::from_micros(us)).await;
+    }
+}
