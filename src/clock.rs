@@ -31,33 +31,3 @@ impl Clock for FixedClock {
         tick
     }
 }
-
-/// `embassy_time::Instant` ticks, anchored to a wall time the caller learned at boot (from
-/// an RTC, GNSS or NTP): `unix_nanos = anchor_unix_nanos + (tick - anchor_tick)` in the
-/// embassy tick rate.
-#[cfg(feature = "embassy")]
-#[derive(Debug, Clone, Copy)]
-pub struct EmbassyClock {
-    anchor_tick: u64,
-    anchor_unix_nanos: u64,
-}
-
-#[cfg(feature = "embassy")]
-impl EmbassyClock {
-    /// A clock that says "now" is `unix_nanos`.
-    pub fn anchored_now(unix_nanos: u64) -> Self {
-        EmbassyClock { anchor_tick: embassy_time::Instant::now().as_ticks(), anchor_unix_nanos: unix_nanos }
-    }
-}
-
-#[cfg(feature = "embassy")]
-impl Clock for EmbassyClock {
-    fn tick(&self) -> u64 {
-        embassy_time::Instant::now().as_ticks()
-    }
-    fn unix_nanos(&self, tick: u64) -> u64 {
-        let ticks = tick.wrapping_sub(self.anchor_tick);
-        let nanos = u128::from(ticks) * 1_000_000_000 / u128::from(embassy_time::TICK_HZ);
-        self.anchor_unix_nanos.wrapping_add(nanos as u64)
-    }
-}

@@ -14,6 +14,8 @@ pub mod client;
 #[cfg(feature = "std")]
 mod error;
 mod clock;
+#[cfg(feature = "embassy")]
+mod embassy;
 mod event;
 pub mod flusher;
 pub mod json;
@@ -28,7 +30,7 @@ pub use queue::{Captured, Queue, QueueParts, StaticQueue};
 #[cfg(feature = "std")]
 pub use queue::HeapQueue;
 #[cfg(feature = "embassy")]
-pub use clock::EmbassyClock;
+pub use embassy::{EmbassyClock, EmbassyTimer};
 pub use clock::{Clock, FixedClock};
 #[cfg(feature = "std")]
 pub use client::{Builder, Client};

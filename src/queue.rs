@@ -108,7 +108,7 @@ impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> QueueParts for Queu
         &self.control
     }
     fn stats(&self) -> Snapshot {
-        self.counters.snapshot(|| self.lanes.totals())
+        Queue::stats(self)
     }
 }
 
@@ -138,6 +138,16 @@ impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> Queue<S, Q, C> {
                 Captured::Dropped
             }
         }
+    }
+
+    /// The counters, consistently: every outcome counted has its capture counted too.
+    pub fn stats(&self) -> Snapshot {
+        self.counters.snapshot(|| self.lanes.totals())
+    }
+
+    /// Flush and shutdown requests to the flusher.
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 
     /// Events waiting in lanes (a snapshot).

@@ -1,0 +1,294 @@
+//! Proves the capture path and the encoding path allocate nothing: a counting global
+//! allocator, switched on per thread so the test harness's own allocations (other threads,
+//! output capture) do not count, and exact-zero assertions after warm-up.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed, HEAD_CAPACITY};
+use fasthog::json::Writer;
+use fasthog::ring::try_consumer;
+use fasthog::{Captured, Event, FixedClock, HeapQueue, Static, StaticQueue};
+
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_alloc() {
+    // `try_with`: the allocator may run while this thread's locals are being torn down.
+    let on = COUNTING.try_with(Cell::get).unwrap_or(false);
+    if on {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` unchanged; counting touches only const-initialised
+// thread-locals without destructors, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_alloc();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_alloc();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_alloc();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations, reallocations and frees made by this thread while `f` runs.
+fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    ALLOCS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let r = f();
+    COUNTING.with(|c| c.set(false));
+    (ALLOCS.with(Cell::get), r)
+}
+
+const CLOCK: FixedClock = FixedClock(1_700_000_000_000_000_000);
+const N: usize = 200;
+
+/// A varied event: static and copied strings, every value kind, escapes, a non-finite float,
+/// person properties, a workspace, a cut string, and (for some `i`) a timestamp.
+fn event(i: usize, user: &str) -> Event {
+    let e = Event::new("order_filled", user)
+        .prop("qty", i)
+        .prop("delta", -(i as i64))
+        .prop("price", 101.25 + i as f64)
+        .prop("nan", f64::NAN)
+        .prop("venue", Static("XNAS"))
+        .prop(
+            "note",
+            "quote \" backslash \\ newline \n tab \t nul \u{0} é😀",
+        )
+        .prop("none", None::<i64>)
+        .prop("flag", i % 2 == 0)
+        .prop_dyn("dyn_key", "dyn value")
+        .set("plan", "pro")
+        .set_once("first", Static("2024-01-01"))
+        .workspace("ws_1");
+    if i % 3 == 0 {
+        e.timestamp_unix_nanos(1_700_000_000_000_000_000 + i as u64)
+    } else {
+        e
+    }
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    let (n, v) = allocations(|| Vec::<u8>::with_capacity(16));
+    assert!(n >= 1, "the counting allocator must see a Vec allocation");
+    drop(v);
+    let (n, _) = allocations(|| std::hint::black_box(1 + 1));
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn building_events_allocates_nothing() {
+    let long = "é".repeat(300);
+    let user = String::from("user-42");
+    let (n, events) = allocations(|| {
+        let a = event(1, &user);
+        let b = Event::named(&long, &long).prop_dyn(&long, long.as_str());
+        let mut c = Event::new_static("e", "u");
+        for _ in 0..40 {
+            c = c.prop("k", 1);
+        }
+        (a.truncated(), b.truncated(), c.props_dropped())
+    });
+    assert_eq!(n, 0, "building events allocated {n} times");
+    assert_eq!(
+        events,
+        (0, 4, 24),
+        "(cuts, cuts, dropped): the slow paths ran too"
+    );
+}
+
+#[test]
+fn heap_queue_capture_allocates_nothing() {
+    let queue = HeapQueue::with_capacity(2, 1024);
+    let mut producer = HeapQueue::producer(&queue).expect("lane");
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let user = String::from("user-42");
+    // Warm-up: one capture and drain.
+    assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
+    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
+
+    let (n, outcomes) = allocations(|| {
+        let mut queued = 0;
+        for i in 0..N {
+            queued += usize::from(producer.capture(&event(i, &user), &CLOCK) == Captured::Queued);
+        }
+        // The rejected and dropped paths too.
+        let rejected = producer.capture(&Event::new("", &user), &CLOCK);
+        for i in 0..2000 {
+            let _ = producer.capture(&event(i, &user), &CLOCK);
+        }
+        let dropped = producer.capture(&event(0, &user), &CLOCK);
+        (queued, rejected, dropped)
+    });
+    assert_eq!(n, 0, "LaneProducer::capture allocated {n} times");
+    assert_eq!(outcomes, (N, Captured::Rejected, Captured::Dropped));
+}
+
+#[test]
+fn static_queue_capture_allocates_nothing() {
+    static QUEUE: StaticQueue<2, 256> = StaticQueue::new();
+    let mut producer = StaticQueue::producer(&QUEUE).expect("lane");
+    let mut consumer = try_consumer(&QUEUE).expect("consumer");
+    let user = String::from("device-7");
+    assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
+    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
+
+    let (n, (queued, drained)) = allocations(|| {
+        let mut queued = 0;
+        let mut drained = 0;
+        for round in 0..4 {
+            for i in 0..N {
+                queued += usize::from(
+                    producer.capture(&event(round * N + i, &user), &CLOCK) == Captured::Queued,
+                );
+            }
+            drained += consumer.drain_with(usize::MAX, |e| assert!(!e.is_invalid()));
+        }
+        (queued, drained)
+    });
+    assert_eq!(n, 0, "StaticQueue capture allocated {n} times");
+    assert_eq!((queued, drained), (4 * N, 4 * N));
+}
+
+#[test]
+fn shared_capture_allocates_nothing() {
+    let queue = HeapQueue::with_capacity(1, 1024);
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let user = String::from("user-42");
+    assert_eq!(
+        queue.capture_shared(&event(0, &user), &CLOCK),
+        Captured::Queued
+    );
+    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
+    static QUEUE: StaticQueue<1, 256> = StaticQueue::new();
+    assert_eq!(
+        QUEUE.capture_shared(&event(0, &user), &CLOCK),
+        Captured::Queued
+    );
+
+    let (n, queued) = allocations(|| {
+        let mut queued = 0;
+        for i in 0..N {
+            queued +=
+                usize::from(queue.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+            queued +=
+                usize::from(QUEUE.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+        }
+        let rejected = queue.capture_shared(&Event::new("e", " "), &CLOCK);
+        (queued, rejected)
+    });
+    assert_eq!(n, 0, "capture_shared allocated {n} times");
+    assert_eq!(queued, (2 * N, Captured::Rejected));
+}
+
+#[test]
+fn encoding_a_batch_allocates_nothing() {
+    let queue = HeapQueue::with_capacity(2, 1024);
+    let mut producer = HeapQueue::producer(&queue).expect("lane");
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let user = String::from("user-42");
+    let envelope = Envelope {
+        api_key: "phc_test_key",
+        historical_migration: false,
+    };
+    let limits = Limits::DEFAULT;
+    // Buffers come from the caller, allocated once.
+    let mut batch = Batch::new(
+        vec![0u8; limits.max_batch_bytes],
+        vec![0u32; limits.max_events],
+        limits,
+        envelope.overhead(),
+    );
+    let mut encoder = Encoder::new(
+        Enrichment {
+            environment: "production",
+            ..Enrichment::DEFAULT
+        },
+        99,
+    );
+    let mut scratch = vec![0u8; 16 << 10];
+    let mut head = [0u8; HEAD_CAPACITY];
+    // Warm-up: one full round.
+    assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
+    consumer.drain_with(usize::MAX, |e| {
+        assert!(matches!(
+            batch.push(&mut encoder, e, &CLOCK),
+            Pushed::Added(_)
+        ))
+    });
+    batch.clear();
+
+    let (n, (added, full, encoded, overhead)) = allocations(|| {
+        let (mut added, mut full, mut encoded) = (0, 0, 0);
+        for round in 0..4 {
+            for i in 0..N {
+                let _ = producer.capture(&event(round * N + i, &user), &CLOCK);
+            }
+            consumer.drain_with(usize::MAX, |e| {
+                // One event alone, into a scratch writer.
+                let mut w = Writer::new(&mut scratch, 0);
+                let notes = encoder.encode(e, &CLOCK, &mut w);
+                encoded += usize::from(!w.overflowed() && notes.non_finite == 1);
+                // And into the batch, sending (here: measuring) it when full.
+                loop {
+                    match batch.push(&mut encoder, e, &CLOCK) {
+                        Pushed::Added(_) => {
+                            added += 1;
+                            break;
+                        }
+                        Pushed::Full => {
+                            full += 1;
+                            let h = envelope.write_head(1_700_000_000_000_000_000, &mut head);
+                            std::hint::black_box((
+                                h,
+                                batch.events(0..batch.len()),
+                                batch.events(1..3),
+                            ));
+                            batch.clear();
+                        }
+                        Pushed::TooLarge => unreachable!(),
+                    }
+                }
+            });
+        }
+        (added, full, encoded, envelope.overhead())
+    });
+    assert_eq!(n, 0, "encoding allocated {n} times");
+    assert_eq!(added, 4 * N);
+    assert_eq!(encoded, 4 * N);
+    assert!(
+        full >= 4 * N / limits.max_events - 1,
+        "the count limit was reached ({full})"
+    );
+    assert!(overhead > 0);
+
+    // What was encoded without allocating is a valid request.
+    let v = common::check_batch(&envelope, 1_700_000_000_000_000_000, &batch, &limits);
+    assert_eq!(v["batch"].as_array().unwrap().len(), batch.len());
+}
