@@ -4,6 +4,7 @@
 use crate::event::{flag, Event, Prop, Scope, Stored, Time};
 use crate::json::Writer;
 use crate::uuid::UuidV7;
+use crate::Value;
 use crate::Clock;
 
 /// `$lib` sent with every event.
@@ -41,7 +42,7 @@ impl Default for Limits {
 }
 
 /// The enrichment the Go client applies to every event, plus fasthog's own properties.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Enrichment<'a> {
     /// `environment` property (the Go client's `Environment`).
     pub environment: &'a str,
@@ -50,12 +51,21 @@ pub struct Enrichment<'a> {
     /// `$geoip_disable: true` on every event unless the event sets it: the server's IP is not
     /// the user's. Defaults to true.
     pub geoip_disable: bool,
+    /// Super properties: added to every event at encode time (nothing on the capture path).
+    /// An event's own property of the same name wins; enrichment keys win over both.
+    pub super_properties: &'a [(&'a str, Value<'a>)],
 }
 
 impl Enrichment<'_> {
-    /// Defaults: environment `""`, schema version [`EVENT_SCHEMA_VERSION`], geoip disabled.
+    /// Defaults: environment `""`, schema version [`EVENT_SCHEMA_VERSION`], geoip disabled, no
+    /// super properties.
     pub const DEFAULT: Enrichment<'static> =
-        Enrichment { environment: "", event_schema_version: EVENT_SCHEMA_VERSION, geoip_disable: true };
+        Enrichment {
+            environment: "",
+            event_schema_version: EVENT_SCHEMA_VERSION,
+            geoip_disable: true,
+            super_properties: &[],
+        };
 }
 
 impl Default for Enrichment<'_> {
@@ -115,9 +125,9 @@ impl<'a> Encoder<'a> {
 
         let props = event.props();
         let has = |scope: Scope| props.iter().any(|p| p.scope == scope);
-        let user_has = |key: &str| {
-            props.iter().any(|p| p.scope == Scope::Props && event.text_bytes(p.key) == key.as_bytes())
-        };
+        let supers = self.enrichment.super_properties;
+        let event_has = |key: &[u8]| props.iter().any(|p| p.scope == Scope::Props && event.text_bytes(p.key) == key);
+        let user_has = |key: &str| event_has(key.as_bytes()) || supers.iter().any(|(k, _)| *k == key);
         let workspace = event.text_bytes(event.workspace_id);
         let (has_set, has_set_once) = (has(Scope::Set), has(Scope::SetOnce));
         let (has_groups, has_group_set) = (has(Scope::Groups), has(Scope::GroupSet));
@@ -143,6 +153,16 @@ impl<'a> Encoder<'a> {
                 w.byte(b',');
             }
         };
+        for (i, (key, value)) in supers.iter().enumerate() {
+            let shadowed_super = supers[i + 1..].iter().any(|(k, _)| k == key);
+            if overridden(key.as_bytes()) || event_has(key.as_bytes()) || shadowed_super {
+                continue;
+            }
+            sep(w);
+            w.string(key.as_bytes());
+            w.byte(b':');
+            write_value(*value, w, &mut notes);
+        }
         for (i, p) in props.iter().enumerate() {
             if p.scope != Scope::Props {
                 continue;
@@ -232,6 +252,22 @@ fn write_entry(event: &Event, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {
             }
         }
         Stored::Str(t) => w.string(event.text_bytes(t)),
+    }
+}
+
+fn write_value(value: Value<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
+    match value {
+        Value::Null => w.raw(b"null"),
+        Value::Bool(b) => w.bool(b),
+        Value::Int(i) => w.int(i),
+        Value::UInt(u) => w.uint(u),
+        Value::Float(f) => {
+            if !w.float(f) {
+                notes.non_finite += 1;
+            }
+        }
+        Value::Str(s) => w.string(s.as_bytes()),
+        Value::Static(s) => w.string(s.as_bytes()),
     }
 }
 

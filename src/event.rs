@@ -239,7 +239,14 @@ impl Event {
     pub fn new_static(name: &'static str, distinct_id: &'static str) -> Self {
         let mut event = Event::EMPTY;
         event.name = Text::Static(name);
-        event.distinct_id = Text::Static(distinct_id);
+        let mut len = distinct_id.len().min(MAX_DISTINCT_ID);
+        while !distinct_id.is_char_boundary(len) {
+            len -= 1;
+        }
+        if len < distinct_id.len() {
+            event.truncated = 1;
+        }
+        event.distinct_id = Text::Static(&distinct_id[..len]);
         event.validate();
         event
     }
@@ -284,6 +291,88 @@ impl Event {
     #[inline]
     pub fn set_once<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
         self.push(Scope::SetOnce, Text::Static(key), value.into());
+        self
+    }
+
+    /// An `$identify` event: links `distinct_id` to a person and sets person properties with
+    /// [`Event::set`] / [`Event::set_once`]. An empty distinct_id is rejected at capture.
+    ///
+    /// ```
+    /// let e = fasthog::Event::identify("user-42").set("email", "ada@example.com").set_once("plan", "free");
+    /// assert_eq!(e.name(), "$identify");
+    /// ```
+    pub fn identify(distinct_id: &str) -> Self {
+        Event::new("$identify", distinct_id)
+    }
+
+    /// Links an anonymous id to the identified person (`$anon_distinct_id`).
+    pub fn anon_distinct_id(self, anon_id: &str) -> Self {
+        self.prop("$anon_distinct_id", anon_id)
+    }
+
+    /// A `$create_alias` event: makes `alias` another id of the person `distinct_id`. An empty
+    /// alias or distinct_id is rejected at capture.
+    ///
+    /// ```
+    /// let e = fasthog::Event::alias("user-42", "legacy-7");
+    /// assert_eq!(e.name(), "$create_alias");
+    /// assert!(!e.is_invalid());
+    /// assert!(fasthog::Event::alias("user-42", " ").is_invalid());
+    /// ```
+    pub fn alias(distinct_id: &str, alias: &str) -> Self {
+        let event = Event::new("$create_alias", distinct_id).prop("alias", alias);
+        event.invalid_if(is_blank(alias))
+    }
+
+    /// A `$groupidentify` event: sets properties of the group `group_type`/`group_key` with
+    /// [`Event::group_set`]. Its distinct_id is `${group_type}_{group_key}`, as PostHog's SDKs
+    /// send. An empty group type or key is rejected at capture.
+    ///
+    /// ```
+    /// let e = fasthog::Event::group_identify("company", "acme").group_set("seats", 40);
+    /// assert_eq!(e.distinct_id(), "$company_acme");
+    /// assert!(fasthog::Event::group_identify("", "acme").is_invalid());
+    /// ```
+    pub fn group_identify(group_type: &'static str, group_key: &str) -> Self {
+        let mut event = Event::EMPTY;
+        event.name = Text::Static("$groupidentify");
+        event.distinct_id = event.copy_in_parts(&["$", group_type, "_", group_key], MAX_DISTINCT_ID);
+        let blank = is_blank(group_type) || is_blank(group_key);
+        let event = event.prop("$group_type", Value::Static(group_type)).prop("$group_key", group_key);
+        event.invalid_if(blank)
+    }
+
+    /// Adds a group property to `$group_set` (for [`Event::group_identify`]).
+    pub fn group_set<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
+        self.push(Scope::GroupSet, Text::Static(key), value.into());
+        self
+    }
+
+    /// Attaches the event to a group: `$groups: {group_type: group_key}`. An empty type or
+    /// key is rejected at capture.
+    ///
+    /// ```
+    /// let e = fasthog::Event::new("invoice_paid", "user-42").group("company", "acme");
+    /// assert!(!e.is_invalid());
+    /// ```
+    pub fn group(mut self, group_type: &'static str, group_key: &str) -> Self {
+        let blank = is_blank(group_type) || is_blank(group_key);
+        self.push(Scope::Groups, Text::Static(group_type), Value::Str(group_key));
+        self.invalid_if(blank)
+    }
+
+    /// Sends the event without creating or updating a person profile
+    /// (`$process_person_profile: false`): cheaper for PostHog, for events of anonymous or
+    /// machine actors.
+    pub fn personless(mut self) -> Self {
+        self.flags |= flag::PERSONLESS;
+        self
+    }
+
+    fn invalid_if(mut self, invalid: bool) -> Self {
+        if invalid {
+            self.flags |= flag::INVALID;
+        }
         self
     }
 
@@ -390,6 +479,18 @@ impl Event {
     /// Copies `s` (at most `limit` bytes, and what fits) into the inline buffer, cutting on a
     /// char boundary and counting the cut.
     #[inline]
+    /// Copies the concatenation of `parts` like [`Event::copy_in`].
+    fn copy_in_parts(&mut self, parts: &[&str], limit: usize) -> Text {
+        let start = self.inline_len;
+        let mut len = 0usize;
+        for part in parts {
+            if let Text::Inline { len: n, .. } = self.copy_in(part, limit - len) {
+                len += usize::from(n);
+            }
+        }
+        Text::Inline { start, len: len as u16 }
+    }
+
     pub(crate) fn copy_in(&mut self, s: &str, limit: usize) -> Text {
         let start = usize::from(self.inline_len);
         let room = (INLINE_BYTES - start).min(limit);

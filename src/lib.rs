@@ -25,6 +25,7 @@ mod sync;
 pub mod transport;
 mod uuid;
 mod queue;
+pub mod recorder;
 
 pub use queue::{Captured, Queue, QueueParts, StaticQueue};
 #[cfg(feature = "std")]

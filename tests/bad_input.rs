@@ -7,7 +7,7 @@ use common::*;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed};
 use fasthog::ring::{try_consumer, HasLanes};
 use fasthog::{
-    Captured, Event, FixedClock, HeapQueue, QueueParts, Static, StaticQueue, INLINE_BYTES,
+    Captured, Event, FixedClock, HeapQueue, Static, StaticQueue, INLINE_BYTES,
     MAX_DISTINCT_ID, MAX_PROPS,
 };
 use serde_json::{json, Value};

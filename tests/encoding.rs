@@ -182,6 +182,7 @@ fn schema_version_and_environment_always_present_and_override_user_values() {
             environment: "",
             event_schema_version: 7,
             geoip_disable: true,
+            super_properties: &[],
         },
         SEED,
     );
@@ -298,6 +299,7 @@ fn lib_lib_version_and_geoip_disable() {
     let mut enc = Encoder::new(
         Enrichment {
             geoip_disable: false,
+            super_properties: &[],
             ..Enrichment::DEFAULT
         },
         SEED,

@@ -459,7 +459,7 @@ proptest! {
         prop_assert_eq!(usize::from(event.props_dropped()), model.dropped);
         prop_assert_eq!(event.is_invalid(), model.invalid());
 
-        let enrichment = Enrichment { environment: &environment, event_schema_version: schema, geoip_disable };
+        let enrichment = Enrichment { environment: &environment, event_schema_version: schema, geoip_disable, super_properties: &[] };
         let mut encoder = Encoder::new(enrichment, seed);
         let limits = Limits { max_event_bytes, ..Limits::DEFAULT };
         let envelope = Envelope { api_key: "phc_prop", historical_migration: false };
@@ -589,6 +589,7 @@ fn the_model_matches_a_hand_checked_case() {
                 environment: "prod",
                 event_schema_version: 3,
                 geoip_disable: true,
+                super_properties: &[],
             },
             1,
         ),

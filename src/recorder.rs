@@ -1,0 +1,319 @@
+//! A test recorder for your own test suites: a [`Transport`] that keeps what would have been
+//! delivered, so a test can assert on the events its code captured.
+//!
+//! - [`BufRecorder`] (no `std`, no allocator): appends each delivered event as one JSON line
+//!   to a buffer you give it.
+//! - [`Recorder`] (`std`): a cloneable handle; give one clone to
+//!   [`crate::Builder::build_with_transport`] and keep the other to read [`RecordedEvent`]s.
+
+use crate::transport::{Request, Response, Transport, TransportError};
+
+/// Splits the comma-separated event objects of a request body into single objects.
+pub fn split_events(events: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = events;
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = top_level_end(rest);
+        let (event, tail) = rest.split_at(end);
+        rest = tail.strip_prefix(b",").unwrap_or(tail);
+        Some(event)
+    })
+}
+
+/// Index just past the first complete JSON value of `s` (a string, object, array or scalar).
+fn top_level_end(s: &[u8]) -> usize {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for (i, &b) in s.iter().enumerate() {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_str = false;
+                    if depth == 0 {
+                        return i + 1;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b',' if depth == 0 => return i,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+/// The raw JSON text of the value at `path` (object keys from the top), if present. Keys are
+/// compared as written (fasthog writes keys with escapes only for control characters, quotes
+/// and backslashes).
+pub fn json_get<'j>(json: &'j str, path: &[&str]) -> Option<&'j str> {
+    let mut value = json.trim();
+    for key in path {
+        value = object_get(value, key)?;
+    }
+    Some(value)
+}
+
+fn object_get<'j>(obj: &'j str, key: &str) -> Option<&'j str> {
+    let b = obj.as_bytes();
+    if b.first() != Some(&b'{') {
+        return None;
+    }
+    let mut i = 1;
+    loop {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == b',') {
+            i += 1;
+        }
+        if b.get(i)? == &b'}' {
+            return None;
+        }
+        let key_len = top_level_end(&b[i..]);
+        let this_key = &obj[i + 1..i + key_len - 1];
+        i += key_len;
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace() || *c == b':') {
+            i += 1;
+        }
+        let value_len = top_level_end(&b[i..]);
+        if this_key == key {
+            return Some(obj[i..i + value_len].trim());
+        }
+        i += value_len;
+    }
+}
+
+/// Appends each delivered event as a JSON line to a fixed buffer, and answers 200. Events
+/// that do not fit are counted in [`BufRecorder::overflowed`], not stored.
+#[derive(Debug)]
+pub struct BufRecorder<B> {
+    buf: B,
+    len: usize,
+    events: usize,
+    overflowed: usize,
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> BufRecorder<B> {
+    /// A recorder writing into `buf`.
+    pub fn new(buf: B) -> Self {
+        BufRecorder { buf, len: 0, events: 0, overflowed: 0 }
+    }
+
+    /// The recorded events, one JSON object per item.
+    pub fn events(&self) -> impl Iterator<Item = &str> {
+        let text = core::str::from_utf8(&self.buf.as_ref()[..self.len]).unwrap_or_default();
+        text.lines()
+    }
+
+    /// How many events were recorded.
+    pub fn len(&self) -> usize {
+        self.events
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.events == 0
+    }
+
+    /// Events delivered but not stored for lack of room.
+    pub fn overflowed(&self) -> usize {
+        self.overflowed
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> Transport for BufRecorder<B> {
+    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        for event in split_events(request.events) {
+            let buf = self.buf.as_mut();
+            match buf.get_mut(self.len..self.len + event.len() + 1) {
+                Some(dst) => {
+                    dst[..event.len()].copy_from_slice(event);
+                    dst[event.len()] = b'\n';
+                    self.len += event.len() + 1;
+                    self.events += 1;
+                }
+                None => self.overflowed += 1,
+            }
+        }
+        Ok(Response::new(200))
+    }
+}
+
+#[cfg(feature = "std")]
+pub use with_std::{RecordedEvent, Recorder};
+
+#[cfg(feature = "std")]
+mod with_std {
+    use std::collections::VecDeque;
+    use std::string::String;
+    use std::sync::{Arc, Mutex, MutexGuard};
+    use std::vec::Vec;
+
+    use super::{json_get, split_events};
+    use crate::transport::{Request, Response, Transport, TransportError};
+
+    /// One delivered event.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct RecordedEvent {
+        /// The event object as sent.
+        pub json: String,
+    }
+
+    impl RecordedEvent {
+        /// The raw JSON of the value at `path`, e.g. `["properties", "qty"]`.
+        pub fn get(&self, path: &[&str]) -> Option<&str> {
+            json_get(&self.json, path)
+        }
+
+        /// The string at `path`, unescaped (`None` if absent or not a string).
+        pub fn get_str(&self, path: &[&str]) -> Option<String> {
+            unescape(self.get(path)?)
+        }
+
+        /// The event name.
+        pub fn name(&self) -> String {
+            self.get_str(&["event"]).unwrap_or_default()
+        }
+
+        /// The distinct_id.
+        pub fn distinct_id(&self) -> String {
+            self.get_str(&["distinct_id"]).unwrap_or_default()
+        }
+
+        /// The raw JSON of a property.
+        pub fn property(&self, key: &str) -> Option<&str> {
+            self.get(&["properties", key])
+        }
+    }
+
+    /// Unescapes a JSON string literal.
+    fn unescape(lit: &str) -> Option<String> {
+        let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
+        let mut out = String::with_capacity(inner.len());
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                }
+                other => out.push(other),
+            }
+        }
+        Some(out)
+    }
+
+    #[derive(Debug, Default)]
+    struct State {
+        events: Vec<RecordedEvent>,
+        requests: usize,
+        script: VecDeque<u16>,
+    }
+
+    /// A transport that keeps delivered events in memory. Clones share the same record.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fasthog::{recorder::Recorder, Client, Event};
+    /// let recorder = Recorder::new();
+    /// let client = Client::builder("phc_test").build_with_transport(recorder.clone()).unwrap();
+    /// let _ = client.capture(&Event::new("signed_up", "user-1").prop("plan", "pro"));
+    /// client.flush(Duration::from_secs(5)).unwrap();
+    /// let events = recorder.events();
+    /// assert_eq!(events[0].name(), "signed_up");
+    /// assert_eq!(events[0].property("plan"), Some("\"pro\""));
+    /// ```
+    #[derive(Debug, Clone, Default)]
+    pub struct Recorder {
+        state: Arc<Mutex<State>>,
+    }
+
+    impl Recorder {
+        /// An empty recorder that answers 200.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        fn state(&self) -> MutexGuard<'_, State> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Answers the next requests with these statuses (then 200 again). Events of a non-2xx
+        /// answer are not recorded.
+        pub fn respond_with(&self, statuses: impl IntoIterator<Item = u16>) {
+            self.state().script.extend(statuses);
+        }
+
+        /// Every event delivered so far, in order.
+        pub fn events(&self) -> Vec<RecordedEvent> {
+            self.state().events.clone()
+        }
+
+        /// The names of the events delivered so far.
+        pub fn names(&self) -> Vec<String> {
+            self.state().events.iter().map(RecordedEvent::name).collect()
+        }
+
+        /// How many requests were made.
+        pub fn requests(&self) -> usize {
+            self.state().requests
+        }
+
+        /// Forgets what was recorded.
+        pub fn clear(&self) {
+            self.state().events.clear();
+        }
+    }
+
+    impl Transport for Recorder {
+        async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+            let mut state = self.state();
+            state.requests += 1;
+            let status = state.script.pop_front().unwrap_or(200);
+            if (200..300).contains(&status) {
+                for event in split_events(request.events) {
+                    let json = String::from_utf8_lossy(event).into_owned();
+                    state.events.push(RecordedEvent { json });
+                }
+            }
+            Ok(Response::new(status))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_events_and_reads_paths() {
+        let body = br#"{"a":"x,}","b":{"c":[1,{"d":2}]}},{"a":"\"q\\"},{}"#;
+        let events: std::vec::Vec<&[u8]> = split_events(body).collect();
+        assert_eq!(events.len(), 3);
+        let first = core::str::from_utf8(events[0]).unwrap();
+        assert_eq!(json_get(first, &["a"]), Some("\"x,}\""));
+        assert_eq!(json_get(first, &["b", "c"]), Some("[1,{\"d\":2}]"));
+        assert_eq!(json_get(first, &["b", "missing"]), None);
+        assert_eq!(core::str::from_utf8(events[1]).unwrap(), r#"{"a":"\"q\\"}"#);
+    }
+}
