@@ -1,7 +1,8 @@
 //! From records to PostHog `/batch/` JSON: enrichment, per-event and per-batch limits, and the
 //! envelope. Pure: no I/O, no allocation (buffers are the caller's).
 
-use crate::event::{flag, Event, Prop, Scope, Stored, Time};
+use crate::event::AsRecord;
+use crate::record::{flag, Prop, Record, Scope, Stored, Time};
 use crate::json::Writer;
 use crate::uuid::UuidV7;
 use crate::Value;
@@ -101,7 +102,11 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes one event object. Returns what it noticed; check `w.overflowed()` for room.
-    pub fn encode(&mut self, event: &Event, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
+    pub fn encode(&mut self, event: &impl AsRecord, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
+        event.with_record(|record| self.encode_record(record, clock, w))
+    }
+
+    fn encode_record(&mut self, event: &Record, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
         let unix_nanos = match event.time {
             Time::Tick(t) => clock.unix_nanos(t),
             Time::UnixNanos(n) => n,
@@ -232,13 +237,13 @@ impl<'a> Encoder<'a> {
 
 /// True when a later entry of the same scope has the same key: like assigning to a map, the
 /// last value wins and the key is written once.
-fn shadowed(event: &Event, props: &[Prop], i: usize) -> bool {
+fn shadowed(event: &Record, props: &[Prop], i: usize) -> bool {
     let p = &props[i];
     let key = event.text_bytes(p.key);
     props[i + 1..].iter().any(|q| q.scope == p.scope && event.text_bytes(q.key) == key)
 }
 
-fn write_entry(event: &Event, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {
+fn write_entry(event: &Record, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {
     w.string(event.text_bytes(p.key));
     w.byte(b':');
     match p.value {
@@ -318,6 +323,9 @@ pub enum Pushed {
     /// Not added, and never will be: its encoding is over the per-event limit (or larger
     /// than an empty batch can hold). Count it as rejected.
     TooLarge,
+    /// Not added: the event is invalid (see [`Record::is_invalid`]); the server would refuse
+    /// the whole request. Count it as rejected.
+    Invalid,
 }
 
 /// Encoded events of one request, comma-separated, with each event's end offset so a batch
@@ -381,9 +389,16 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
     pub fn push(
         &mut self,
         encoder: &mut Encoder<'_>,
-        event: &Event,
+        event: &impl AsRecord,
         clock: &impl Clock,
     ) -> Pushed {
+        event.with_record(|record| self.push_record(encoder, record, clock))
+    }
+
+    fn push_record(&mut self, encoder: &mut Encoder<'_>, event: &Record, clock: &impl Clock) -> Pushed {
+        if event.is_invalid() {
+            return Pushed::Invalid;
+        }
         if self.is_full() {
             return Pushed::Full;
         }

@@ -1,82 +1,9 @@
-//! Fixed-size event records, and the builder that fills them.
-//!
-//! An [`Event`] is what the Go client's `Event` holds (name, distinct_id, timestamp, optional
-//! workspace_id, properties, `$set`, `$set_once`) in a `Copy` record with no heap. Strings
-//! that are `&'static str` (event names, property keys, most enum-like values) are stored as
-//! the reference itself and cost nothing; other strings are copied into the record's inline
-//! buffer, up to [`INLINE_BYTES`] per event.
+//! The event builder: what a call site writes. It holds only references and values on the
+//! stack (no fixed-size record, nothing to initialise), and capture writes it straight into a
+//! lane's slot, so building and capturing an event costs the bytes it uses.
 
+use crate::record::{flag, is_blank, Record, Scope, Text, Time, INLINE_BYTES, MAX_DISTINCT_ID};
 use crate::ring::Empty;
-
-/// Property entries per event: properties, `$set`, `$set_once` and groups together. Entries
-/// past this are dropped and counted in [`Event::props_dropped`].
-pub const MAX_PROPS: usize = 16;
-
-/// Bytes of copied (non-`'static`) strings per event, the distinct_id included. A string that
-/// does not fit is cut on a UTF-8 boundary and counted in [`Event::truncated`].
-pub const INLINE_BYTES: usize = 256;
-
-/// The longest distinct_id kept, in bytes (PostHog cuts at 200 characters anyway).
-pub const MAX_DISTINCT_ID: usize = 200;
-
-/// A string held by a record: a `'static` reference, or a range of the inline buffer.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Text {
-    Static(&'static str),
-    Inline { start: u16, len: u16 },
-}
-
-impl Text {
-    const EMPTY: Text = Text::Static("");
-}
-
-/// A property value as stored in a record.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Stored {
-    Null,
-    Bool(bool),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Str(Text),
-}
-
-/// Which JSON object a property entry belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    /// `properties`
-    Props,
-    /// `properties.$set`
-    Set,
-    /// `properties.$set_once`
-    SetOnce,
-    /// `properties.$groups` (key: group type, value: group key)
-    Groups,
-    /// `properties.$group_set` (for `$groupidentify`)
-    GroupSet,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Prop {
-    pub(crate) scope: Scope,
-    pub(crate) key: Text,
-    pub(crate) value: Stored,
-}
-
-impl Prop {
-    const EMPTY: Prop = Prop { scope: Scope::Props, key: Text::EMPTY, value: Stored::Null };
-}
-
-/// When an event happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Time {
-    /// Not yet stamped: capture stamps it with the clock's tick.
-    Now,
-    /// A [`crate::Clock`] tick, converted to wall time when encoded.
-    Tick(u64),
-    /// Given by the caller, nanoseconds since the Unix epoch, UTC.
-    UnixNanos(u64),
-}
 
 /// A property value given to the builder. Build one with `From` (`3`, `2.5`, `true`, `"text"`,
 /// `None::<i64>`) or [`Static`] for a `'static` string that should not be copied.
@@ -157,15 +84,132 @@ impl<'a, V: Into<Value<'a>>> From<Option<V>> for Value<'a> {
     }
 }
 
-/// Event flags (bits of [`Event::flags`]).
-pub(crate) mod flag {
-    /// Name or distinct_id empty or whitespace-only: rejected at capture.
-    pub const INVALID: u8 = 1;
-    /// `$process_person_profile: false`.
-    pub const PERSONLESS: u8 = 2;
+/// A string the builder holds: `'static` (stored by reference) or borrowed (copied at capture).
+#[derive(Debug, Clone, Copy)]
+enum Str<'a> {
+    Static(&'static str),
+    Borrowed(&'a str),
 }
 
-/// One analytics event, in a fixed-size record that needs no heap.
+impl<'a> Str<'a> {
+    fn as_str(&self) -> &'a str {
+        match *self {
+            Str::Static(s) => s,
+            Str::Borrowed(s) => s,
+        }
+    }
+}
+
+/// Who an event is about.
+#[derive(Debug, Clone, Copy)]
+enum Id<'a> {
+    Static(&'static str),
+    Borrowed(&'a str),
+    /// `${group_type}_{group_key}`, for `$groupidentify`.
+    Group(&'static str, &'a str),
+}
+
+/// One property entry of a builder.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    scope: Scope,
+    key: Str<'a>,
+    value: Value<'a>,
+}
+
+/// Property entries from an iterator, for events whose shape is known only at run time (see
+/// [`Event::props`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Many<I>(I);
+
+mod sealed {
+    pub trait Props {}
+    impl Props for () {}
+    impl<P: Props> Props for (P, super::Entry<'_>) {}
+    impl<P: Props, I> Props for (P, super::Many<I>) {}
+}
+
+/// The property entries of a builder: `()` or `(earlier entries, Entry)`, one type per shape, so
+/// a chain of `.prop(...)` calls compiles to straight-line writes. Sealed.
+pub trait Props: sealed::Props {
+    /// Writes the entries into a record, oldest first.
+    #[doc(hidden)]
+    fn write(&self, record: &mut Record);
+}
+
+impl Props for () {
+    #[inline(always)]
+    fn write(&self, _: &mut Record) {}
+}
+
+impl<P: Props> Props for (P, Entry<'_>) {
+    #[inline(always)]
+    fn write(&self, record: &mut Record) {
+        self.0.write(record);
+        self.1.write(record);
+    }
+}
+
+impl<'b, P, I> Props for (P, Many<I>)
+where
+    P: Props,
+    I: IntoIterator + Clone,
+    I::Item: Into<Entry<'b>>,
+{
+    fn write(&self, record: &mut Record) {
+        self.0.write(record);
+        for entry in self.1 .0.clone() {
+            entry.into().write(record);
+        }
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// A property with a `'static` key.
+    pub fn prop(key: &'static str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::Props, key: Str::Static(key), value: value.into() }
+    }
+
+    /// A property whose key is copied at capture.
+    pub fn prop_dyn(key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::Props, key: Str::Borrowed(key), value: value.into() }
+    }
+
+    /// A `$set` person property.
+    pub fn set(key: &'static str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::Set, key: Str::Static(key), value: value.into() }
+    }
+
+    /// A `$set_once` person property.
+    pub fn set_once(key: &'static str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::SetOnce, key: Str::Static(key), value: value.into() }
+    }
+
+    #[inline(always)]
+    fn write(self, record: &mut Record) {
+        let Entry { scope, key, value } = self;
+        let key = match key {
+            Str::Static(s) => Text::Static(s),
+            Str::Borrowed(s) => {
+                // Checked before copying: a dropped entry spends no inline bytes.
+                if record.dropped_when_full() {
+                    return;
+                }
+                record.copy_in(s, INLINE_BYTES)
+            }
+        };
+        record.push(scope, key, value);
+    }
+}
+
+/// A `(key, value)` pair is a property whose key is copied at capture.
+impl<'a, K: AsRef<str> + ?Sized, V: Into<Value<'a>>> From<(&'a K, V)> for Entry<'a> {
+    fn from((key, value): (&'a K, V)) -> Self {
+        Entry::prop_dyn(key.as_ref(), value)
+    }
+}
+
+/// One analytics event, built at the call site and captured without allocation:
 ///
 /// ```
 /// use fasthog::{Event, Static};
@@ -178,120 +222,47 @@ pub(crate) mod flag {
 /// assert_eq!(event.name(), "order_filled");
 /// assert_eq!(event.distinct_id(), user);
 /// ```
+///
+/// The builder only holds references; strings that are not `'static` are copied into the
+/// lane's record at capture, within the record's limits ([`MAX_PROPS`](crate::MAX_PROPS)
+/// entries, [`INLINE_BYTES`] of copied strings, a [`MAX_DISTINCT_ID`]-byte distinct_id): past
+/// them strings are cut on a UTF-8 boundary and entries dropped, and both are counted.
 #[derive(Debug, Clone, Copy)]
-pub struct Event {
-    pub(crate) name: Text,
-    pub(crate) distinct_id: Text,
-    /// Empty means none.
-    pub(crate) workspace_id: Text,
-    pub(crate) time: Time,
-    pub(crate) flags: u8,
-    pub(crate) n_props: u8,
-    pub(crate) props_dropped: u8,
-    pub(crate) truncated: u8,
-    pub(crate) inline_len: u16,
-    pub(crate) props: [Prop; MAX_PROPS],
-    pub(crate) inline: [u8; INLINE_BYTES],
+#[must_use = "an event does nothing until it is captured"]
+pub struct Event<'a, P = ()> {
+    name: Str<'a>,
+    distinct_id: Id<'a>,
+    workspace_id: &'a str,
+    time: Option<u64>,
+    flags: u8,
+    props: P,
 }
 
-impl Empty for Event {
-    const EMPTY: Event = Event {
-        name: Text::EMPTY,
-        distinct_id: Text::EMPTY,
-        workspace_id: Text::EMPTY,
-        time: Time::Now,
-        flags: 0,
-        n_props: 0,
-        props_dropped: 0,
-        truncated: 0,
-        inline_len: 0,
-        props: [Prop::EMPTY; MAX_PROPS],
-        inline: [0; INLINE_BYTES],
-    };
-}
-
-impl Event {
-    /// An event named by a `'static` string (free), for a user. The distinct_id is copied
-    /// (up to [`MAX_DISTINCT_ID`] bytes).
+impl<'a> Event<'a> {
+    /// An event named by a `'static` string (free), about `distinct_id`.
     ///
     /// An empty or whitespace-only name or distinct_id makes the event invalid: capture
     /// rejects and counts it instead of sending a batch the server would refuse.
+    #[inline(always)]
+    pub fn new(name: &'static str, distinct_id: &'a str) -> Self {
+        Event::with(Str::Static(name), Id::Borrowed(distinct_id))
+    }
+
+    /// Like [`Event::new`], with a name that is copied at capture.
     #[inline]
-    pub fn new(name: &'static str, distinct_id: &str) -> Self {
-        let mut event = Event::EMPTY;
-        event.name = Text::Static(name);
-        event.set_distinct_id(distinct_id);
-        event.validate();
-        event
+    pub fn named(name: &'a str, distinct_id: &'a str) -> Self {
+        Event::with(Str::Borrowed(name), Id::Borrowed(distinct_id))
     }
 
-    /// Like [`Event::new`], with a name that is copied into the record.
-    pub fn named(name: &str, distinct_id: &str) -> Self {
-        let mut event = Event::EMPTY;
-        event.set_distinct_id(distinct_id);
-        event.name = event.copy_in(name, INLINE_BYTES);
-        event.validate();
-        event
-    }
-
-    /// Like [`Event::new`], with a distinct_id that is `'static` (not copied).
+    /// Like [`Event::new`], with a `'static` distinct_id (not copied).
     #[inline]
     pub fn new_static(name: &'static str, distinct_id: &'static str) -> Self {
-        let mut event = Event::EMPTY;
-        event.name = Text::Static(name);
-        let mut len = distinct_id.len().min(MAX_DISTINCT_ID);
-        while !distinct_id.is_char_boundary(len) {
-            len -= 1;
-        }
-        if len < distinct_id.len() {
-            event.truncated = 1;
-        }
-        event.distinct_id = Text::Static(&distinct_id[..len]);
-        event.validate();
-        event
+        Event::with(Str::Static(name), Id::Static(distinct_id))
     }
 
-    #[inline]
-    fn set_distinct_id(&mut self, distinct_id: &str) {
-        self.distinct_id = self.copy_in(distinct_id, MAX_DISTINCT_ID);
-    }
-
-    #[inline]
-    fn validate(&mut self) {
-        if is_blank(self.text(self.name)) || is_blank(self.text(self.distinct_id)) {
-            self.flags |= flag::INVALID;
-        }
-    }
-
-    /// Adds a property with a `'static` key.
-    #[inline]
-    pub fn prop<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        self.push(Scope::Props, Text::Static(key), value.into());
-        self
-    }
-
-    /// Adds a property whose key is copied into the record.
-    pub fn prop_dyn<'a>(mut self, key: &str, value: impl Into<Value<'a>>) -> Self {
-        if self.dropped_when_full() {
-            return self;
-        }
-        let key = self.copy_in(key, INLINE_BYTES);
-        self.push(Scope::Props, key, value.into());
-        self
-    }
-
-    /// Adds a person property to `$set`.
-    #[inline]
-    pub fn set<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        self.push(Scope::Set, Text::Static(key), value.into());
-        self
-    }
-
-    /// Adds a person property to `$set_once`.
-    #[inline]
-    pub fn set_once<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        self.push(Scope::SetOnce, Text::Static(key), value.into());
-        self
+    #[inline(always)]
+    fn with(name: Str<'a>, distinct_id: Id<'a>) -> Self {
+        Event { name, distinct_id, workspace_id: "", time: None, flags: 0, props: () }
     }
 
     /// An `$identify` event: links `distinct_id` to a person and sets person properties with
@@ -301,13 +272,8 @@ impl Event {
     /// let e = fasthog::Event::identify("user-42").set("email", "ada@example.com").set_once("plan", "free");
     /// assert_eq!(e.name(), "$identify");
     /// ```
-    pub fn identify(distinct_id: &str) -> Self {
+    pub fn identify(distinct_id: &'a str) -> Self {
         Event::new("$identify", distinct_id)
-    }
-
-    /// Links an anonymous id to the identified person (`$anon_distinct_id`).
-    pub fn anon_distinct_id(self, anon_id: &str) -> Self {
-        self.prop("$anon_distinct_id", anon_id)
     }
 
     /// A `$create_alias` event: makes `alias` another id of the person `distinct_id`. An empty
@@ -319,9 +285,8 @@ impl Event {
     /// assert!(!e.is_invalid());
     /// assert!(fasthog::Event::alias("user-42", " ").is_invalid());
     /// ```
-    pub fn alias(distinct_id: &str, alias: &str) -> Self {
-        let event = Event::new("$create_alias", distinct_id).prop("alias", alias);
-        event.invalid_if(is_blank(alias))
+    pub fn alias(distinct_id: &'a str, alias: &'a str) -> Event<'a, ((), Entry<'a>)> {
+        Event::new("$create_alias", distinct_id).prop("alias", alias).invalid_if(is_blank(alias))
     }
 
     /// A `$groupidentify` event: sets properties of the group `group_type`/`group_key` with
@@ -333,19 +298,93 @@ impl Event {
     /// assert_eq!(e.distinct_id(), "$company_acme");
     /// assert!(fasthog::Event::group_identify("", "acme").is_invalid());
     /// ```
-    pub fn group_identify(group_type: &'static str, group_key: &str) -> Self {
-        let mut event = Event::EMPTY;
-        event.name = Text::Static("$groupidentify");
-        event.distinct_id = event.copy_in_parts(&["$", group_type, "_", group_key], MAX_DISTINCT_ID);
+    pub fn group_identify(
+        group_type: &'static str,
+        group_key: &'a str,
+    ) -> Event<'a, (((), Entry<'a>), Entry<'a>)> {
         let blank = is_blank(group_type) || is_blank(group_key);
-        let event = event.prop("$group_type", Value::Static(group_type)).prop("$group_key", group_key);
-        event.invalid_if(blank)
+        Event::with(Str::Static("$groupidentify"), Id::Group(group_type, group_key))
+            .prop("$group_type", Value::Static(group_type))
+            .prop("$group_key", group_key)
+            .invalid_if(blank)
+    }
+}
+
+impl<'a, P: Props> Event<'a, P> {
+    #[inline(always)]
+    fn entry<'b>(self, scope: Scope, key: Str<'b>, value: Value<'b>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        let Event { name, distinct_id, workspace_id, time, flags, props } = self;
+        Event { name, distinct_id, workspace_id, time, flags, props: (props, Entry { scope, key, value }) }
+    }
+
+    /// Adds a property with a `'static` key.
+    #[inline(always)]
+    pub fn prop<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.entry(Scope::Props, Str::Static(key), value.into())
+    }
+
+    /// Adds a property whose key is copied at capture.
+    #[inline]
+    pub fn prop_dyn<'b>(self, key: &'b str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.entry(Scope::Props, Str::Borrowed(key), value.into())
+    }
+
+    /// Adds entries from an iterator, for events whose properties are known only at run
+    /// time: `(key, value)` pairs (keys copied at capture) or [`Entry`] values. The iterator
+    /// is cloned and walked at capture, so it should be cheap to clone (an array, a slice
+    /// iterator).
+    ///
+    /// ```
+    /// use fasthog::{Entry, Event};
+    /// let fills = [("qty", 3i64), ("lots", 2)];
+    /// let e = Event::new("order_filled", "user-1").props(fills);
+    /// let entries = vec![Entry::prop("qty", 3), Entry::set("plan", "pro")];
+    /// let f = Event::new("upgraded", "user-1").props(entries.iter().copied());
+    /// assert!(!e.is_invalid() && !f.is_invalid());
+    /// ```
+    #[inline]
+    pub fn props<I>(self, entries: I) -> Event<'a, (P, Many<I>)>
+    where
+        (P, Many<I>): Props,
+    {
+        let Event { name, distinct_id, workspace_id, time, flags, props } = self;
+        Event { name, distinct_id, workspace_id, time, flags, props: (props, Many(entries)) }
+    }
+
+    /// Adds a person property to `$set`.
+    #[inline(always)]
+    pub fn set<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.entry(Scope::Set, Str::Static(key), value.into())
+    }
+
+    /// Adds a person property to `$set_once`.
+    #[inline(always)]
+    pub fn set_once<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.entry(Scope::SetOnce, Str::Static(key), value.into())
     }
 
     /// Adds a group property to `$group_set` (for [`Event::group_identify`]).
-    pub fn group_set<'a>(mut self, key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        self.push(Scope::GroupSet, Text::Static(key), value.into());
-        self
+    #[inline]
+    pub fn group_set<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.entry(Scope::GroupSet, Str::Static(key), value.into())
     }
 
     /// Attaches the event to a group: `$groups: {group_type: group_key}`. An empty type or
@@ -355,20 +394,49 @@ impl Event {
     /// let e = fasthog::Event::new("invoice_paid", "user-42").group("company", "acme");
     /// assert!(!e.is_invalid());
     /// ```
-    pub fn group(mut self, group_type: &'static str, group_key: &str) -> Self {
+    #[inline]
+    pub fn group<'b>(self, group_type: &'static str, group_key: &'b str) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
         let blank = is_blank(group_type) || is_blank(group_key);
-        self.push(Scope::Groups, Text::Static(group_type), Value::Str(group_key));
-        self.invalid_if(blank)
+        self.entry(Scope::Groups, Str::Static(group_type), Value::Str(group_key)).invalid_if(blank)
+    }
+
+    /// Links an anonymous id to the identified person (`$anon_distinct_id`).
+    #[inline]
+    pub fn anon_distinct_id<'b>(self, anon_id: &'b str) -> Event<'a, (P, Entry<'b>)>
+    where
+        'a: 'b,
+    {
+        self.prop("$anon_distinct_id", anon_id)
     }
 
     /// Sends the event without creating or updating a person profile
-    /// (`$process_person_profile: false`): cheaper for PostHog, for events of anonymous or
-    /// machine actors.
+    /// (`$process_person_profile: false`): for events of anonymous or machine actors.
+    #[inline]
     pub fn personless(mut self) -> Self {
         self.flags |= flag::PERSONLESS;
         self
     }
 
+    /// Sets the workspace id, sent as the `workspace_id` property (the Go client's rule:
+    /// only when not empty).
+    #[inline]
+    pub fn workspace(mut self, workspace_id: &'a str) -> Self {
+        self.workspace_id = workspace_id;
+        self
+    }
+
+    /// Sets when the event happened, in nanoseconds since the Unix epoch (UTC). Without it,
+    /// capture stamps the event with the client's clock.
+    #[inline]
+    pub fn timestamp_unix_nanos(mut self, nanos: u64) -> Self {
+        self.time = Some(nanos);
+        self
+    }
+
+    #[inline(always)]
     fn invalid_if(mut self, invalid: bool) -> Self {
         if invalid {
             self.flags |= flag::INVALID;
@@ -376,159 +444,136 @@ impl Event {
         self
     }
 
-    /// Sets the workspace id, sent as the `workspace_id` property (the Go client's rule:
-    /// only when not empty).
-    pub fn workspace(mut self, workspace_id: &str) -> Self {
-        self.workspace_id = self.copy_in(workspace_id, INLINE_BYTES);
-        self
-    }
-
-    /// Sets when the event happened, in nanoseconds since the Unix epoch (UTC). Without it,
-    /// capture stamps the event with the client's clock.
-    pub fn timestamp_unix_nanos(mut self, nanos: u64) -> Self {
-        self.time = Time::UnixNanos(nanos);
-        self
-    }
-
     /// The event name.
-    pub fn name(&self) -> &str {
-        self.text(self.name)
+    pub fn name(&self) -> &'a str {
+        self.name.as_str()
     }
 
-    /// The distinct_id.
-    pub fn distinct_id(&self) -> &str {
-        self.text(self.distinct_id)
+    /// The distinct_id as it will be sent (group ids assembled; not yet cut to
+    /// [`MAX_DISTINCT_ID`]).
+    #[cfg(feature = "std")]
+    pub fn distinct_id(&self) -> std::borrow::Cow<'a, str> {
+        match self.distinct_id {
+            Id::Static(s) => s.into(),
+            Id::Borrowed(s) => s.into(),
+            Id::Group(t, k) => std::format!("${t}_{k}").into(),
+        }
     }
 
-    /// How many property entries were dropped because the record was full.
-    pub fn props_dropped(&self) -> u8 {
-        self.props_dropped
-    }
-
-    /// How many strings were cut to fit the record.
-    pub fn truncated(&self) -> u8 {
-        self.truncated
-    }
-
-    /// True when capture will reject the event (empty or whitespace-only name or distinct_id).
+    /// True when capture will reject the event: an empty or whitespace-only name or
+    /// distinct_id (after its cut to [`MAX_DISTINCT_ID`] bytes), an empty group type or key,
+    /// or an empty alias.
+    #[inline(always)]
     pub fn is_invalid(&self) -> bool {
-        self.flags & flag::INVALID != 0
-    }
-
-    /// The string a [`Text`] refers to.
-    #[inline]
-    pub(crate) fn text(&self, text: Text) -> &str {
-        match text {
-            Text::Static(s) => s,
-            Text::Inline { start, len } => {
-                let bytes = &self.inline[usize::from(start)..usize::from(start) + usize::from(len)];
-                // Inline bytes were copied from a `&str`, cut on a char boundary: always UTF-8.
-                core::str::from_utf8(bytes).unwrap_or_default()
+        if self.flags & flag::INVALID != 0 {
+            return true;
+        }
+        // What capture will write: the distinct_id cut to its limit, then a copied name cut to
+        // what is left of the inline bytes. Either one blank as written is invalid.
+        let id_inline = match self.distinct_id {
+            Id::Static(s) | Id::Borrowed(s) => {
+                let id = cut(s, MAX_DISTINCT_ID);
+                if is_blank(id) {
+                    return true;
+                }
+                if matches!(self.distinct_id, Id::Borrowed(_)) {
+                    id.len()
+                } else {
+                    0
+                }
             }
-        }
-    }
-
-    /// The bytes a [`Text`] refers to (UTF-8, without re-validation).
-    #[inline]
-    pub(crate) fn text_bytes(&self, text: Text) -> &[u8] {
-        match text {
-            Text::Static(s) => s.as_bytes(),
-            Text::Inline { start, len } => {
-                &self.inline[usize::from(start)..usize::from(start) + usize::from(len)]
-            }
-        }
-    }
-
-    /// The property entries in use.
-    #[inline]
-    pub(crate) fn props(&self) -> &[Prop] {
-        &self.props[..usize::from(self.n_props)]
-    }
-
-    #[inline]
-    pub(crate) fn push(&mut self, scope: Scope, key: Text, value: Value<'_>) {
-        if self.dropped_when_full() {
-            return;
-        }
-        let value = match value {
-            Value::Null => Stored::Null,
-            Value::Bool(b) => Stored::Bool(b),
-            Value::Int(i) => Stored::Int(i),
-            Value::UInt(u) => Stored::UInt(u),
-            Value::Float(f) => Stored::Float(f),
-            Value::Static(s) => Stored::Str(Text::Static(s)),
-            Value::Str(s) => Stored::Str(self.copy_in(s, INLINE_BYTES)),
+            // Starts with `$`, never blank; its type and key were checked when it was built.
+            Id::Group(t, k) => (t.len() + k.len() + 2).min(MAX_DISTINCT_ID),
         };
-        if let Some(slot) = self.props.get_mut(usize::from(self.n_props)) {
-            *slot = Prop { scope, key, value };
-            self.n_props += 1;
+        match self.name {
+            Str::Static(s) => is_blank(s),
+            Str::Borrowed(s) => is_blank(cut(s, INLINE_BYTES - id_inline)),
         }
     }
 
-    /// When every entry is in use, counts one more dropped entry and returns true. Checked
-    /// before copying anything, so a dropped entry spends no inline bytes and counts no cut.
-    #[inline]
-    fn dropped_when_full(&mut self) -> bool {
-        let full = usize::from(self.n_props) >= MAX_PROPS;
-        if full {
-            self.props_dropped = self.props_dropped.saturating_add(1);
-        }
-        full
-    }
-
-    /// Copies `s` (at most `limit` bytes, and what fits) into the inline buffer, cutting on a
-    /// char boundary and counting the cut.
-    #[inline]
-    /// Copies the concatenation of `parts` like [`Event::copy_in`].
-    fn copy_in_parts(&mut self, parts: &[&str], limit: usize) -> Text {
-        let start = self.inline_len;
-        let mut len = 0usize;
-        for part in parts {
-            if let Text::Inline { len: n, .. } = self.copy_in(part, limit - len) {
-                len += usize::from(n);
+    /// Writes the event into a record (a lane's slot, reused: only its header is reset).
+    #[inline(always)]
+    pub(crate) fn write_to(&self, record: &mut Record, clock_tick: impl FnOnce() -> u64) {
+        let time = match self.time {
+            Some(nanos) => Time::UnixNanos(nanos),
+            None => Time::Tick(clock_tick()),
+        };
+        record.reset(time, self.flags);
+        record.distinct_id = match self.distinct_id {
+            Id::Static(s) => {
+                let kept = cut(s, MAX_DISTINCT_ID);
+                if kept.len() < s.len() {
+                    record.truncated += 1;
+                }
+                Text::Static(kept)
             }
+            Id::Borrowed(s) => record.copy_in(s, MAX_DISTINCT_ID),
+            Id::Group(t, k) => record.copy_in_parts(&["$", t, "_", k], MAX_DISTINCT_ID),
+        };
+        record.name = match self.name {
+            Str::Static(s) => Text::Static(s),
+            Str::Borrowed(s) => record.copy_in(s, INLINE_BYTES),
+        };
+        if !self.workspace_id.is_empty() {
+            record.workspace_id = record.copy_in(self.workspace_id, INLINE_BYTES);
         }
-        Text::Inline { start, len: len as u16 }
+        self.props.write(record);
     }
 
-    pub(crate) fn copy_in(&mut self, s: &str, limit: usize) -> Text {
-        let start = usize::from(self.inline_len);
-        let room = (INLINE_BYTES - start).min(limit);
-        let mut len = s.len();
-        if len > room {
-            len = room;
-            while !s.is_char_boundary(len) {
-                len -= 1;
-            }
-            self.truncated = self.truncated.saturating_add(1);
+    /// The record this event makes, stamped with `time_unix_nanos` unless it has its own
+    /// timestamp. Copies the whole 1.1 KB record: for tests and tools, not the hot path.
+    pub fn to_record(&self) -> Record {
+        let mut record = Record::EMPTY;
+        self.write_to(&mut record, || 0);
+        if self.time.is_none() {
+            record.time = Time::Now;
         }
-        self.inline[start..start + len].copy_from_slice(&s.as_bytes()[..len]);
-        self.inline_len = (start + len) as u16;
-        Text::Inline { start: start as u16, len: len as u16 }
+        if self.is_invalid() {
+            record.flags |= flag::INVALID;
+        }
+        record
     }
 
-    /// Copies this event into `slot`, touching only the entries and inline bytes in use: a
-    /// capture costs the bytes an event uses, not the record's size.
-    #[inline]
-    pub(crate) fn copy_to(&self, slot: &mut Event) {
-        slot.name = self.name;
-        slot.distinct_id = self.distinct_id;
-        slot.workspace_id = self.workspace_id;
-        slot.time = self.time;
-        slot.flags = self.flags;
-        slot.n_props = self.n_props;
-        slot.props_dropped = self.props_dropped;
-        slot.truncated = self.truncated;
-        slot.inline_len = self.inline_len;
-        let n = usize::from(self.n_props);
-        slot.props[..n].copy_from_slice(&self.props[..n]);
-        let m = usize::from(self.inline_len);
-        slot.inline[..m].copy_from_slice(&self.inline[..m]);
+    /// Property entries dropped because the record is full (see [`Event::to_record`]).
+    pub fn props_dropped(&self) -> u8 {
+        self.to_record().props_dropped()
+    }
+
+    /// Strings cut to fit the record (see [`Event::to_record`]).
+    pub fn truncated(&self) -> u8 {
+        self.to_record().truncated()
     }
 }
 
-/// Empty or whitespace-only (stops at the first non-space character).
+/// `s` cut to at most `max` bytes on a char boundary.
 #[inline]
-pub(crate) fn is_blank(s: &str) -> bool {
-    !s.chars().any(|c| !c.is_whitespace())
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut len = max;
+    while !s.is_char_boundary(len) {
+        len -= 1;
+    }
+    &s[..len]
+}
+
+/// Events and records the encoder accepts: a [`Record`] as drained from a lane, or an
+/// [`Event`] (written to a temporary record first).
+pub trait AsRecord {
+    /// Calls `f` with the record.
+    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R;
+}
+
+impl AsRecord for Record {
+    #[inline(always)]
+    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
+        f(self)
+    }
+}
+
+impl<P: Props> AsRecord for Event<'_, P> {
+    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
+        f(&self.to_record())
+    }
 }

@@ -7,7 +7,7 @@ use core::pin::pin;
 use core::task::Poll;
 
 use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
-use crate::event::Event;
+use crate::record::Record;
 use crate::queue::QueueParts;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
@@ -45,7 +45,7 @@ pub struct Control {
 
 impl Control {
     /// No requests yet.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn new() -> Self {
         Control {
             flush_requested: AtomicUsize::new(0),
@@ -174,6 +174,8 @@ struct Intake<'e, R: LanesRef, C, P> {
     drained: usize,
     /// Drops seen, for logging every 100th.
     dropped_logged: usize,
+    /// When a requested shutdown must be done (timer microseconds).
+    deadline: Option<u64>,
 }
 
 /// The flush loop. Build it with [`Flusher::new`], then `.await` [`Flusher::run`] on any
@@ -193,7 +195,7 @@ struct Abandon;
 
 impl<'e, R, T, Tm, C, P> Flusher<'e, R, T, Tm, C, P>
 where
-    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
     T: Transport,
     Tm: Timer,
     C: Clock,
@@ -203,6 +205,7 @@ where
     /// [`Batch::new`] and the limits wanted), sending through `transport`. All batches but the
     /// one in flight hold events while the server is backing off; past that, events are
     /// dropped and counted.
+    #[allow(clippy::too_many_arguments)] // each part is its own type parameter; a builder would add types for no gain
     pub fn new(
         consumer: LanesConsumer<R>,
         transport: T,
@@ -222,6 +225,7 @@ where
                 pool: Pool { batches, head: 0, sealed: 0 },
                 drained: 0,
                 dropped_logged: 0,
+                deadline: None,
             },
             transport,
             timer,
@@ -237,41 +241,56 @@ where
     pub async fn run(mut self) {
         let mut next_flush = self.timer.now_us() + self.config.flush_interval_ms * 1000;
         let mut poll_us = self.config.poll_min_us;
-        // A flush in progress: (ticket, drain count it must reach).
-        let mut flush: Option<(usize, usize)> = None;
-        let mut deadline: Option<u64> = None;
+        // A flush in progress: (ticket, push count to drain, drain count to deliver; see
+        // `Intake::flushed_through`).
+        let mut flush: Option<(usize, usize, Option<usize>)> = None;
         loop {
+            let deadline = self.intake.deadline(self.timer.now_us());
             let control = self.intake.control();
-            if deadline.is_none() {
-                if let Some(grace_ms) = control.shutdown_grace() {
-                    deadline = Some(self.timer.now_us().saturating_add(grace_ms.saturating_mul(1000)));
-                }
-            }
             let requested = control.flush_requested.load(Ordering::Acquire);
-            if deadline.is_some() || requested != control.flush_completed.load(Ordering::Relaxed) {
+            // A flush's target is fixed when the flush starts: re-reading it on every pass made
+            // it move ahead of the flusher while other threads kept capturing, so `flush`
+            // never completed under steady load. Requests made meanwhile are served by the
+            // next flush (its target is later, so it covers them). At shutdown the target
+            // follows every push, as capture is closed by then.
+            if deadline.is_some() || (flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed)) {
                 // Everything pushed so far (acquired above, after the request) must go out.
                 let target = self.intake.queue_parts_pushed();
-                flush = Some((requested, target));
+                flush = Some((requested, target, None));
             }
 
             let drained = self.intake.drain();
+            if let Some((_, pushed, seq @ None)) = &mut flush {
+                *seq = self.intake.drained_past(*pushed);
+            }
             let now = self.timer.now_us();
-            let due = now >= next_flush || flush.is_some();
-            if due {
+            if now >= next_flush {
+                // Restart the interval when it fires. (It used to restart only on an idle
+                // pass, so under a steady trickle every pass after the first interval sealed
+                // and sent whatever had arrived: one small request per round trip.)
+                next_flush = now + self.config.flush_interval_ms * 1000;
+                self.intake.seal_filling();
+            } else if flush.is_some() {
                 self.intake.seal_filling();
             }
             if self.intake.pool.sealed > 0 {
-                if self.deliver_head(deadline).await.is_err() {
+                if self.deliver_head().await.is_err() {
                     break;
                 }
                 poll_us = self.config.poll_min_us;
+                // Under steady capture there is always another batch to send, so the idle
+                // pass below may never come: complete a flush here as soon as its target is
+                // out, or `flush` would time out while other threads keep capturing.
+                if let Some((ticket, pushed, seq)) = flush {
+                    if deadline.is_none() && self.intake.flushed_through(pushed, seq) {
+                        self.intake.control().flush_completed.store(ticket, Ordering::Release);
+                        flush = None;
+                    }
+                }
                 continue;
             }
-            if now >= next_flush {
-                next_flush = now + self.config.flush_interval_ms * 1000;
-            }
-            if let Some((ticket, target)) = flush {
-                if self.intake.flushed_through(target) {
+            if let Some((ticket, pushed, seq)) = flush {
+                if self.intake.flushed_through(pushed, seq) {
                     if deadline.is_some() {
                         break;
                     }
@@ -304,15 +323,15 @@ where
 
     /// Sends the oldest sealed batch, with retries and 413 splitting, draining the lanes
     /// while it waits. `Err` when the shutdown deadline passed (what was unsent is failed).
-    async fn deliver_head(&mut self, deadline: Option<u64>) -> Result<(), Abandon> {
+    async fn deliver_head(&mut self) -> Result<(), Abandon> {
         let mut batch = self.intake.pool.take_head();
-        let result = self.deliver(&mut batch, deadline).await;
+        let result = self.deliver(&mut batch).await;
         batch.clear();
         self.intake.pool.put_head(batch);
         result
     }
 
-    async fn deliver<B2, E2>(&mut self, batch: &mut Batch<B2, E2>, deadline: Option<u64>) -> Result<(), Abandon>
+    async fn deliver<B2, E2>(&mut self, batch: &mut Batch<B2, E2>) -> Result<(), Abandon>
     where
         B2: AsRef<[u8]> + AsMut<[u8]>,
         E2: AsRef<[u32]> + AsMut<[u32]>,
@@ -341,7 +360,7 @@ where
                 };
                 let outcome = {
                     let send = pin!(self.transport.send(request));
-                    wait_draining(send, &self.timer, &mut self.intake, deadline, self.config.poll_min_us).await
+                    wait_draining(send, &self.timer, &mut self.intake, &self.config).await
                 };
                 let Some(outcome) = outcome else {
                     // Deadline: this range and every range below it on the stack are failed.
@@ -387,12 +406,13 @@ where
                 }
                 let until = self.timer.now_us().saturating_add(wait_ms * 1000);
                 let sleep = pin!(sleep_until(&self.timer, until));
-                if wait_draining(sleep, &self.timer, &mut self.intake, deadline, self.config.poll_min_us)
+                if wait_draining(sleep, &self.timer, &mut self.intake, &self.config)
                     .await
                     .is_none()
                 {
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
                     Counters::add(&self.intake.counters().failed, left);
+                    log::warn!("fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed");
                     return Err(Abandon);
                 }
             }
@@ -421,12 +441,24 @@ where
 
 impl<'e, R, C, P> Intake<'e, R, C, P>
 where
-    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
     C: Clock,
     P: Batches,
 {
     fn control(&self) -> &Control {
         self.consumer.owner().control()
+    }
+
+    /// The shutdown deadline, fixed when the request is first seen. Checked between polls of
+    /// an in-flight request and during backoff too (before, a shutdown that arrived then was
+    /// only seen after the request finished: up to the HTTP timeout, or a whole backoff).
+    fn deadline(&mut self, now_us: u64) -> Option<u64> {
+        if self.deadline.is_none() {
+            if let Some(grace_ms) = self.control().shutdown_grace() {
+                self.deadline = Some(now_us.saturating_add(grace_ms.saturating_mul(1000)));
+            }
+        }
+        self.deadline
     }
 
     fn counters(&self) -> &Counters {
@@ -465,7 +497,7 @@ where
                         return;
                     }
                     Pushed::Full => pool.seal(), // then try the next batch
-                    Pushed::TooLarge => {
+                    Pushed::TooLarge | Pushed::Invalid => {
                         rejected += 1;
                         return;
                     }
@@ -501,14 +533,28 @@ where
         }
     }
 
-    /// True when every record drained before `target` has been delivered or failed.
-    fn flushed_through(&mut self, target: usize) -> bool {
-        if (self.drained.wrapping_sub(target) as isize) < 0 {
+    /// The drain count now, once `pushed` records (a push count read after a flush request)
+    /// have been drained; `None` before. Every record captured before the request has then
+    /// been drained, so its `seq` is at most the count returned.
+    fn drained_past(&self, pushed: usize) -> Option<usize> {
+        ((self.drained.wrapping_sub(pushed) as isize) >= 0).then_some(self.drained)
+    }
+
+    /// True when every record captured before a flush request has been delivered or failed:
+    /// `pushed` records are drained and no batch holds one drained at or before `seq` (from
+    /// [`Intake::drained_past`]; with `None`, only an empty pool will do).
+    ///
+    /// `seq` is in drain order, which is not push order across lanes (lanes are drained one
+    /// after another), so it must not be compared with a push count: that let a flush
+    /// complete while an earlier event from a later-drained lane was still unsent.
+    fn flushed_through(&mut self, pushed: usize, seq: Option<usize>) -> bool {
+        if (self.drained.wrapping_sub(pushed) as isize) < 0 {
             return false;
         }
-        match self.pool.oldest_unsent() {
-            Some(seq) => (seq.wrapping_sub(target) as isize) > 0,
-            None => true,
+        match (self.pool.oldest_unsent(), seq) {
+            (None, _) => true,
+            (Some(oldest), Some(seq)) => (oldest.wrapping_sub(seq) as isize) > 0,
+            (Some(_), None) => false,
         }
     }
 
@@ -589,24 +635,29 @@ async fn sleep_until(timer: &impl Timer, until_us: u64) {
     }
 }
 
-/// Polls `fut` to completion while draining the lanes every `poll_us`. `None` if the
-/// deadline passes first (the future is then dropped by the caller).
+/// Polls `fut` to completion while draining the lanes at least every `config.poll_max_us`
+/// (it used to be a fixed 5 ms here, so a smaller configured limit did not hold while a
+/// request was in flight or backing off, and small lanes overflowed). `None` if the
+/// shutdown deadline passes first (the future is then dropped by the caller). A shutdown
+/// requested while waiting is noticed here: a hung request or a long `Retry-After` cannot hold
+/// the flusher past the deadline.
 async fn wait_draining<'e, F, R, C, P>(
     mut fut: core::pin::Pin<&mut F>,
     timer: &impl Timer,
     intake: &mut Intake<'e, R, C, P>,
-    deadline: Option<u64>,
-    poll_us: u64,
+    config: &FlushConfig,
 ) -> Option<F::Output>
 where
     F: Future,
-    R: LanesRef<Target: HasLanes<Record = Event> + QueueParts>,
+    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
     C: Clock,
     P: Batches,
 {
-    let mut poll_us = poll_us.max(1);
+    let poll_max = config.poll_max_us.max(1);
+    let mut poll_us = config.poll_min_us.clamp(1, poll_max);
     loop {
         let now = timer.now_us();
+        let deadline = intake.deadline(now);
         if deadline.is_some_and(|d| now >= d) {
             return None;
         }
@@ -627,7 +678,7 @@ where
             return Some(out);
         }
         if intake.drain() == 0 {
-            poll_us = (poll_us * 2).min(5_000);
+            poll_us = (poll_us * 2).min(poll_max);
         }
     }
 }

@@ -17,6 +17,7 @@ mod clock;
 #[cfg(feature = "embassy")]
 mod embassy;
 mod event;
+mod record;
 pub mod flusher;
 pub mod json;
 pub mod ring;
@@ -37,6 +38,7 @@ pub use clock::{Clock, FixedClock};
 pub use client::{Builder, Client};
 #[cfg(feature = "std")]
 pub use error::Error;
-pub use event::{Event, Static, Value, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
+pub use event::{AsRecord, Entry, Event, Many, Props, Static, Value};
+pub use record::{Record, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
 pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;

@@ -1,7 +1,8 @@
 //! The capture path: validate, stamp, copy into a lane. Wait-free, allocation-free,
 //! syscall-free.
 
-use crate::event::{Event, Time};
+use crate::event::{Event, Props};
+use crate::record::Record;
 use crate::flusher::Control;
 use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Ring, Seqs, Storage};
 use crate::{Clock, Counters, Snapshot};
@@ -18,32 +19,19 @@ pub enum Captured {
     Rejected,
 }
 
-/// The event's time: its own, or the clock's tick now.
-#[inline(always)]
-fn stamp(event: &Event, clock: &impl Clock) -> Time {
-    match event.time {
-        Time::Now => Time::Tick(clock.tick()),
-        given => given,
-    }
-}
-
 impl<R> LaneProducer<R>
 where
-    R: LanesRef<Target: HasLanes<Record = Event>>,
+    R: LanesRef<Target: HasLanes<Record = Record>>,
 {
     /// Captures `event` into this producer's lane. **Wait-free**: a bounded number of steps
     /// whatever other threads do; no lock, no CAS, no allocation, no syscall.
     #[inline]
-    pub fn capture(&mut self, event: &Event, clock: &impl Clock) -> Captured {
+    pub fn capture<P: Props>(&mut self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
         if event.is_invalid() {
             self.count(true);
             return Captured::Rejected;
         }
-        let time = stamp(event, clock);
-        match self.push_with(|slot| {
-            event.copy_to(slot);
-            slot.time = time;
-        }) {
+        match self.push_with(|slot| event.write_to(slot, || clock.tick())) {
             Ok(()) => Captured::Queued,
             Err(_) => {
                 self.count(false);
@@ -57,7 +45,7 @@ impl<R: LanesRef> LaneProducer<R> {
     /// Counts `event` without queueing it: rejected if invalid, else dropped. For clients
     /// that are disabled or shut down. Wait-free.
     #[inline]
-    pub fn discard(&mut self, event: &Event) -> Captured {
+    pub fn discard<P: Props>(&mut self, event: &Event<'_, P>) -> Captured {
         let rejected = event.is_invalid();
         self.count(rejected);
         if rejected {
@@ -72,20 +60,20 @@ impl<R: LanesRef> LaneProducer<R> {
 /// flush/shutdown control. Lives in a `static` ([`StaticQueue`]) or an `Arc` ([`HeapQueue`]).
 #[derive(Debug)]
 pub struct Queue<S, Q, C> {
-    lanes: Lanes<Event, S, Q, C>,
+    lanes: Lanes<Record, S, Q, C>,
     counters: Counters,
     control: Control,
 }
 
 impl<S, Q, C> sealed::Lanes for Queue<S, Q, C> {}
 
-impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> HasLanes for Queue<S, Q, C> {
-    type Record = Event;
+impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> HasLanes for Queue<S, Q, C> {
+    type Record = Record;
     type Slots = S;
     type Seqs = Q;
     type Rings = C;
     #[inline(always)]
-    fn lanes(&self) -> &Lanes<Event, S, Q, C> {
+    fn lanes(&self) -> &Lanes<Record, S, Q, C> {
         &self.lanes
     }
 }
@@ -100,7 +88,7 @@ pub trait QueueParts: sealed::Lanes {
     fn stats(&self) -> Snapshot;
 }
 
-impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> QueueParts for Queue<S, Q, C> {
+impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> QueueParts for Queue<S, Q, C> {
     fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -112,7 +100,7 @@ impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> QueueParts for Queu
     }
 }
 
-impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> Queue<S, Q, C> {
+impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> Queue<S, Q, C> {
     /// Claims a lane for one producer thread (see [`crate::ring::try_producer`]). `None`
     /// when all lanes are taken: use [`Queue::capture_shared`] then.
     pub fn producer<R: LanesRef<Target = Self>>(queue: R) -> Option<LaneProducer<R>> {
@@ -121,17 +109,13 @@ impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> Queue<S, Q, C> {
 
     /// Captures `event` into the shared fallback ring, from any thread. **Lock-free, not
     /// wait-free** (see [`crate::ring::SharedRing`]); no allocation, no syscall.
-    pub fn capture_shared(&self, event: &Event, clock: &impl Clock) -> Captured {
+    pub fn capture_shared<P: Props>(&self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
         let shared = self.lanes.shared();
         if event.is_invalid() {
             shared.count(true);
             return Captured::Rejected;
         }
-        let time = stamp(event, clock);
-        match shared.push_with(|slot| {
-            event.copy_to(slot);
-            slot.time = time;
-        }) {
+        match shared.push_with(|slot| event.write_to(slot, || clock.tick())) {
             Ok(()) => Captured::Queued,
             Err(_) => {
                 shared.count(false);
@@ -168,12 +152,12 @@ impl<S: Storage<Event>, Q: Seqs, C: AsRef<[Ring<Event, S>]>> Queue<S, Q, C> {
 /// assert_eq!(QUEUE.stats().captured, 1);
 /// ```
 pub type StaticQueue<const L: usize, const N: usize> = Queue<
-    [crate::ring::Slot<Event>; N],
+    [crate::ring::Slot<Record>; N],
     [crate::sync::AtomicUsize; N],
-    [crate::ring::Ring<Event, [crate::ring::Slot<Event>; N]>; L],
+    [crate::ring::Ring<Record, [crate::ring::Slot<Record>; N]>; L],
 >;
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 impl<const L: usize, const N: usize> StaticQueue<L, N> {
     /// An empty queue, usable in a `static`.
     pub const fn new() -> Self {
@@ -191,9 +175,9 @@ impl<const L: usize, const N: usize> StaticQueue<L, N> {
 /// A [`Queue`] sized at run time (`std`).
 #[cfg(feature = "std")]
 pub type HeapQueue = Queue<
-    std::boxed::Box<[crate::ring::Slot<Event>]>,
+    std::boxed::Box<[crate::ring::Slot<Record>]>,
     std::boxed::Box<[crate::sync::AtomicUsize]>,
-    std::boxed::Box<[crate::ring::Ring<Event, std::boxed::Box<[crate::ring::Slot<Event>]>>]>,
+    std::boxed::Box<[crate::ring::Ring<Record, std::boxed::Box<[crate::ring::Slot<Record>]>>]>,
 >;
 
 #[cfg(feature = "std")]

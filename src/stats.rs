@@ -19,7 +19,7 @@ pub struct Counters {
 
 impl Counters {
     /// Zeroed counters.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn new() -> Self {
         Counters {
             sent: AtomicUsize::new(0),

@@ -1,22 +1,22 @@
-//! The one place atomics and cells come from, so `cfg(loom)` can swap in loom's checked versions.
+//! The one place atomics and cells come from, so `cfg(fasthog_loom)` can swap in loom's checked versions.
 
-#[cfg(loom)]
+#[cfg(fasthog_loom)]
 pub(crate) use loom::cell::UnsafeCell;
-#[cfg(loom)]
+#[cfg(fasthog_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicUsize};
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 pub(crate) use core::sync::atomic::{AtomicBool, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;
 
 /// `core::cell::UnsafeCell` with loom's closure API, so ring code reads the same under both.
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 #[derive(Debug)]
 #[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 impl<T> UnsafeCell<T> {
     pub(crate) const fn new(value: T) -> Self {
         Self(core::cell::UnsafeCell::new(value))

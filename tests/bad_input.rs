@@ -7,8 +7,8 @@ use common::*;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed};
 use fasthog::ring::{try_consumer, HasLanes};
 use fasthog::{
-    Captured, Event, FixedClock, HeapQueue, Static, StaticQueue, INLINE_BYTES,
-    MAX_DISTINCT_ID, MAX_PROPS,
+    AsRecord, Captured, Entry, Event, FixedClock, HeapQueue, Props, Static, StaticQueue,
+    INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS,
 };
 use serde_json::{json, Value};
 
@@ -25,13 +25,18 @@ fn encoder() -> Encoder<'static> {
     )
 }
 
-fn encode(event: &Event) -> (Value, Notes) {
+fn encode(event: &impl AsRecord) -> (Value, Notes) {
     let (text, notes) = encode_one(&mut encoder(), event, &CLOCK);
     (check_event_json(&text), notes)
 }
 
+/// 250 spaces then a letter: cut to MAX_DISTINCT_ID bytes, all blank. (Builders borrow their
+/// strings, so it lives as long as the events.)
+static LONG_BLANK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| " ".repeat(250) + "x");
+
 /// Every way of building an event with a blank name or distinct_id.
-fn blank_events() -> Vec<(String, Event)> {
+fn blank_events() -> Vec<(String, Event<'static>)> {
     let blanks = [
         "",
         " ",
@@ -58,11 +63,9 @@ fn blank_events() -> Vec<(String, Event)> {
         Event::new_static("e", "\u{2003}"),
     ));
     out.push(("both empty".into(), Event::new_static("", "")));
-    // 250 spaces then a letter: cut to MAX_DISTINCT_ID bytes, all blank.
-    let long_blank: String = " ".repeat(250) + "x";
     out.push((
         "distinct_id blank after its cut".into(),
-        Event::new("e", &long_blank),
+        Event::new("e", &LONG_BLANK),
     ));
     out
 }
@@ -71,9 +74,14 @@ fn blank_events() -> Vec<(String, Event)> {
 fn blank_names_and_distinct_ids_are_invalid() {
     for (what, event) in blank_events() {
         assert!(event.is_invalid(), "{what}");
-        // Agrees with the server's own test (a trimmed distinct_id must be non-empty).
+        // The record it makes says so too.
+        let record = event.to_record();
+        assert!(record.is_invalid(), "{what}");
+        // Agrees with the server's own test (a trimmed distinct_id must be non-empty), on the
+        // name and distinct_id as they would be sent: the record's, cut to their limits (the
+        // builder's `distinct_id()` is the id before its cut).
         assert!(
-            event.name().trim().is_empty() || event.distinct_id().trim().is_empty(),
+            record.name().trim().is_empty() || record.distinct_id().trim().is_empty(),
             "{what}"
         );
     }
@@ -150,6 +158,58 @@ fn capture_rejects_invalid_events_counts_them_and_never_encodes_them() {
 }
 
 #[test]
+fn batch_push_refuses_invalid_events_and_never_encodes_them() {
+    // Events pushed straight onto a batch (not through capture) are checked there too: an
+    // invalid one would make the server refuse the whole request.
+    let envelope = Envelope {
+        api_key: "phc_k",
+        historical_migration: false,
+    };
+    let limits = Limits::DEFAULT;
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 8], limits, envelope.overhead());
+    let mut enc = encoder();
+    // Into an empty batch: it stays empty.
+    assert_eq!(batch.push(&mut enc, &Event::new("", "u"), &CLOCK), Pushed::Invalid);
+    assert!(batch.is_empty());
+    assert_eq!(batch.bytes_len(), 0);
+    assert!(matches!(
+        batch.push(&mut enc, &Event::new("ok", "user-1"), &CLOCK),
+        Pushed::Added(_)
+    ));
+    let before = batch.events(0..1).to_vec();
+    /// Pushes the event, and the record it makes: both refused, the batch untouched.
+    fn refused<P: Props>(
+        what: &str,
+        event: &Event<'_, P>,
+        batch: &mut Batch<Vec<u8>, Vec<u32>>,
+        enc: &mut Encoder<'_>,
+        before: &[u8],
+    ) {
+        assert!(event.is_invalid(), "{what}");
+        assert_eq!(batch.push(enc, event, &CLOCK), Pushed::Invalid, "{what}");
+        assert_eq!(batch.push(enc, &event.to_record(), &CLOCK), Pushed::Invalid, "{what} (record)");
+        assert_eq!(batch.len(), 1, "{what}: never encoded");
+        assert_eq!(batch.bytes_len(), before.len(), "{what}: never encoded");
+        assert_eq!(batch.events(0..1), before, "{what}");
+    }
+    for (what, event) in blank_events() {
+        refused(&what, &event, &mut batch, &mut enc, &before);
+    }
+    refused("group type empty", &Event::new("e", "u").group("", "acme"), &mut batch, &mut enc, &before);
+    refused("group key blank", &Event::new("e", "u").group("company", " "), &mut batch, &mut enc, &before);
+    refused("alias empty", &Event::alias("user-1", ""), &mut batch, &mut enc, &before);
+    refused("group_identify key empty", &Event::group_identify("company", ""), &mut batch, &mut enc, &before);
+    // The batch goes on: the next valid event is added and the request is valid.
+    assert!(matches!(
+        batch.push(&mut enc, &Event::new("ok_2", "user-2"), &CLOCK),
+        Pushed::Added(_)
+    ));
+    let v = check_batch(&envelope, T, &batch, &limits);
+    let names: Vec<&str> = v["batch"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ok", "ok_2"]);
+}
+
+#[test]
 fn static_queue_rejects_invalid_events_too() {
     static QUEUE: StaticQueue<1, 8> = StaticQueue::new();
     let mut producer = StaticQueue::producer(&QUEUE).expect("lane");
@@ -180,15 +240,19 @@ fn distinct_id_is_cut_on_a_utf8_boundary() {
     let long = format!("a{}", "é".repeat(150));
     assert!(!long.is_char_boundary(MAX_DISTINCT_ID));
     let event = Event::new("e", &long).timestamp_unix_nanos(T);
-    assert_eq!(event.distinct_id(), format!("a{}", "é".repeat(99)));
-    assert_eq!(event.distinct_id().len(), MAX_DISTINCT_ID - 1);
+    // The builder holds the id as given; the record holds it cut.
+    assert_eq!(event.distinct_id(), long.as_str());
+    let record = event.to_record();
+    assert_eq!(record.distinct_id(), format!("a{}", "é".repeat(99)));
+    assert_eq!(record.distinct_id().len(), MAX_DISTINCT_ID - 1);
+    assert_eq!(record.truncated(), 1);
     assert_eq!(event.truncated(), 1);
     let (v, notes) = encode(&event);
     assert_eq!(notes.truncated, 1);
-    assert_eq!(v["distinct_id"], event.distinct_id());
+    assert_eq!(v["distinct_id"], record.distinct_id());
     assert_eq!(
         v["properties"]["user_id"],
-        event.distinct_id(),
+        record.distinct_id(),
         "user_id is the id as sent"
     );
 
@@ -197,15 +261,23 @@ fn distinct_id_is_cut_on_a_utf8_boundary() {
     for (prefix, expect_len) in [("", 200), ("b", 197)] {
         let long = format!("{prefix}{}", "😀".repeat(60));
         let event = Event::new("e", &long);
-        assert_eq!(event.distinct_id().len(), expect_len, "{prefix:?}");
-        assert!(is_char_prefix(event.distinct_id(), &long));
+        let record = event.to_record();
+        assert_eq!(record.distinct_id().len(), expect_len, "{prefix:?}");
+        assert!(is_char_prefix(record.distinct_id(), &long));
         assert_eq!(event.truncated(), 1);
+        // A 'static id is cut the same way, without copying.
+        let leaked: &'static str = long.clone().leak();
+        let record = Event::new_static("e", leaked).to_record();
+        assert_eq!(record.distinct_id().len(), expect_len, "{prefix:?} static");
+        assert!(is_char_prefix(record.distinct_id(), &long));
+        assert_eq!(record.truncated(), 1);
     }
     // Exactly at the limit: not cut.
     let exact = "x".repeat(MAX_DISTINCT_ID);
     let event = Event::new("e", &exact);
+    let record = event.to_record();
     assert_eq!(
-        (event.distinct_id(), event.truncated()),
+        (record.distinct_id(), event.truncated()),
         (exact.as_str(), 0)
     );
 }
@@ -236,16 +308,19 @@ fn inline_strings_are_cut_on_utf8_boundaries_and_counted() {
     // Dynamic names and keys are cut the same way.
     let long = "ñ".repeat(200); // 400 bytes
     let event = Event::named(&long, "u").prop_dyn(&long, 1);
-    assert!(is_char_prefix(event.name(), &long));
+    // The builder holds the name as given; the record holds it cut.
+    assert_eq!(event.name(), long);
+    let record = event.to_record();
+    assert!(is_char_prefix(record.name(), &long));
     assert_eq!(
-        event.name().len(),
+        record.name().len(),
         INLINE_BYTES - 2,
         "255 bytes left, whole 2-byte chars"
     );
     assert_eq!(event.truncated(), 2);
     let (v, notes) = encode(&event);
     assert_eq!(notes.truncated, 2);
-    assert_eq!(v["event"], event.name());
+    assert_eq!(v["event"], record.name());
     assert_eq!(
         v["properties"][""],
         json!(1),
@@ -277,10 +352,9 @@ fn properties_past_max_props_are_dropped_and_counted() {
         "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13",
         "p14", "p15", "p16", "p17", "p18", "p19",
     ];
-    let mut event = Event::new("e", "u").timestamp_unix_nanos(T);
-    for (i, key) in KEYS.iter().enumerate() {
-        event = event.prop(key, i);
-    }
+    let event = Event::new("e", "u")
+        .timestamp_unix_nanos(T)
+        .props(KEYS.iter().enumerate().map(|(i, key)| Entry::prop(key, i)));
     let extra = KEYS.len() - MAX_PROPS;
     assert_eq!(usize::from(event.props_dropped()), extra);
     let (v, notes) = encode(&event);
@@ -294,11 +368,11 @@ fn properties_past_max_props_are_dropped_and_counted() {
         );
     }
     // $set and $set_once entries share the same room.
-    let mut event = Event::new("e", "u");
-    for key in &KEYS[..MAX_PROPS] {
-        event = event.prop(key, 1);
-    }
-    let event = event.set("late", 1).set_once("later", 2).prop_dyn("dyn", 3);
+    let event = Event::new("e", "u")
+        .props(KEYS[..MAX_PROPS].iter().map(|key| Entry::prop(key, 1)))
+        .set("late", 1)
+        .set_once("later", 2)
+        .prop_dyn("dyn", 3);
     assert_eq!(event.props_dropped(), 3);
     let (v, notes) = encode(&event);
     assert_eq!(notes.props_dropped, 3);
@@ -312,14 +386,14 @@ fn properties_past_max_props_are_dropped_and_counted() {
 
 #[test]
 fn dropped_properties_do_not_use_inline_bytes() {
-    // A full record must not spend inline room (or count cuts) on entries it drops: the
-    // workspace set afterwards still fits whole.
-    let mut event = Event::new("e", "user-1");
-    for _ in 0..MAX_PROPS {
-        event = event.prop("k", 1);
-    }
+    // A full record must not spend inline room (or count cuts) on entries it drops. The
+    // workspace is copied before any entry (whenever `.workspace()` is called), so it is no
+    // longer the canary: the dropped strings are more than the room left, so copying them
+    // would count a cut.
     let filler = "x".repeat(100);
-    let event = event
+    assert!(4 * filler.len() > INLINE_BYTES - "user-1".len() - "ws-1".len());
+    let event = Event::new("e", "user-1")
+        .props([Entry::prop("k", 1); MAX_PROPS])
         .prop("dropped1", filler.as_str())
         .prop_dyn(&filler, filler.as_str())
         .set("dropped3", filler.as_str())
@@ -420,43 +494,48 @@ fn escapes_are_exact() {
 fn special_characters_round_trip_everywhere() {
     let s = nasty();
     assert!(s.len() < 70);
-    type Get = dyn Fn(&Value) -> &Value;
-    let cases: Vec<(&str, Event, &Get)> = vec![
-        ("name", Event::named(&s, "u"), &|v| &v["event"]),
-        ("distinct_id", Event::new("e", &s), &|v| &v["distinct_id"]),
-        (
-            "user_id",
-            Event::new("e", &format!("x{s}").replace(':', "")),
-            &|v| &v["properties"]["user_id"],
-        ),
-        ("value", Event::new("e", "u").prop("k", s.as_str()), &|v| {
-            &v["properties"]["k"]
-        }),
-        (
-            "set value",
-            Event::new("e", "u").set("k", s.as_str()),
-            &|v| &v["properties"]["$set"]["k"],
-        ),
-        (
-            "set_once",
-            Event::new("e", "u").set_once("k", s.as_str()),
-            &|v| &v["properties"]["$set_once"]["k"],
-        ),
-        ("workspace", Event::new("e", "u").workspace(&s), &|v| {
-            &v["properties"]["workspace_id"]
-        }),
-    ];
-    for (what, event, get) in &cases {
+    /// Events of different shapes are different types: one generic check per case.
+    fn case<P: Props>(what: &str, event: &Event<'_, P>, get: impl Fn(&Value) -> &Value, want: &str) {
         assert_eq!(event.truncated(), 0, "{what}");
         let (v, _) = encode(event);
         let got = get(&v)
             .as_str()
             .unwrap_or_else(|| panic!("{what}: missing in {v}"));
-        match *what {
-            "user_id" => assert_eq!(got, format!("x{s}").replace(':', "")),
-            _ => assert_eq!(got, s, "{what}"),
-        }
+        assert_eq!(got, want, "{what}");
     }
+    let user_id = format!("x{s}").replace(':', "");
+    case("name", &Event::named(&s, "u"), |v| &v["event"], &s);
+    case("distinct_id", &Event::new("e", &s), |v| &v["distinct_id"], &s);
+    case(
+        "user_id",
+        &Event::new("e", &user_id),
+        |v| &v["properties"]["user_id"],
+        &user_id,
+    );
+    case(
+        "value",
+        &Event::new("e", "u").prop("k", s.as_str()),
+        |v| &v["properties"]["k"],
+        &s,
+    );
+    case(
+        "set value",
+        &Event::new("e", "u").set("k", s.as_str()),
+        |v| &v["properties"]["$set"]["k"],
+        &s,
+    );
+    case(
+        "set_once",
+        &Event::new("e", "u").set_once("k", s.as_str()),
+        |v| &v["properties"]["$set_once"]["k"],
+        &s,
+    );
+    case(
+        "workspace",
+        &Event::new("e", "u").workspace(&s),
+        |v| &v["properties"]["workspace_id"],
+        &s,
+    );
     // A key.
     let (v, _) = encode(&Event::new("e", "u").prop_dyn(&s, 1));
     assert_eq!(v["properties"][&s], json!(1));
@@ -494,14 +573,14 @@ fn special_characters_round_trip_everywhere() {
 
 #[test]
 fn reserved_user_properties_follow_the_go_precedence() {
-    let user = |e: Event| {
+    fn user(e: Event<'_>) -> Event<'_, impl Props + '_> {
         e.prop("user_id", "user-set")
             .prop("is_demo", true)
             .prop("workspace_id", "user-ws")
             .prop("environment", "user-env")
             .prop("event_schema_version", 42)
             .timestamp_unix_nanos(T)
-    };
+    }
     // Without a workspace: user_id, is_demo, workspace_id are the user's; environment and
     // event_schema_version are always the client's.
     let (v, _) = encode(&user(Event::new("e", "distinct-1")));
@@ -534,4 +613,19 @@ fn reserved_user_properties_follow_the_go_precedence() {
     assert!(v["properties"].get("user_id").is_none());
     let (v, _) = encode(&Event::new("e", "anon:abc").prop("user_id", "u-9"));
     assert_eq!(v["properties"]["user_id"], "u-9");
+}
+
+#[test]
+fn a_name_blank_after_its_cut_is_rejected() {
+    // The distinct_id takes 200 of the 256 inline bytes; the copied name keeps 56, all spaces.
+    let name = " ".repeat(100) + "x";
+    let id = "u".repeat(200);
+    let event = Event::named(&name, &id);
+    assert!(event.is_invalid());
+    assert!(event.to_record().name().trim().is_empty());
+    let queue = HeapQueue::with_capacity(1, 4);
+    let mut lane = HeapQueue::producer(&queue).unwrap();
+    assert_eq!(lane.capture(&event, &FixedClock(0)), Captured::Rejected);
+    // With a short id the same name fits whole and is valid.
+    assert!(!Event::named(&name, "u").is_invalid());
 }

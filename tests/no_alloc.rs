@@ -10,7 +10,7 @@ use std::cell::Cell;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed, HEAD_CAPACITY};
 use fasthog::json::Writer;
 use fasthog::ring::try_consumer;
-use fasthog::{Captured, Event, FixedClock, HeapQueue, Static, StaticQueue};
+use fasthog::{Captured, Entry, Event, FixedClock, HeapQueue, Static, StaticQueue};
 
 struct Counting;
 
@@ -69,7 +69,7 @@ const N: usize = 200;
 
 /// A varied event: static and copied strings, every value kind, escapes, a non-finite float,
 /// person properties, a workspace, a cut string, and (for some `i`) a timestamp.
-fn event(i: usize, user: &str) -> Event {
+fn event(i: usize, user: &str) -> Event<'_, impl fasthog::Props + '_> {
     let e = Event::new("order_filled", user)
         .prop("qty", i)
         .prop("delta", -(i as i64))
@@ -109,10 +109,7 @@ fn building_events_allocates_nothing() {
     let (n, events) = allocations(|| {
         let a = event(1, &user);
         let b = Event::named(&long, &long).prop_dyn(&long, long.as_str());
-        let mut c = Event::new_static("e", "u");
-        for _ in 0..40 {
-            c = c.prop("k", 1);
-        }
+        let c = Event::new_static("e", "u").props([Entry::prop("k", 1); 40]);
         (a.truncated(), b.truncated(), c.props_dropped())
     });
     assert_eq!(n, 0, "building events allocated {n} times");
@@ -262,6 +259,7 @@ fn encoding_a_batch_allocates_nothing() {
                             added += 1;
                             break;
                         }
+                        Pushed::Invalid => unreachable!("captured events are valid"),
                         Pushed::Full => {
                             full += 1;
                             let h = envelope.write_head(1_700_000_000_000_000_000, &mut head);

@@ -14,7 +14,7 @@ use fasthog::batch::{
 };
 use fasthog::ring::try_consumer;
 use fasthog::{
-    Captured, Event, FixedClock, HeapQueue, Static, Value as V, INLINE_BYTES, MAX_DISTINCT_ID,
+    Captured, Entry, Event, FixedClock, HeapQueue, Static, Value as V, INLINE_BYTES, MAX_DISTINCT_ID,
     MAX_PROPS,
 };
 use proptest::prelude::*;
@@ -34,6 +34,15 @@ static LONG_ID: LazyLock<&'static str> = LazyLock::new(|| "ü".repeat(150).leak(
 enum Text {
     Static(&'static str),
     Copied(String),
+}
+
+impl Text {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Copied(s) => s,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -60,8 +69,9 @@ struct Spec {
     distinct_id: Text,
     /// Entries in builder order; `Set`/`SetOnce` keys are always static.
     entries: Vec<(Scope, Text, Val)>,
-    /// The workspace, and after how many entries `.workspace()` is called.
-    workspace: Option<(String, usize)>,
+    /// The workspace. Wherever `.workspace()` is called, capture copies it right after the
+    /// name, before any entry.
+    workspace: Option<String>,
     timestamp: Option<u64>,
 }
 
@@ -151,7 +161,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         name,
         distinct_id,
         prop::collection::vec(entry(), 0..40),
-        prop::option::of((string(), 0usize..40)),
+        prop::option::of(string()),
         prop::option::of(0u64..4_000_000_000_000_000_000),
     )
         .prop_map(|(name, distinct_id, entries, workspace, timestamp)| Spec {
@@ -188,36 +198,33 @@ impl Val {
     }
 }
 
-fn build(spec: &Spec) -> Event {
-    let mut e = match (&spec.name, &spec.distinct_id) {
+fn build(spec: &Spec) -> Event<'_, impl fasthog::Props + '_> {
+    let e = match (&spec.name, &spec.distinct_id) {
         (Text::Static(n), Text::Static(d)) => Event::new_static(n, d),
         (Text::Static(n), Text::Copied(d)) => Event::new(n, d),
         (Text::Copied(n), Text::Copied(d)) => Event::named(n, d),
         (Text::Copied(n), Text::Static(d)) => Event::named(n, d),
     };
-    for (i, (scope, key, val)) in spec.entries.iter().enumerate() {
-        if let Some((ws, at)) = &spec.workspace {
-            if *at == i {
-                e = e.workspace(ws);
-            }
-        }
-        e = match (scope, key) {
-            (Scope::Props, Text::Static(k)) => e.prop(k, val.value()),
-            (Scope::Props, Text::Copied(k)) => e.prop_dyn(k, val.value()),
-            (Scope::Set, Text::Static(k)) => e.set(k, val.value()),
-            (Scope::SetOnce, Text::Static(k)) => e.set_once(k, val.value()),
+    let e = match &spec.workspace {
+        Some(ws) => e.workspace(ws),
+        None => e,
+    };
+    let entries: Vec<Entry<'_>> = spec
+        .entries
+        .iter()
+        .map(|(scope, key, val)| match (scope, key) {
+            (Scope::Props, Text::Static(k)) => Entry::prop(k, val.value()),
+            (Scope::Props, Text::Copied(k)) => Entry::prop_dyn(k, val.value()),
+            (Scope::Set, Text::Static(k)) => Entry::set(k, val.value()),
+            (Scope::SetOnce, Text::Static(k)) => Entry::set_once(k, val.value()),
             _ => unreachable!("person property keys are static"),
-        };
+        })
+        .collect();
+    let e = e.props(entries);
+    match spec.timestamp {
+        Some(t) => e.timestamp_unix_nanos(t),
+        None => e,
     }
-    if let Some((ws, at)) = &spec.workspace {
-        if *at >= spec.entries.len() {
-            e = e.workspace(ws);
-        }
-    }
-    if let Some(t) = spec.timestamp {
-        e = e.timestamp_unix_nanos(t);
-    }
-    e
 }
 
 /// The record's documented behaviour, independently: copied strings share `INLINE_BYTES`,
@@ -261,18 +268,27 @@ impl Model {
         m.distinct_id = match &spec.distinct_id {
             Text::Copied(d) => m.copy(d, MAX_DISTINCT_ID),
             Text::Static(d) if matches!(spec.name, Text::Copied(_)) => m.copy(d, MAX_DISTINCT_ID),
-            Text::Static(d) => d.to_string(),
+            // `new_static`: kept by reference (no inline bytes), but still cut and counted.
+            Text::Static(d) => {
+                let mut len = d.len().min(MAX_DISTINCT_ID);
+                while !d.is_char_boundary(len) {
+                    len -= 1;
+                }
+                if len < d.len() {
+                    m.truncated += 1;
+                }
+                d[..len].to_owned()
+            }
         };
         m.name = match &spec.name {
             Text::Copied(n) => m.copy(n, INLINE_BYTES),
             Text::Static(n) => n.to_string(),
         };
-        for (i, (scope, key, val)) in spec.entries.iter().enumerate() {
-            if let Some((ws, at)) = &spec.workspace {
-                if *at == i {
-                    m.workspace = m.copy(ws, INLINE_BYTES);
-                }
-            }
+        // The workspace is copied right after the name, before any entry.
+        if let Some(ws) = &spec.workspace {
+            m.workspace = m.copy(ws, INLINE_BYTES);
+        }
+        for (scope, key, val) in spec.entries.iter() {
             if m.entries.len() == MAX_PROPS {
                 m.dropped += 1;
                 continue;
@@ -286,11 +302,6 @@ impl Model {
                 other => other.clone(),
             };
             m.entries.push((*scope, key, val));
-        }
-        if let Some((ws, at)) = &spec.workspace {
-            if *at >= spec.entries.len() {
-                m.workspace = m.copy(ws, INLINE_BYTES);
-            }
         }
         m
     }
@@ -421,7 +432,7 @@ fn counted(json: &[u8]) -> usize {
 }
 
 /// Captures `event` through a queue and hands the drained record to `f` (None if rejected).
-fn through_capture<R>(event: &Event, f: impl FnOnce(Option<&Event>) -> R) -> R {
+fn through_capture<R, P: fasthog::Props>(event: &Event<'_, P>, f: impl FnOnce(Option<&fasthog::Record>) -> R) -> R {
     let queue = HeapQueue::with_capacity(1, 2);
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     match producer.capture(event, &CLOCK) {
@@ -453,8 +464,15 @@ proptest! {
     ) {
         let model = Model::new(&spec);
         let event = build(&spec);
-        prop_assert_eq!(event.name(), model.name.as_str());
-        prop_assert_eq!(event.distinct_id(), model.distinct_id.as_str());
+        // The builder holds the name and distinct_id as given; the record, as the model cuts them.
+        prop_assert_eq!(event.name(), spec.name.as_str());
+        prop_assert_eq!(event.distinct_id(), spec.distinct_id.as_str());
+        let record = event.to_record();
+        prop_assert_eq!(record.name(), model.name.as_str());
+        prop_assert_eq!(record.distinct_id(), model.distinct_id.as_str());
+        prop_assert_eq!(usize::from(record.truncated()), model.truncated);
+        prop_assert_eq!(usize::from(record.props_dropped()), model.dropped);
+        prop_assert_eq!(record.is_invalid(), model.invalid());
         prop_assert_eq!(usize::from(event.truncated()), model.truncated);
         prop_assert_eq!(usize::from(event.props_dropped()), model.dropped);
         prop_assert_eq!(event.is_invalid(), model.invalid());
@@ -495,6 +513,7 @@ proptest! {
                     assert!(batch.is_empty());
                 }
                 Pushed::Full => panic!("an empty batch is never full"),
+                Pushed::Invalid => panic!("a captured event is never invalid"),
             }
         });
     }
@@ -520,6 +539,15 @@ proptest! {
         for spec in &specs {
             let event = build(spec);
             if event.is_invalid() {
+                // Pushed straight onto the batch, it is refused and never encoded (a full
+                // batch may say Full first: pushed again after a send, it is refused).
+                let (len, bytes) = (batch.len(), batch.bytes_len());
+                let pushed = batch.push(&mut encoder, &event, &CLOCK);
+                prop_assert!(
+                    pushed == Pushed::Invalid || (pushed == Pushed::Full && batch.is_full()),
+                    "{:?}", pushed
+                );
+                prop_assert_eq!((batch.len(), batch.bytes_len()), (len, bytes));
                 continue;
             }
             valid += 1;
@@ -543,6 +571,7 @@ proptest! {
                     too_large += 1;
                 }
                 Pushed::Full => prop_assert!(false, "full right after clear"),
+                Pushed::Invalid => prop_assert!(false, "refused a valid event as invalid"),
             }
         }
         if !batch.is_empty() {
@@ -570,7 +599,7 @@ fn the_model_matches_a_hand_checked_case() {
             ),
             (Scope::Set, Text::Static("plan"), Val::Static("pro")),
         ],
-        workspace: Some((String::new(), 0)),
+        workspace: Some(String::new()),
         timestamp: Some(0),
     };
     let model = Model::new(&spec);

@@ -66,13 +66,13 @@ pub struct LaneTotals {
 
 impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
     /// Lanes over the given rings and fallback ring.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn from_parts(lanes: C, shared: SharedRing<T, S, Q>) -> Self {
         Lanes { lanes, shared, consumer_claimed: AtomicBool::new(false) }
     }
 
     /// Lanes over the given rings and fallback ring (loom atomics are not `const`).
-    #[cfg(loom)]
+    #[cfg(fasthog_loom)]
     pub fn from_parts(lanes: C, shared: SharedRing<T, S, Q>) -> Self {
         Lanes { lanes, shared, consumer_claimed: AtomicBool::new(false) }
     }

@@ -38,7 +38,7 @@ pub(crate) mod sealed {
     impl<T: ?Sized> Ptr for &T {}
     #[cfg(feature = "std")]
     impl<T: ?Sized> Ptr for std::sync::Arc<T> {}
-    #[cfg(loom)]
+    #[cfg(fasthog_loom)]
     impl<T: ?Sized> Ptr for loom::sync::Arc<T> {}
 
     /// Types whose `lanes()` always returns the same lanes.
@@ -73,13 +73,13 @@ unsafe impl<T: Send> Sync for Slot<T> {}
 
 impl<T: Empty> Slot<T> {
     /// An empty slot, for building storage by hand.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn new() -> Self {
         Slot(UnsafeCell::new(T::EMPTY))
     }
 
     /// An empty slot (loom cells are not `const`).
-    #[cfg(loom)]
+    #[cfg(fasthog_loom)]
     pub fn new() -> Self {
         Slot(UnsafeCell::new(T::EMPTY))
     }

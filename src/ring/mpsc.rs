@@ -63,7 +63,7 @@ unsafe impl<T: Send, S: Send, Q: Send> Send for SharedRing<T, S, Q> {}
 // SAFETY: as for `Send`; all shared mutation is through atomics or handed-over slots.
 unsafe impl<T: Send, S: Sync, Q: Sync> Sync for SharedRing<T, S, Q> {}
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 impl<T: super::Empty, const N: usize> SharedRing<T, [Slot<T>; N], [AtomicUsize; N]> {
     /// An empty ring with inline storage, usable in a `static`. `N` must be a power of two.
     pub const fn new() -> Self {
@@ -78,7 +78,7 @@ impl<T: super::Empty, const N: usize> SharedRing<T, [Slot<T>; N], [AtomicUsize; 
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 impl<T: super::Empty, const N: usize> Default for SharedRing<T, [Slot<T>; N], [AtomicUsize; N]> {
     fn default() -> Self {
         Self::new()
@@ -88,7 +88,7 @@ impl<T: super::Empty, const N: usize> Default for SharedRing<T, [Slot<T>; N], [A
 impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
     /// A ring over the given storage; `seqs[i]` must start at `i`, and both have the same
     /// power-of-two length.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn with_storage(slots: S, seqs: Q) -> Self {
         SharedRing {
             tail: CachePadded(AtomicUsize::new(0)),
@@ -102,7 +102,7 @@ impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
     }
 
     /// A ring over the given storage (loom atomics are not `const`).
-    #[cfg(loom)]
+    #[cfg(fasthog_loom)]
     pub fn with_storage(slots: S, seqs: Q) -> Self {
         SharedRing {
             tail: CachePadded(AtomicUsize::new(0)),

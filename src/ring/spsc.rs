@@ -50,14 +50,14 @@ unsafe impl<T: Send, S: Sync> Sync for Ring<T, S> {}
 
 impl<T: Empty, const N: usize> Ring<T, [Slot<T>; N]> {
     /// An empty ring with inline storage, usable in a `static`. `N` must be a power of two.
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn new() -> Self {
         const { assert!(N.is_power_of_two(), "ring capacity must be a power of two") };
         Self::with_storage([const { Slot::new() }; N])
     }
 }
 
-#[cfg(not(loom))]
+#[cfg(not(fasthog_loom))]
 impl<T: Empty, const N: usize> Default for Ring<T, [Slot<T>; N]> {
     fn default() -> Self {
         Self::new()
@@ -67,7 +67,7 @@ impl<T: Empty, const N: usize> Default for Ring<T, [Slot<T>; N]> {
 impl<T, S: Storage<T>> Ring<T, S> {
     /// A ring over the given storage, whose length must be a power of two (checked in
     /// [`Ring::capacity`] users by `debug_assert`; [`super::heap_storage`] rounds up).
-    #[cfg(not(loom))]
+    #[cfg(not(fasthog_loom))]
     pub const fn with_storage(slots: S) -> Self {
         Ring {
             prod: CachePadded(ProducerSide {
@@ -86,7 +86,7 @@ impl<T, S: Storage<T>> Ring<T, S> {
     }
 
     /// A ring over the given storage (loom atomics are not `const`).
-    #[cfg(loom)]
+    #[cfg(fasthog_loom)]
     pub fn with_storage(slots: S) -> Self {
         Ring {
             prod: CachePadded(ProducerSide {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use fasthog::batch::{Batch, Encoder, Envelope, Limits, Notes, HEAD_CAPACITY, TAIL};
 use fasthog::json::Writer;
-use fasthog::{Clock, Event};
+use fasthog::Clock;
 use serde_json::Value;
 
 /// PostHog refuses an event whose re-encoded form is over this (413).
@@ -18,7 +18,7 @@ pub const SERVER_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 pub const SERVER_EVENT_OVERHEAD: usize = 256;
 
 /// Encodes one event alone into a fresh buffer and returns its JSON text and notes.
-pub fn encode_one(encoder: &mut Encoder<'_>, event: &Event, clock: &impl Clock) -> (String, Notes) {
+pub fn encode_one(encoder: &mut Encoder<'_>, event: &impl fasthog::AsRecord, clock: &impl Clock) -> (String, Notes) {
     let mut buf = vec![0u8; 4 << 20];
     let mut w = Writer::new(&mut buf, 0);
     let notes = encoder.encode(event, clock, &mut w);
