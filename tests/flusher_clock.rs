@@ -1,0 +1,686 @@
+//! The flusher on virtual time: a mock `Timer` whose sleeps register wake-up times, a tiny
+//! executor that polls the flusher and, whenever it is pending, jumps virtual time to the
+//! earliest wake-up (so a 10 s flush interval costs no real time), an in-memory `Transport`
+//! answering scripted statuses after scripted latencies, and scripted actions (captures,
+//! flush and shutdown requests) that run when virtual time reaches them. Everything runs on
+//! the test's thread, so every wait below is exact and nothing depends on the machine's speed.
+#![cfg(feature = "std")]
+
+#[path = "common/delivery.rs"]
+mod support;
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
+use fasthog::flusher::{FlushConfig, Flusher, RetryPolicy, Timer};
+use fasthog::ring::{try_consumer, LaneProducer};
+use fasthog::transport::{Request, Response, Transport, TransportError};
+use fasthog::{Captured, Clock, Event, HeapQueue, Snapshot};
+use serde_json::Value;
+use support::{assert_accounted, install_logger, lines_of_this_thread, KEY, KEY_MARK};
+
+const MS: u64 = 1_000;
+const S: u64 = 1_000_000;
+/// Virtual time a test may not pass: a flusher that never stops fails instead of hanging.
+const LIMIT_US: u64 = 3_600 * S;
+/// The wall time at virtual 0.
+const EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;
+
+// ---------------------------------------------------------------------------------------------
+// The virtual world: clock, timer, scripted actions, scripted server
+// ---------------------------------------------------------------------------------------------
+
+/// A scripted answer to one request.
+#[derive(Debug, Clone, Copy)]
+enum Reply {
+    /// This status after `latency_us` of virtual time, with `Retry-After` in ms if set.
+    Status { code: u16, retry_after_ms: Option<u64>, latency_us: u64 },
+    /// No HTTP status: a transport error, at once.
+    Error(TransportError),
+    /// Never answers.
+    Hang,
+}
+
+fn status(code: u16) -> Reply {
+    Reply::Status { code, retry_after_ms: None, latency_us: 0 }
+}
+
+fn retry_after(code: u16, ms: u64) -> Reply {
+    Reply::Status { code, retry_after_ms: Some(ms), latency_us: 0 }
+}
+
+/// One request the flusher made.
+#[derive(Debug, Clone)]
+struct Sent {
+    at_us: u64,
+    attempt: u32,
+    event_count: usize,
+    sent_at: String,
+    uuids: Vec<String>,
+    /// Each event's `i` property.
+    ids: Vec<i64>,
+}
+
+type Action = Box<dyn FnOnce(u64)>;
+
+struct World {
+    now: Cell<u64>,
+    /// Wake-up times registered by sleeps and slow replies (stale ones included: a spurious
+    /// wake-up only costs a poll).
+    wakeups: RefCell<BinaryHeap<Reverse<u64>>>,
+    /// (virtual time, order added, action), sorted.
+    actions: RefCell<VecDeque<(u64, usize, Action)>>,
+    added: Cell<usize>,
+    replies: RefCell<VecDeque<Reply>>,
+    /// Latency of the default answer (200) when the script is empty.
+    default_latency_us: Cell<u64>,
+    sent: RefCell<Vec<Sent>>,
+}
+
+impl World {
+    fn new() -> Rc<World> {
+        install_logger();
+        Rc::new(World {
+            now: Cell::new(0),
+            wakeups: RefCell::new(BinaryHeap::new()),
+            actions: RefCell::new(VecDeque::new()),
+            added: Cell::new(0),
+            replies: RefCell::new(VecDeque::new()),
+            default_latency_us: Cell::new(0),
+            sent: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Runs `action` when virtual time reaches `at_us`.
+    fn at(&self, at_us: u64, action: impl FnOnce(u64) + 'static) {
+        let n = self.added.get();
+        self.added.set(n + 1);
+        let mut actions = self.actions.borrow_mut();
+        let at = actions.partition_point(|(t, m, _)| (*t, *m) <= (at_us, n));
+        actions.insert(at, (at_us, n, Box::new(action)));
+    }
+
+    fn reply(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.replies.borrow_mut().extend(replies);
+    }
+
+    fn sent(&self) -> Vec<Sent> {
+        self.sent.borrow().clone()
+    }
+
+    /// Moves virtual time to `target`, running due actions in time order.
+    fn advance_to(&self, target: u64) {
+        assert!(target < LIMIT_US, "virtual time passed {} s: the flusher never stopped", LIMIT_US / S);
+        loop {
+            let due = {
+                let mut actions = self.actions.borrow_mut();
+                match actions.front() {
+                    Some((t, _, _)) if *t <= target => actions.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((t, _, action)) = due else { break };
+            self.now.set(self.now.get().max(t));
+            action(self.now.get());
+        }
+        self.now.set(self.now.get().max(target));
+    }
+
+    /// Pending until virtual time reaches `until` (registered as a wake-up).
+    async fn until(&self, until: u64) {
+        if until != u64::MAX {
+            self.wakeups.borrow_mut().push(Reverse(until));
+        }
+        poll_fn(|_| if self.now.get() >= until { Poll::Ready(()) } else { Poll::Pending }).await;
+    }
+
+    /// Runs `fut` to completion: polls it, and whenever it is pending moves virtual time to
+    /// the earliest wake-up still ahead.
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            let next = {
+                let mut wakeups = self.wakeups.borrow_mut();
+                while wakeups.peek().is_some_and(|Reverse(t)| *t <= self.now.get()) {
+                    wakeups.pop();
+                }
+                wakeups.pop().map(|Reverse(t)| t)
+            };
+            let next = next.expect("the flusher is pending with no wake-up ahead: it would hang");
+            self.advance_to(next);
+        }
+    }
+}
+
+impl Timer for World {
+    fn now_us(&self) -> u64 {
+        self.now.get()
+    }
+
+    async fn sleep_us(&self, us: u64) {
+        self.until(self.now.get().saturating_add(us.max(1))).await;
+    }
+}
+
+/// Event time and `sent_at` follow virtual time.
+impl Clock for World {
+    fn tick(&self) -> u64 {
+        self.now.get()
+    }
+
+    fn unix_nanos(&self, tick: u64) -> u64 {
+        EPOCH_NANOS + tick * 1_000
+    }
+}
+
+/// The in-memory server.
+struct Net<'w>(&'w World);
+
+impl Transport for Net<'_> {
+    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        let w = self.0;
+        let body: Vec<u8> = request.parts().concat();
+        let json: Value = serde_json::from_slice(&body).expect("the body is JSON");
+        assert_eq!(json["api_key"], KEY);
+        let batch = json["batch"].as_array().expect("a batch");
+        assert_eq!(batch.len(), request.event_count);
+        w.sent.borrow_mut().push(Sent {
+            at_us: w.now.get(),
+            attempt: request.attempt,
+            event_count: request.event_count,
+            sent_at: json["sent_at"].as_str().expect("sent_at").to_string(),
+            uuids: batch.iter().map(|e| e["uuid"].as_str().unwrap().to_string()).collect(),
+            ids: batch.iter().map(|e| e["properties"]["i"].as_i64().unwrap()).collect(),
+        });
+        let reply = w.replies.borrow_mut().pop_front().unwrap_or(Reply::Status {
+            code: 200,
+            retry_after_ms: None,
+            latency_us: w.default_latency_us.get(),
+        });
+        let until = match reply {
+            Reply::Status { latency_us, .. } => w.now.get() + latency_us,
+            Reply::Error(_) => 0,
+            Reply::Hang => u64::MAX,
+        };
+        w.until(until).await;
+        match reply {
+            Reply::Status { code, retry_after_ms, .. } => Ok(Response::new(code)
+                .with_retry_after_ms(retry_after_ms)
+                .with_detail(format!("scripted {code}").as_bytes())),
+            Reply::Error(e) => Err(e),
+            Reply::Hang => unreachable!(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A rig: queue, producer, flusher settings
+// ---------------------------------------------------------------------------------------------
+
+struct Rig {
+    world: Rc<World>,
+    queue: Arc<HeapQueue>,
+    producer: Rc<RefCell<LaneProducer<Arc<HeapQueue>>>>,
+    /// Events captured so far (their `i` property).
+    next_i: Rc<Cell<i64>>,
+    limits: Limits,
+    pending: usize,
+    config: FlushConfig,
+}
+
+impl Rig {
+    fn new(lane_capacity: usize) -> Rig {
+        Rig::with_lanes(1, lane_capacity)
+    }
+
+    fn with_lanes(lanes: usize, lane_capacity: usize) -> Rig {
+        let world = World::new();
+        let queue = Arc::new(HeapQueue::with_capacity(lanes, lane_capacity));
+        let producer = HeapQueue::producer(queue.clone()).expect("a free lane");
+        Rig {
+            world,
+            queue,
+            producer: Rc::new(RefCell::new(producer)),
+            next_i: Rc::new(Cell::new(0)),
+            limits: Limits { max_events: 64, ..Limits::DEFAULT },
+            pending: 4,
+            config: FlushConfig {
+                retry: RetryPolicy { initial_backoff_ms: 100, ..RetryPolicy::DEFAULT },
+                ..FlushConfig::DEFAULT
+            },
+        }
+    }
+
+    /// Captures `n` events when virtual time reaches `at_us`.
+    fn capture_at(&self, at_us: u64, n: usize) {
+        let (producer, next_i, world) = (self.producer.clone(), self.next_i.clone(), self.world.clone());
+        self.world.at(at_us, move |_| {
+            for _ in 0..n {
+                let i = next_i.get();
+                next_i.set(i + 1);
+                let _ = producer.borrow_mut().capture(&Event::new("tick", "user-1").prop("i", i), &*world);
+            }
+        });
+    }
+
+    /// Captures one event every `every_us` from `from_us` until before `until_us`.
+    fn trickle(&self, from_us: u64, until_us: u64, every_us: u64) {
+        let mut t = from_us;
+        while t < until_us {
+            self.capture_at(t, 1);
+            t += every_us;
+        }
+    }
+
+    fn flush_at(&self, at_us: u64) -> Rc<Cell<Option<usize>>> {
+        let ticket = Rc::new(Cell::new(None));
+        let (queue, out) = (self.queue.clone(), ticket.clone());
+        self.world.at(at_us, move |_| out.set(Some(queue.control().request_flush())));
+        ticket
+    }
+
+    fn shutdown_at(&self, at_us: u64, grace_ms: u64) {
+        let queue = self.queue.clone();
+        self.world.at(at_us, move |_| queue.control().request_shutdown(grace_ms));
+    }
+
+    /// Checks at `at_us` whether the flush with this ticket has completed.
+    fn flushed_at(&self, at_us: u64, ticket: &Rc<Cell<Option<usize>>>) -> Rc<Cell<Option<bool>>> {
+        let out = Rc::new(Cell::new(None));
+        let (queue, ticket, o) = (self.queue.clone(), ticket.clone(), out.clone());
+        self.world.at(at_us, move |_| o.set(Some(queue.control().is_flushed(ticket.get().expect("flush requested")))));
+        out
+    }
+
+    /// Runs the flusher to completion (a shutdown must be scheduled) and returns the final
+    /// counters, checked for accounting, and the virtual time it stopped at.
+    fn run(&self) -> (Snapshot, u64) {
+        let world = &*self.world;
+        let envelope = Envelope { api_key: KEY, historical_migration: false };
+        let batches: Vec<Batch<Vec<u8>, Vec<u32>>> = (0..self.pending)
+            .map(|_| {
+                Batch::new(vec![0u8; self.limits.max_batch_bytes], vec![0u32; self.limits.max_events], self.limits, envelope.overhead())
+            })
+            .collect();
+        let encoder = Encoder::new(Enrichment { environment: "virtual", ..Enrichment::DEFAULT }, 7);
+        let consumer = try_consumer(self.queue.clone()).expect("one consumer");
+        let flusher = Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches);
+        world.block_on(flusher.run());
+        assert!(self.queue.control().is_finished());
+        let stats = self.queue.stats();
+        assert_accounted(&stats);
+        for line in lines_of_this_thread() {
+            assert!(!line.text.contains(KEY_MARK), "{}", line.text);
+        }
+        (stats, world.now.get())
+    }
+}
+
+fn gaps(sent: &[Sent]) -> Vec<u64> {
+    sent.windows(2).map(|w| w[1].at_us - w[0].at_us).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pacing
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_partial_batch_is_sent_when_the_flush_interval_elapses() {
+    let rig = Rig::new(64);
+    rig.capture_at(S, 3);
+    rig.capture_at(12 * S, 2);
+    rig.shutdown_at(35 * S, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    // The default interval is 10 s, counted from the start.
+    assert!((10 * S..10 * S + 10 * MS).contains(&sent[0].at_us), "first flush at {} us", sent[0].at_us);
+    assert!((20 * S..20 * S + 10 * MS).contains(&sent[1].at_us), "second flush at {} us", sent[1].at_us);
+    assert_eq!((sent[0].event_count, sent[1].event_count), (3, 2));
+    assert_eq!(stats.sent, 5);
+}
+
+#[test]
+fn a_full_batch_is_sent_at_once() {
+    let mut rig = Rig::new(64);
+    rig.limits.max_events = 4;
+    rig.capture_at(S, 4);
+    rig.capture_at(2 * S, 3);
+    rig.shutdown_at(5 * S, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert!((S..S + 10 * MS).contains(&sent[0].at_us), "full batch sent at {} us", sent[0].at_us);
+    assert_eq!(sent[0].event_count, 4);
+    // The partial one waits (here for the shutdown, before the 10 s interval).
+    assert_eq!(sent[1].event_count, 3);
+    assert!((5 * S..5 * S + 10 * MS).contains(&sent[1].at_us), "{}", sent[1].at_us);
+    assert_eq!(stats.sent, 7);
+}
+
+#[test]
+fn the_flush_interval_holds_under_a_trickle_with_slow_responses() {
+    let mut rig = Rig::new(64);
+    rig.config.flush_interval_ms = 1_000;
+    rig.limits.max_events = 1_000;
+    rig.pending = 8;
+    rig.world.default_latency_us.set(50 * MS);
+    rig.trickle(0, 5 * S, 10 * MS);
+    rig.shutdown_at(5 * S + 500 * MS, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    // One request per second (and one at shutdown), not one per round trip once the first
+    // interval has passed.
+    assert!(sent.len() <= 7, "{} requests in 5.5 s with a 1 s interval: {:?}", sent.len(), gaps(&sent));
+    for g in gaps(&sent[..sent.len() - 1]) {
+        assert!(g >= 900 * MS, "requests {g} us apart: {:?}", gaps(&sent));
+    }
+    assert_eq!(stats.sent, 500);
+}
+
+#[test]
+fn the_poll_limit_holds_while_a_request_is_in_flight() {
+    // One lane of 4 events, drained at least every 1 ms as configured, while a request takes
+    // 300 ms and an event arrives every ms: nothing may be dropped.
+    let mut rig = Rig::new(4);
+    rig.config.poll_max_us = 1_000;
+    rig.config.flush_interval_ms = 100;
+    rig.limits.max_events = 1_000;
+    rig.world.default_latency_us.set(300 * MS);
+    rig.capture_at(0, 1);
+    // Quiet while the first request starts (so polling slows to its limit), then a stream.
+    rig.trickle(150 * MS, 350 * MS, MS);
+    rig.shutdown_at(2 * S, 2_000);
+    let (stats, _) = rig.run();
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    assert_eq!(stats.sent, 201);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retries
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn backoff_waits_follow_the_policy() {
+    let mut rig = Rig::new(64);
+    rig.config.retry = RetryPolicy { max_attempts: 6, initial_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 30_000 };
+    rig.world.reply([status(503), status(500), status(502), status(504), status(408), status(200)]);
+    rig.capture_at(0, 2);
+    rig.flush_at(0);
+    rig.shutdown_at(60 * S, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.iter().map(|s| s.attempt).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    // Retry k waits within [full/2, full], full = min(100 ms * 2^(k-1), 1 s): exactly, as
+    // nothing else takes virtual time.
+    for (k, g) in gaps(&sent).into_iter().enumerate() {
+        let full = ((100 * MS) << k).min(1_000 * MS);
+        assert!((full / 2..=full).contains(&g), "retry {} waited {g} us, policy allows {}..={full}", k + 1, full / 2);
+    }
+    assert!(sent.windows(2).all(|w| w[0].uuids == w[1].uuids), "same uuids on every attempt");
+    assert!(sent.windows(2).all(|w| w[0].sent_at < w[1].sent_at), "sent_at refreshed on every attempt");
+    assert_eq!((stats.sent, stats.failed, stats.retried), (2, 0, 5));
+}
+
+#[test]
+fn retry_after_is_a_minimum_and_clamped() {
+    let mut rig = Rig::new(64);
+    rig.config.retry = RetryPolicy { max_attempts: 4, initial_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 30_000 };
+    rig.world.reply([retry_after(429, 7_000), retry_after(503, 3_600_000), retry_after(429, 0), status(200)]);
+    rig.capture_at(0, 1);
+    rig.flush_at(0);
+    rig.shutdown_at(120 * S, 1_000);
+    let (stats, _) = rig.run();
+    let g = gaps(&rig.world.sent());
+    assert_eq!(g[0], 7 * S, "Retry-After 7 s beats a 100 ms backoff");
+    assert_eq!(g[1], 30 * S, "an hour's Retry-After is clamped to max_retry_after_ms");
+    assert!((200 * MS..=400 * MS).contains(&g[2]), "Retry-After 0 leaves the backoff: {}", g[2]);
+    assert_eq!((stats.sent, stats.retried), (1, 3));
+}
+
+#[test]
+fn retries_stop_after_max_attempts() {
+    let rig = Rig::new(64);
+    assert_eq!(rig.config.retry.max_attempts, 4);
+    rig.world.reply([status(500), Reply::Error(TransportError::Connect), Reply::Error(TransportError::Timeout), status(503), status(200)]);
+    rig.capture_at(0, 3);
+    rig.flush_at(0);
+    rig.shutdown_at(60 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!(rig.world.sent().len(), 4, "4 attempts in all");
+    assert_eq!((stats.sent, stats.failed, stats.retried), (0, 3, 3));
+    assert!(lines_of_this_thread().iter().any(|l| l.text.contains("giving up on 3 events after 4 attempts")));
+}
+
+#[test]
+fn final_statuses_are_not_retried() {
+    for code in [400, 401, 403, 404, 422] {
+        let rig = Rig::new(64);
+        rig.world.reply([status(code)]);
+        rig.capture_at(0, 2);
+        rig.flush_at(0);
+        rig.shutdown_at(10 * S, 1_000);
+        let (stats, _) = rig.run();
+        assert_eq!(rig.world.sent().len(), 1, "{code}");
+        assert_eq!((stats.sent, stats.failed, stats.retried), (0, 2, 0), "{code}");
+        let logged: Vec<_> = lines_of_this_thread().into_iter().filter(|l| l.text.contains(&format!("scripted {code}"))).collect();
+        assert_eq!(logged.len(), 1, "{code}: {logged:?}");
+    }
+}
+
+#[test]
+fn status_413_splits_down_to_the_event_too_large_alone() {
+    let rig = Rig::new(64);
+    // [0..4] 413 -> [0..2] 413 -> [0] ok, [1] 413 alone (failed) -> [2..4] ok.
+    rig.world.reply([status(413), status(413), status(200), status(413), status(200)]);
+    rig.capture_at(0, 4);
+    rig.flush_at(0);
+    rig.shutdown_at(10 * S, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    let shape: Vec<Vec<i64>> = sent.iter().map(|s| s.ids.clone()).collect();
+    assert_eq!(shape, [vec![0, 1, 2, 3], vec![0, 1], vec![0], vec![1], vec![2, 3]]);
+    assert_eq!(sent[0].uuids[..2], sent[1].uuids[..], "halves keep their uuids");
+    assert_eq!((stats.sent, stats.failed, stats.retried), (3, 1, 0));
+    assert!(lines_of_this_thread().iter().any(|l| l.text.contains("HTTP 413") && l.text.contains("too large on its own")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flush and shutdown
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_flush_request_sends_a_partial_batch_at_once() {
+    let rig = Rig::new(64);
+    rig.capture_at(S, 3);
+    let ticket = rig.flush_at(S);
+    let before = rig.flushed_at(S, &ticket);
+    let after = rig.flushed_at(S + 20 * MS, &ticket);
+    rig.shutdown_at(5 * S, 1_000);
+    rig.run();
+    let sent = rig.world.sent();
+    assert!((S..S + 10 * MS).contains(&sent[0].at_us), "{}", sent[0].at_us);
+    assert_eq!(sent[0].event_count, 3);
+    assert_eq!(before.get(), Some(false));
+    assert_eq!(after.get(), Some(true));
+}
+
+#[test]
+fn a_flush_completes_while_events_keep_coming() {
+    let mut rig = Rig::new(64);
+    rig.pending = 16;
+    rig.world.default_latency_us.set(5 * MS);
+    rig.trickle(0, 3 * S, MS / 2);
+    let ticket = rig.flush_at(S);
+    let done = rig.flushed_at(S + 200 * MS, &ticket);
+    // What was sent by then must hold every event captured before the request.
+    let world = rig.world.clone();
+    let delivered = Rc::new(RefCell::new(Vec::new()));
+    let d = delivered.clone();
+    rig.world.at(S + 200 * MS, move |_| {
+        *d.borrow_mut() = world.sent().iter().flat_map(|s| s.ids.clone()).collect::<Vec<i64>>();
+    });
+    rig.shutdown_at(4 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!(done.get(), Some(true), "a flush under steady capture completes");
+    let delivered = delivered.borrow();
+    for i in 0..2_000 {
+        assert!(delivered.contains(&i), "event {i}, captured before the flush, was delivered");
+    }
+    assert_eq!(stats.dropped, 0);
+}
+
+#[test]
+fn a_flush_covers_every_lane_while_another_lane_streams() {
+    // Lane 0 streams; lane 1 captures a few events just before the flush. Lanes are drained
+    // one after another, so drain order is not capture order: the flush must still wait for
+    // lane 1's events, whatever lane 0 adds meanwhile.
+    let mut rig = Rig::with_lanes(2, 1_024);
+    // Small batches and slow polls: each drain pass takes tens of lane-0 events, many of
+    // them captured after the flush request, ahead of lane 1's.
+    rig.limits.max_events = 4;
+    rig.pending = 64;
+    rig.config.poll_min_us = 2_000;
+    rig.world.default_latency_us.set(200);
+    rig.trickle(900 * MS, 2_600 * MS, 200);
+    let second = Rc::new(RefCell::new(HeapQueue::producer(rig.queue.clone()).expect("lane 1")));
+    let mut flushes = Vec::new();
+    for round in 0..5u64 {
+        // Phases vary, so some requests land early in a poll tick.
+        let at = S + round * 300 * MS + 150 + round * 433;
+        let (p, world) = (second.clone(), rig.world.clone());
+        rig.world.at(at, move |_| {
+            for k in 0..5 {
+                let i = 1_000_000 + (round * 10 + k) as i64;
+                let _ = p.borrow_mut().capture(&Event::new("tick", "user-2").prop("i", i), &*world);
+            }
+        });
+        let ticket = rig.flush_at(at);
+        let done = rig.flushed_at(at + 100 * MS, &ticket);
+        // Look every 100 us after the request: the first time the flush reads complete,
+        // count how many of lane 1's events had been sent.
+        let seen = Rc::new(Cell::new(None));
+        for step in 1..1_000u64 {
+            let (world, ticket, queue, seen2) = (rig.world.clone(), ticket.clone(), rig.queue.clone(), seen.clone());
+            rig.world.at(at + step * 100, move |_| {
+                let flushed = queue.control().is_flushed(ticket.get().unwrap());
+                if flushed && seen2.get().is_none() {
+                    let sent: Vec<i64> = world.sent().iter().flat_map(|s| s.ids.clone()).collect();
+                    let want = (0..5).map(|k| 1_000_000 + (round * 10 + k) as i64);
+                    seen2.set(Some(want.filter(|i| sent.contains(i)).count()));
+                }
+            });
+        }
+        flushes.push((done, seen));
+    }
+    rig.shutdown_at(4 * S, 1_000);
+    let (stats, _) = rig.run();
+    for (round, (done, seen)) in flushes.iter().enumerate() {
+        assert_eq!(done.get(), Some(true), "round {round}: the flush completed");
+        assert_eq!(seen.get(), Some(5), "round {round}: all of lane 1's events were sent when the flush completed");
+    }
+    assert_eq!(stats.dropped, 0);
+}
+
+#[test]
+fn shutdown_sends_what_is_batched_then_stops() {
+    let rig = Rig::new(64);
+    rig.capture_at(S, 3);
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, stopped) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 1);
+    assert!((2 * S..2 * S + 10 * MS).contains(&sent[0].at_us));
+    assert!(stopped < 2 * S + 20 * MS, "stopped at {stopped} us");
+    assert_eq!(stats.sent, 3);
+}
+
+#[test]
+fn shutdown_abandons_a_hung_request_at_its_deadline() {
+    let mut rig = Rig::new(64);
+    rig.config.flush_interval_ms = 100;
+    rig.world.reply([Reply::Hang]);
+    rig.capture_at(0, 3);
+    rig.capture_at(S, 2);
+    rig.shutdown_at(2 * S, 500);
+    let (stats, stopped) = rig.run();
+    assert_eq!(rig.world.sent().len(), 1, "one request, which hangs");
+    assert!((2 * S + 500 * MS..2 * S + 510 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (0, 5));
+}
+
+#[test]
+fn shutdown_cuts_a_long_retry_after_wait() {
+    let rig = Rig::new(64);
+    rig.world.reply([retry_after(503, 20_000)]);
+    rig.capture_at(0, 2);
+    rig.flush_at(0);
+    rig.shutdown_at(S, 300);
+    let (stats, stopped) = rig.run();
+    assert_eq!(rig.world.sent().len(), 1);
+    assert!((S + 300 * MS..S + 310 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (0, 2));
+}
+
+#[test]
+fn shutdown_with_an_idle_flusher_is_immediate() {
+    let rig = Rig::new(64);
+    rig.shutdown_at(3 * S, 10_000);
+    let (stats, stopped) = rig.run();
+    assert!(rig.world.sent().is_empty());
+    assert!(stopped < 3 * S + 20 * MS, "{stopped}");
+    assert_eq!(stats.captured, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drops
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn drops_are_warned_about_on_the_first_then_every_hundredth() {
+    let mut rig = Rig::new(1_024);
+    rig.limits.max_events = 1;
+    rig.pending = 2;
+    rig.config.flush_interval_ms = 10;
+    rig.config.poll_max_us = 500; // at most one event per drain below
+    rig.world.reply([Reply::Hang]);
+    // 1 in flight, 1 waiting, then every drained event finds no batch: 448 drops.
+    rig.trickle(10 * MS, 10 * MS + 450 * MS, MS);
+    rig.shutdown_at(S, 100);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.captured, stats.dropped, stats.failed), (450, 448, 2));
+    let totals: Vec<u64> = lines_of_this_thread()
+        .iter()
+        .filter(|l| l.text.contains("queue full"))
+        .map(|l| l.text.rsplit(": ").next().unwrap().trim_end_matches(')').parse().unwrap())
+        .collect();
+    assert_eq!(totals, [1, 100, 200, 300, 400]);
+}
+
+#[test]
+fn a_full_lane_counts_drops_at_capture() {
+    let rig = Rig::new(4);
+    let outcomes = Rc::new(RefCell::new(Vec::new()));
+    let (producer, world, o) = (rig.producer.clone(), rig.world.clone(), outcomes.clone());
+    rig.world.at(S, move |_| {
+        for i in 0..10 {
+            o.borrow_mut().push(producer.borrow_mut().capture(&Event::new("tick", "u").prop("i", i), &*world));
+        }
+    });
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, _) = rig.run();
+    let outcomes = outcomes.borrow();
+    assert_eq!(outcomes.iter().filter(|o| **o == Captured::Queued).count(), 4);
+    assert_eq!(outcomes.iter().filter(|o| **o == Captured::Dropped).count(), 6);
+    assert_eq!((stats.sent, stats.dropped), (4, 6));
+}
