@@ -334,7 +334,8 @@ pub enum Pushed {
 pub struct Batch<B, E> {
     bytes: B,
     ends: E,
-    len: usize,
+    /// Bytes of encoded events in use.
+    used: usize,
     count: usize,
     limits: Limits,
     /// Byte budget for events (limit minus envelope).
@@ -346,7 +347,7 @@ pub struct Batch<B, E> {
 impl<B: Default, E: Default> Default for Batch<B, E> {
     /// An empty batch with no room: a placeholder.
     fn default() -> Self {
-        Batch { bytes: B::default(), ends: E::default(), len: 0, count: 0, limits: Limits::DEFAULT, budget: 0, seq: 0 }
+        Batch { bytes: B::default(), ends: E::default(), used: 0, count: 0, limits: Limits::DEFAULT, budget: 0, seq: 0 }
     }
 }
 
@@ -356,7 +357,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
     pub fn new(bytes: B, ends: E, limits: Limits, envelope_overhead: usize) -> Self {
         let budget = limits.max_batch_bytes.saturating_sub(envelope_overhead).min(bytes.as_ref().len());
         let limits = Limits { max_events: limits.max_events.min(ends.as_ref().len()), ..limits };
-        Batch { bytes, ends, len: 0, count: 0, limits, budget, seq: 0 }
+        Batch { bytes, ends, used: 0, count: 0, limits, budget, seq: 0 }
     }
 
     /// Events in the batch.
@@ -376,12 +377,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
 
     /// Encoded bytes of all events.
     pub fn bytes_len(&self) -> usize {
-        self.len
+        self.used
     }
 
     /// Empties the batch.
     pub fn clear(&mut self) {
-        self.len = 0;
+        self.used = 0;
         self.count = 0;
     }
 
@@ -402,13 +403,13 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
         if self.is_full() {
             return Pushed::Full;
         }
-        let start = if self.count == 0 { 0 } else { self.len + 1 };
+        let start = if self.count == 0 { 0 } else { self.used + 1 };
         // Room for this event: what is left of the budget, and never over the event limit.
         let room = self.budget.saturating_sub(start).min(self.limits.max_event_bytes);
         let end_cap = (start + room).min(self.bytes.as_ref().len());
         let buf = &mut self.bytes.as_mut()[..end_cap];
         if self.count > 0 {
-            if let Some(b) = buf.get_mut(self.len) {
+            if let Some(b) = buf.get_mut(self.used) {
                 *b = b',';
             }
         }
@@ -428,8 +429,8 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
                 return Pushed::TooLarge;
             }
         }
-        self.len = w.len();
-        self.ends.as_mut()[self.count] = self.len as u32;
+        self.used = w.len();
+        self.ends.as_mut()[self.count] = self.used as u32;
         self.count += 1;
         Pushed::Added(notes)
     }
@@ -480,7 +481,7 @@ where
 }
 
 #[cfg(feature = "std")]
-impl<B, E> Batches for std::vec::Vec<Batch<B, E>>
+impl<B, E> Batches for alloc::vec::Vec<Batch<B, E>>
 where
     B: AsRef<[u8]> + AsMut<[u8]> + Default,
     E: AsRef<[u32]> + AsMut<[u32]> + Default,

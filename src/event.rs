@@ -42,8 +42,8 @@ impl<'a> From<&'a str> for Value<'a> {
 }
 
 #[cfg(feature = "std")]
-impl<'a> From<&'a std::string::String> for Value<'a> {
-    fn from(s: &'a std::string::String) -> Self {
+impl<'a> From<&'a alloc::string::String> for Value<'a> {
+    fn from(s: &'a alloc::string::String) -> Self {
         Value::Str(s)
     }
 }
@@ -452,11 +452,11 @@ impl<'a, P: Props> Event<'a, P> {
     /// The distinct_id as it will be sent (group ids assembled; not yet cut to
     /// [`MAX_DISTINCT_ID`]).
     #[cfg(feature = "std")]
-    pub fn distinct_id(&self) -> std::borrow::Cow<'a, str> {
+    pub fn distinct_id(&self) -> alloc::borrow::Cow<'a, str> {
         match self.distinct_id {
             Id::Static(s) => s.into(),
             Id::Borrowed(s) => s.into(),
-            Id::Group(t, k) => std::format!("${t}_{k}").into(),
+            Id::Group(t, k) => alloc::format!("${t}_{k}").into(),
         }
     }
 

@@ -219,6 +219,7 @@ static ESCAPE: [u8; 256] = {
 };
 
 #[cfg(test)]
+#[allow(clippy::std_instead_of_alloc)] // tests run with std, also in no_std builds
 mod tests {
     use super::*;
 

@@ -8,6 +8,9 @@
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+#[cfg(feature = "std")]
+extern crate alloc;
+
 pub mod batch;
 #[cfg(feature = "std")]
 pub mod client;

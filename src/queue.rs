@@ -158,6 +158,13 @@ pub type StaticQueue<const L: usize, const N: usize> = Queue<
 >;
 
 #[cfg(not(fasthog_loom))]
+impl<const L: usize, const N: usize> Default for StaticQueue<L, N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(not(fasthog_loom))]
 impl<const L: usize, const N: usize> StaticQueue<L, N> {
     /// An empty queue, usable in a `static`.
     pub const fn new() -> Self {
@@ -175,9 +182,9 @@ impl<const L: usize, const N: usize> StaticQueue<L, N> {
 /// A [`Queue`] sized at run time (`std`).
 #[cfg(feature = "std")]
 pub type HeapQueue = Queue<
-    std::boxed::Box<[crate::ring::Slot<Record>]>,
-    std::boxed::Box<[crate::sync::AtomicUsize]>,
-    std::boxed::Box<[crate::ring::Ring<Record, std::boxed::Box<[crate::ring::Slot<Record>]>>]>,
+    alloc::boxed::Box<[crate::ring::Slot<Record>]>,
+    alloc::boxed::Box<[crate::sync::AtomicUsize]>,
+    alloc::boxed::Box<[crate::ring::Ring<Record, alloc::boxed::Box<[crate::ring::Slot<Record>]>>]>,
 >;
 
 #[cfg(feature = "std")]

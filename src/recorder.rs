@@ -99,7 +99,7 @@ fn object_get<'j>(obj: &'j str, key: &str) -> Option<&'j str> {
 #[derive(Debug)]
 pub struct BufRecorder<B> {
     buf: B,
-    len: usize,
+    used: usize,
     events: usize,
     overflowed: usize,
 }
@@ -107,12 +107,12 @@ pub struct BufRecorder<B> {
 impl<B: AsRef<[u8]> + AsMut<[u8]>> BufRecorder<B> {
     /// A recorder writing into `buf`.
     pub fn new(buf: B) -> Self {
-        BufRecorder { buf, len: 0, events: 0, overflowed: 0 }
+        BufRecorder { buf, used: 0, events: 0, overflowed: 0 }
     }
 
     /// The recorded events, one JSON object per item.
     pub fn events(&self) -> impl Iterator<Item = &str> {
-        let text = core::str::from_utf8(&self.buf.as_ref()[..self.len]).unwrap_or_default();
+        let text = core::str::from_utf8(&self.buf.as_ref()[..self.used]).unwrap_or_default();
         text.lines()
     }
 
@@ -136,11 +136,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Transport for BufRecorder<B> {
     async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
         for event in split_events(request.events) {
             let buf = self.buf.as_mut();
-            match buf.get_mut(self.len..self.len + event.len() + 1) {
+            match buf.get_mut(self.used..self.used + event.len() + 1) {
                 Some(dst) => {
                     dst[..event.len()].copy_from_slice(event);
                     dst[event.len()] = b'\n';
-                    self.len += event.len() + 1;
+                    self.used += event.len() + 1;
                     self.events += 1;
                 }
                 None => self.overflowed += 1,
@@ -155,10 +155,11 @@ pub use with_std::{RecordedEvent, Recorder};
 
 #[cfg(feature = "std")]
 mod with_std {
-    use std::collections::VecDeque;
-    use std::string::String;
-    use std::sync::{Arc, Mutex, MutexGuard};
-    use std::vec::Vec;
+    use alloc::collections::VecDeque;
+    use alloc::string::String;
+    use alloc::sync::Arc;
+    use std::sync::{Mutex, MutexGuard};
+    use alloc::vec::Vec;
 
     use super::{json_get, split_events};
     use crate::transport::{Request, Response, Transport, TransportError};
@@ -308,7 +309,7 @@ mod tests {
     #[test]
     fn splits_events_and_reads_paths() {
         let body = br#"{"a":"x,}","b":{"c":[1,{"d":2}]}},{"a":"\"q\\"},{}"#;
-        let events: std::vec::Vec<&[u8]> = split_events(body).collect();
+        let events: alloc::vec::Vec<&[u8]> = split_events(body).collect();
         assert_eq!(events.len(), 3);
         let first = core::str::from_utf8(events[0]).unwrap();
         assert_eq!(json_get(first, &["a"]), Some("\"x,}\""));

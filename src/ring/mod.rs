@@ -37,7 +37,7 @@ pub(crate) mod sealed {
     pub trait Ptr {}
     impl<T: ?Sized> Ptr for &T {}
     #[cfg(feature = "std")]
-    impl<T: ?Sized> Ptr for std::sync::Arc<T> {}
+    impl<T: ?Sized> Ptr for alloc::sync::Arc<T> {}
     #[cfg(fasthog_loom)]
     impl<T: ?Sized> Ptr for loom::sync::Arc<T> {}
 
@@ -106,7 +106,7 @@ impl<T, const N: usize> Storage<T> for [Slot<T>; N] {
 }
 
 #[cfg(feature = "std")]
-impl<T> Storage<T> for std::boxed::Box<[Slot<T>]> {
+impl<T> Storage<T> for alloc::boxed::Box<[Slot<T>]> {
     #[inline(always)]
     fn slots(&self) -> &[Slot<T>] {
         self
@@ -115,7 +115,7 @@ impl<T> Storage<T> for std::boxed::Box<[Slot<T>]> {
 
 /// Boxed storage of `capacity` empty slots (rounded up to a power of two, at least 2).
 #[cfg(feature = "std")]
-pub fn heap_storage<T: Empty>(capacity: usize) -> std::boxed::Box<[Slot<T>]> {
+pub fn heap_storage<T: Empty>(capacity: usize) -> alloc::boxed::Box<[Slot<T>]> {
     let capacity = capacity.max(2).next_power_of_two();
     (0..capacity).map(|_| Slot::new()).collect()
 }

@@ -42,7 +42,7 @@ impl<const N: usize> Seqs for [AtomicUsize; N] {
 }
 
 #[cfg(feature = "std")]
-impl Seqs for std::boxed::Box<[AtomicUsize]> {
+impl Seqs for alloc::boxed::Box<[AtomicUsize]> {
     #[inline(always)]
     fn seqs(&self) -> &[AtomicUsize] {
         self
@@ -52,7 +52,7 @@ impl Seqs for std::boxed::Box<[AtomicUsize]> {
 /// Boxed sequence numbers for a [`SharedRing`] of `capacity` slots (rounded like
 /// [`super::heap_storage`]).
 #[cfg(feature = "std")]
-pub fn heap_seqs(capacity: usize) -> std::boxed::Box<[AtomicUsize]> {
+pub fn heap_seqs(capacity: usize) -> alloc::boxed::Box<[AtomicUsize]> {
     let capacity = capacity.max(2).next_power_of_two();
     (0..capacity).map(AtomicUsize::new).collect()
 }
