@@ -3,7 +3,7 @@
 
 use crate::event::AsRecord;
 use crate::record::{flag, Prop, Record, Scope, Stored, Time};
-use crate::json::Writer;
+use crate::json::{TimestampCache, Writer};
 use crate::uuid::UuidV7;
 use crate::Value;
 use crate::Clock;
@@ -90,15 +90,33 @@ pub struct Notes {
 /// here, and a retry resends the same bytes.
 #[derive(Debug, Clone)]
 pub struct Encoder<'a> {
-    /// Enrichment rules.
-    pub enrichment: Enrichment<'a>,
+    enrichment: Enrichment<'a>,
     uuids: UuidV7,
+    timestamps: TimestampCache,
+    /// `"event_schema_version":N,"environment":"..."`, rendered once (the enrichment is fixed
+    /// for an encoder); `FRAGMENT_UNSET` until the first event.
+    fragment: [u8; FRAGMENT_BYTES],
+    fragment_len: usize,
 }
+
+const FRAGMENT_BYTES: usize = 192;
+const FRAGMENT_UNSET: usize = usize::MAX;
 
 impl<'a> Encoder<'a> {
     /// An encoder with these rules and a UUID seed (see [`UuidV7::new`]).
     pub const fn new(enrichment: Enrichment<'a>, uuid_seed: u64) -> Self {
-        Encoder { enrichment, uuids: UuidV7::new(uuid_seed) }
+        Encoder {
+            enrichment,
+            uuids: UuidV7::new(uuid_seed),
+            timestamps: TimestampCache::new(),
+            fragment: [0; FRAGMENT_BYTES],
+            fragment_len: FRAGMENT_UNSET,
+        }
+    }
+
+    /// The enrichment rules (fixed for the encoder's life: parts are rendered once).
+    pub fn enrichment(&self) -> &Enrichment<'a> {
+        &self.enrichment
     }
 
     /// Writes one event object. Returns what it noticed; check `w.overflowed()` for room.
@@ -125,13 +143,22 @@ impl<'a> Encoder<'a> {
         let distinct_id = event.text_bytes(event.distinct_id);
         w.string(distinct_id);
         w.raw(b",\"timestamp\":");
-        w.timestamp(unix_nanos);
+        self.timestamps.write(w, unix_nanos);
         w.raw(b",\"properties\":{");
 
         let props = event.props();
-        let has = |scope: Scope| props.iter().any(|p| p.scope == scope);
+        // Each entry's key once, and which scopes occur: one pass instead of a scan per rule.
+        let mut keys: [&[u8]; crate::record::MAX_PROPS] = [&[]; crate::record::MAX_PROPS];
+        let mut scopes = 0u8;
+        for (k, p) in keys.iter_mut().zip(props) {
+            *k = event.text_bytes(p.key);
+            scopes |= 1 << p.scope as u8;
+        }
+        let keys = &keys[..props.len()];
+        let has = |scope: Scope| scopes & (1 << scope as u8) != 0;
         let supers = self.enrichment.super_properties;
-        let event_has = |key: &[u8]| props.iter().any(|p| p.scope == Scope::Props && event.text_bytes(p.key) == key);
+        let event_has =
+            |key: &[u8]| props.iter().zip(keys).any(|(p, k)| p.scope == Scope::Props && *k == key);
         let user_has = |key: &str| event_has(key.as_bytes()) || supers.iter().any(|(k, _)| *k == key);
         let workspace = event.text_bytes(event.workspace_id);
         let (has_set, has_set_once) = (has(Scope::Set), has(Scope::SetOnce));
@@ -172,8 +199,7 @@ impl<'a> Encoder<'a> {
             if p.scope != Scope::Props {
                 continue;
             }
-            let key = event.text_bytes(p.key);
-            if overridden(key) || shadowed(event, props, i) {
+            if overridden(keys[i]) || shadowed(props, keys, i) {
                 continue;
             }
             sep(w);
@@ -185,10 +211,17 @@ impl<'a> Encoder<'a> {
             w.string(workspace);
         }
         sep(w);
-        w.raw(b"\"event_schema_version\":");
-        w.uint(self.enrichment.event_schema_version.into());
-        w.raw(b",\"environment\":");
-        w.string(self.enrichment.environment.as_bytes());
+        if self.fragment_len == FRAGMENT_UNSET {
+            let mut f = Writer::new(&mut self.fragment, 0);
+            write_fixed_enrichment(&self.enrichment, &mut f);
+            // An environment too long for the cache is written on every event instead.
+            self.fragment_len = if f.overflowed() { 0 } else { f.len() };
+        }
+        if self.fragment_len > 0 {
+            w.raw(&self.fragment[..self.fragment_len]);
+        } else {
+            write_fixed_enrichment(&self.enrichment, w);
+        }
         if !user_has("is_demo") {
             w.raw(b",\"is_demo\":false");
         }
@@ -221,7 +254,7 @@ impl<'a> Encoder<'a> {
             w.raw(b":{");
             let mut first = true;
             for (i, p) in props.iter().enumerate() {
-                if p.scope == scope && !shadowed(event, props, i) {
+                if p.scope == scope && !shadowed(props, keys, i) {
                     if !core::mem::take(&mut first) {
                         w.byte(b',');
                     }
@@ -235,12 +268,19 @@ impl<'a> Encoder<'a> {
     }
 }
 
+/// The enrichment that is the same for every event of an encoder.
+fn write_fixed_enrichment(e: &Enrichment<'_>, w: &mut Writer<'_>) {
+    w.raw(b"\"event_schema_version\":");
+    w.uint(e.event_schema_version.into());
+    w.raw(b",\"environment\":");
+    w.string(e.environment.as_bytes());
+}
+
 /// True when a later entry of the same scope has the same key: like assigning to a map, the
 /// last value wins and the key is written once.
-fn shadowed(event: &Record, props: &[Prop], i: usize) -> bool {
-    let p = &props[i];
-    let key = event.text_bytes(p.key);
-    props[i + 1..].iter().any(|q| q.scope == p.scope && event.text_bytes(q.key) == key)
+fn shadowed(props: &[Prop], keys: &[&[u8]], i: usize) -> bool {
+    let scope = props[i].scope;
+    props[i + 1..].iter().zip(&keys[i + 1..]).any(|(q, k)| q.scope == scope && *k == keys[i])
 }
 
 fn write_entry(event: &Record, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {

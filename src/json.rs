@@ -69,22 +69,20 @@ impl<'a> Writer<'a> {
     #[inline]
     pub fn string(&mut self, s: &[u8]) {
         self.byte(b'"');
-        let mut run = 0;
-        for (i, &b) in s.iter().enumerate() {
+        let mut rest = s;
+        loop {
+            let clean = clean_prefix(rest);
+            self.raw(&rest[..clean]);
+            let Some(&b) = rest.get(clean) else { break };
             let esc = ESCAPE[usize::from(b)];
-            if esc == 0 {
-                continue;
-            }
-            self.raw(&s[run..i]);
-            run = i + 1;
             if esc == b'u' {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 self.raw(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
             } else {
                 self.raw(&[b'\\', esc]);
             }
+            rest = &rest[clean + 1..];
         }
-        self.raw(&s[run..]);
         self.byte(b'"');
     }
 
@@ -132,6 +130,46 @@ impl<'a> Writer<'a> {
     /// Appends a quoted UUID in its canonical hyphenated form.
     pub fn uuid(&mut self, uuid: &[u8; 16]) {
         self.raw(&format_uuid(uuid));
+    }
+}
+
+/// Writes timestamps like [`Writer::timestamp`], reusing the date and time of day of the
+/// previous one when it fell in the same second (events of a batch mostly do).
+#[derive(Debug, Clone)]
+pub struct TimestampCache {
+    secs: u64,
+    text: [u8; RFC3339_LEN],
+}
+
+impl TimestampCache {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        TimestampCache { secs: u64::MAX, text: [0; RFC3339_LEN] }
+    }
+
+    /// Appends the quoted timestamp.
+    #[inline]
+    pub fn write(&mut self, w: &mut Writer<'_>, unix_nanos: u64) {
+        let secs = unix_nanos / 1_000_000_000;
+        if secs != self.secs {
+            format_rfc3339(unix_nanos, &mut self.text);
+            self.secs = secs;
+        } else {
+            let mut micros = (unix_nanos % 1_000_000_000) / 1_000;
+            for i in (20..26).rev() {
+                self.text[i] = b'0' + (micros % 10) as u8;
+                micros /= 10;
+            }
+        }
+        w.byte(b'"');
+        w.raw(&self.text);
+        w.byte(b'"');
+    }
+}
+
+impl Default for TimestampCache {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -184,7 +222,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// Formats a UUID as `"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx"`, quotes included.
 pub fn format_uuid(uuid: &[u8; 16]) -> [u8; 38] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [b'-'; 38];
     out[0] = b'"';
     out[37] = b'"';
@@ -193,11 +230,46 @@ pub fn format_uuid(uuid: &[u8; 16]) -> [u8; 38] {
         if matches!(i, 4 | 6 | 8 | 10) {
             at += 1;
         }
-        out[at] = HEX[usize::from(b >> 4)];
-        out[at + 1] = HEX[usize::from(b & 15)];
+        out[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
         at += 2;
     }
     out
+}
+
+/// Each byte's two lowercase hex digits.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 15]];
+        i += 1;
+    }
+    t
+};
+
+/// How many leading bytes of `s` need no escape. Eight bytes at a time (SWAR): most strings
+/// have nothing to escape, and a byte-by-byte table walk was the encoder's largest cost.
+#[inline]
+fn clean_prefix(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // A byte below 0x20 (its high bit clear and x - 0x20 borrows), a quote, a backslash.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let special = control | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            return n + (special.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + chunks.remainder().iter().position(|&b| ESCAPE[usize::from(b)] != 0).unwrap_or(chunks.remainder().len())
 }
 
 /// For each byte: 0 when it is written as is, else the escape letter (`u` for `\u00XX`).
