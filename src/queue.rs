@@ -4,7 +4,7 @@
 use crate::event::{Event, Props};
 use crate::record::Record;
 use crate::flusher::Control;
-use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Ring, Seqs, Storage};
+use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Rings, Seqs, Storage};
 use crate::{Clock, Counters, Snapshot};
 
 /// What capture did with an event. Every outcome is counted.
@@ -67,7 +67,7 @@ pub struct Queue<S, Q, C> {
 
 impl<S, Q, C> sealed::Lanes for Queue<S, Q, C> {}
 
-impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> HasLanes for Queue<S, Q, C> {
+impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> HasLanes for Queue<S, Q, C> {
     type Record = Record;
     type Slots = S;
     type Seqs = Q;
@@ -88,7 +88,7 @@ pub trait QueueParts: sealed::Lanes {
     fn stats(&self) -> Snapshot;
 }
 
-impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> QueueParts for Queue<S, Q, C> {
+impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> QueueParts for Queue<S, Q, C> {
     fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -100,7 +100,7 @@ impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> QueueParts for Qu
     }
 }
 
-impl<S: Storage<Record>, Q: Seqs, C: AsRef<[Ring<Record, S>]>> Queue<S, Q, C> {
+impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> Queue<S, Q, C> {
     /// Claims a lane for one producer thread (see [`crate::ring::try_producer`]). `None`
     /// when all lanes are taken: use [`Queue::capture_shared`] then.
     pub fn producer<R: LanesRef<Target = Self>>(queue: R) -> Option<LaneProducer<R>> {
@@ -193,7 +193,7 @@ impl HeapQueue {
     /// fallback ring of the same capacity.
     pub fn with_capacity(lanes: usize, capacity: usize) -> Self {
         use crate::ring::{heap_seqs, heap_storage, SharedRing};
-        let rings = (0..lanes.max(1)).map(|_| Ring::with_storage(heap_storage(capacity))).collect();
+        let rings = (0..lanes.max(1)).map(|_| crate::ring::Ring::with_storage(heap_storage(capacity))).collect();
         let shared = SharedRing::with_storage(heap_storage(capacity), heap_seqs(capacity));
         Queue { lanes: Lanes::from_parts(rings, shared), counters: Counters::default(), control: Control::default() }
     }

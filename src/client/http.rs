@@ -20,8 +20,9 @@ pub struct HttpTransport {
     agent: ureq::Agent,
     url: Arc<str>,
     gzip: Option<Compression>,
-    /// Reused between sends when the previous one finished.
-    spare: Vec<u8>,
+    /// Buffers reused between sends (lost, and made anew, when a send is abandoned).
+    plain: Vec<u8>,
+    gzipped: Vec<u8>,
 }
 
 impl HttpTransport {
@@ -39,30 +40,21 @@ impl HttpTransport {
             agent: config.into(),
             url: batch_url(host).into(),
             gzip: gzip_level.map(|l| Compression::new(l.clamp(1, 9))),
-            spare: Vec::new(),
+            plain: Vec::new(),
+            gzipped: Vec::new(),
         }
     }
 
+    /// The request body, concatenated into a reused buffer (a memcpy; compression happens
+    /// later, off the flusher's thread).
     fn body(&mut self, request: &Request<'_>) -> Vec<u8> {
-        let mut body = core::mem::take(&mut self.spare);
+        let mut body = core::mem::take(&mut self.plain);
         body.clear();
-        match self.gzip {
-            Some(level) => {
-                let mut gz = GzEncoder::new(body, level);
-                for part in request.parts() {
-                    // Writing to a Vec cannot fail.
-                    let _ = gz.write_all(part);
-                }
-                gz.finish().unwrap_or_default()
-            }
-            None => {
-                body.reserve(request.len());
-                for part in request.parts() {
-                    body.extend_from_slice(part);
-                }
-                body
-            }
+        body.reserve(request.len());
+        for part in request.parts() {
+            body.extend_from_slice(part);
         }
+        body
     }
 }
 
@@ -75,14 +67,28 @@ pub(crate) fn batch_url(host: &str) -> String {
 
 impl Transport for HttpTransport {
     async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
-        let body = self.body(&request);
-        let (agent, url, gzip) = (self.agent.clone(), self.url.clone(), self.gzip.is_some());
-        let (result, body) = blocking::unblock(move || {
-            let result = post(&agent, &url, &body, gzip);
-            (result, body)
+        let plain = self.body(&request);
+        let mut gzipped = core::mem::take(&mut self.gzipped);
+        let (agent, url, level) = (self.agent.clone(), self.url.clone(), self.gzip);
+        // Compression and the HTTP exchange both run on the blocking pool: the flusher's
+        // thread goes on draining lanes and encoding the next batch meanwhile.
+        let (result, plain, gzipped) = blocking::unblock(move || {
+            let result = match level {
+                Some(level) => {
+                    gzipped.clear();
+                    let mut gz = GzEncoder::new(gzipped, level);
+                    // Writing to a Vec cannot fail.
+                    let _ = gz.write_all(&plain);
+                    gzipped = gz.finish().unwrap_or_default();
+                    post(&agent, &url, &gzipped, true)
+                }
+                None => post(&agent, &url, &plain, false),
+            };
+            (result, plain, gzipped)
         })
         .await;
-        self.spare = body;
+        self.plain = plain;
+        self.gzipped = gzipped;
         result
     }
 }

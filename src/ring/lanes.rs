@@ -18,6 +18,39 @@ pub struct Lanes<T, S, Q, C> {
     consumer_claimed: AtomicBool,
 }
 
+/// The lanes' container: an array of rings or (`std`) a boxed slice. Sealed: the unsafe code
+/// relies on the rings being owned by the lanes (no standalone handle can reach them) and
+/// on `rings()` always returning the same rings. A borrowed container, whose rings could get a
+/// second consumer of their own, is refused:
+///
+/// ```compile_fail,E0277
+/// use fasthog::ring::{Lanes, Ring, SharedRing, Slot};
+/// use fasthog::Record;
+/// use core::sync::atomic::AtomicUsize;
+/// static RINGS: [Ring<Record, [Slot<Record>; 4]>; 1] = [Ring::new()];
+/// let lanes = Lanes::from_parts(&RINGS, SharedRing::<Record, _, [AtomicUsize; 4]>::new());
+/// let _consumer = fasthog::ring::try_consumer(&lanes);
+/// ```
+pub trait Rings<T, S>: sealed::Owned {
+    /// The rings.
+    fn rings(&self) -> &[Ring<T, S>];
+}
+
+impl<T, S, const L: usize> Rings<T, S> for [Ring<T, S>; L] {
+    #[inline(always)]
+    fn rings(&self) -> &[Ring<T, S>] {
+        self
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T, S> Rings<T, S> for alloc::boxed::Box<[Ring<T, S>]> {
+    #[inline(always)]
+    fn rings(&self) -> &[Ring<T, S>] {
+        self
+    }
+}
+
 /// Types that contain one [`Lanes`] (the lanes themselves, or a crate type built around
 /// them). Sealed: the unsafe code relies on `lanes()` always returning the same lanes.
 pub trait HasLanes: sealed::Lanes {
@@ -28,14 +61,14 @@ pub trait HasLanes: sealed::Lanes {
     /// The shared ring's sequence storage.
     type Seqs: Seqs;
     /// The lanes' container.
-    type Rings: AsRef<[Ring<Self::Record, Self::Slots>]>;
+    type Rings: Rings<Self::Record, Self::Slots>;
     /// The lanes.
     fn lanes(&self) -> &Lanes<Self::Record, Self::Slots, Self::Seqs, Self::Rings>;
 }
 
 impl<T, S, Q, C> sealed::Lanes for Lanes<T, S, Q, C> {}
 
-impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> HasLanes for Lanes<T, S, Q, C> {
+impl<T, S: Storage<T>, Q: Seqs, C: Rings<T, S>> HasLanes for Lanes<T, S, Q, C> {
     type Record = T;
     type Slots = S;
     type Seqs = Q;
@@ -64,7 +97,7 @@ pub struct LaneTotals {
     pub rejected: usize,
 }
 
-impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
+impl<T, S: Storage<T>, Q: Seqs, C: Rings<T, S>> Lanes<T, S, Q, C> {
     /// Lanes over the given rings and fallback ring.
     #[cfg(not(fasthog_loom))]
     pub const fn from_parts(lanes: C, shared: SharedRing<T, S, Q>) -> Self {
@@ -80,7 +113,7 @@ impl<T, S: Storage<T>, Q: Seqs, C: AsRef<[Ring<T, S>]>> Lanes<T, S, Q, C> {
     /// The per-thread rings. Private: a ring reachable from outside could be given a second
     /// consumer through [`Ring::try_consumer`].
     fn rings(&self) -> &[Ring<T, S>] {
-        self.lanes.as_ref()
+        self.lanes.rings()
     }
 
     /// The fallback ring.

@@ -17,7 +17,10 @@ mod lanes;
 mod mpsc;
 mod spsc;
 
-pub use lanes::{try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef};
+pub use lanes::{
+    try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef,
+    Rings,
+};
 #[cfg(feature = "std")]
 pub use mpsc::heap_seqs;
 pub use mpsc::{Seqs, SharedRing};
@@ -43,6 +46,13 @@ pub(crate) mod sealed {
 
     /// Types whose `lanes()` always returns the same lanes.
     pub trait Lanes {}
+
+    /// Owned storage: an array or a boxed slice, whose contents no one else can reach and
+    /// whose accessors always return the same slice.
+    pub trait Owned {}
+    impl<T, const N: usize> Owned for [T; N] {}
+    #[cfg(feature = "std")]
+    impl<T> Owned for alloc::boxed::Box<[T]> {}
 }
 
 /// A record type's cheap, `const` "nothing here" value, used to fill new rings.
@@ -92,8 +102,9 @@ impl<T: Empty> Default for Slot<T> {
 }
 
 /// Where a ring keeps its slots: an inline array (`const`-constructible, for `static`s) or,
-/// with `std`, a boxed slice sized at run time. The length must be a power of two.
-pub trait Storage<T> {
+/// with `std`, a boxed slice sized at run time. The length must be a power of two. Sealed:
+/// the unsafe code relies on the slots being owned by the ring and always the same.
+pub trait Storage<T>: sealed::Owned {
     /// The slots.
     fn slots(&self) -> &[Slot<T>];
 }

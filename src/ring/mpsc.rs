@@ -28,8 +28,9 @@ pub struct SharedRing<T, S, Q> {
     _records: PhantomData<T>,
 }
 
-/// Where a [`SharedRing`] keeps its slot sequence numbers.
-pub trait Seqs {
+/// Where a [`SharedRing`] keeps its slot sequence numbers: an array or (`std`) a boxed
+/// slice. Sealed, like [`Storage`].
+pub trait Seqs: super::sealed::Owned {
     /// One sequence number per slot, initialised to its index.
     fn seqs(&self) -> &[AtomicUsize];
 }
@@ -65,16 +66,22 @@ unsafe impl<T: Send, S: Sync, Q: Sync> Sync for SharedRing<T, S, Q> {}
 
 #[cfg(not(fasthog_loom))]
 impl<T: super::Empty, const N: usize> SharedRing<T, [Slot<T>; N], [AtomicUsize; N]> {
-    /// An empty ring with inline storage, usable in a `static`. `N` must be a power of two.
+    /// An empty ring with inline storage, usable in a `static`. `N` must be a power of two,
+    /// and at least 2 (with one slot, "written for position p" and "free for p + 1" would be
+    /// the same sequence number):
+    ///
+    /// ```compile_fail,E0080
+    /// static ONE: fasthog::StaticQueue<1, 1> = fasthog::StaticQueue::new();
+    /// ```
     pub const fn new() -> Self {
-        const { assert!(N.is_power_of_two(), "ring capacity must be a power of two") };
+        const { assert!(N.is_power_of_two() && N >= 2, "shared ring capacity must be a power of two, at least 2") };
         let mut seqs = [const { AtomicUsize::new(0) }; N];
         let mut i = 0;
         while i < N {
             seqs[i] = AtomicUsize::new(i);
             i += 1;
         }
-        Self::with_storage([const { Slot::new() }; N], seqs)
+        Self::from_checked([const { Slot::new() }; N], seqs)
     }
 }
 
@@ -86,10 +93,24 @@ impl<T: super::Empty, const N: usize> Default for SharedRing<T, [Slot<T>; N], [A
 }
 
 impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
-    /// A ring over the given storage; `seqs[i]` must start at `i`, and both have the same
-    /// power-of-two length.
+    /// A ring over the given storage.
+    ///
+    /// # Panics
+    /// Unless both have the same power-of-two length of at least 2 and `seqs[i]` is `i`:
+    /// otherwise positions would alias slots.
+    pub fn with_storage(slots: S, seqs: Q) -> Self {
+        let (n, q) = (slots.slots().len(), seqs.seqs());
+        assert!(n.is_power_of_two() && n >= 2, "shared ring capacity must be a power of two, at least 2, not {n}");
+        assert_eq!(q.len(), n, "one sequence number per slot");
+        assert!(
+            q.iter().enumerate().all(|(i, s)| s.load(Ordering::Relaxed) == i),
+            "sequence numbers must start at their slot index"
+        );
+        Self::from_checked(slots, seqs)
+    }
+
     #[cfg(not(fasthog_loom))]
-    pub const fn with_storage(slots: S, seqs: Q) -> Self {
+    const fn from_checked(slots: S, seqs: Q) -> Self {
         SharedRing {
             tail: CachePadded(AtomicUsize::new(0)),
             head: CachePadded(AtomicUsize::new(0)),
@@ -101,9 +122,8 @@ impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
         }
     }
 
-    /// A ring over the given storage (loom atomics are not `const`).
     #[cfg(fasthog_loom)]
-    pub fn with_storage(slots: S, seqs: Q) -> Self {
+    fn from_checked(slots: S, seqs: Q) -> Self {
         SharedRing {
             tail: CachePadded(AtomicUsize::new(0)),
             head: CachePadded(AtomicUsize::new(0)),
@@ -178,11 +198,19 @@ impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
             }
         }
         let i = pos & mask;
+        // Publishes the position even if `write` panics, so the consumer never waits forever
+        // on it (it then reads whatever `write` left in the slot: records are plain data).
+        struct Publish<'s>(&'s AtomicUsize, usize);
+        impl Drop for Publish<'_> {
+            fn drop(&mut self) {
+                self.0.store(self.1, Ordering::Release);
+            }
+        }
+        let _publish = Publish(&seqs[i], pos.wrapping_add(1));
         // SAFETY: the CAS gave this producer position `pos` alone, and `seqs[i] == pos`
         // (acquired) says the consumer has finished with the slot's previous record. The
-        // consumer will not read it before the release store of `pos + 1` below.
+        // consumer will not read it before `_publish` stores `pos + 1` (release) on drop.
         slots[i].0.with_mut(|record| write(unsafe { &mut *record }));
-        seqs[i].store(pos.wrapping_add(1), Ordering::Release);
         Ok(())
     }
 

@@ -53,7 +53,7 @@ impl<T: Empty, const N: usize> Ring<T, [Slot<T>; N]> {
     #[cfg(not(fasthog_loom))]
     pub const fn new() -> Self {
         const { assert!(N.is_power_of_two(), "ring capacity must be a power of two") };
-        Self::with_storage([const { Slot::new() }; N])
+        Self::from_checked([const { Slot::new() }; N])
     }
 }
 
@@ -65,10 +65,19 @@ impl<T: Empty, const N: usize> Default for Ring<T, [Slot<T>; N]> {
 }
 
 impl<T, S: Storage<T>> Ring<T, S> {
-    /// A ring over the given storage, whose length must be a power of two (checked in
-    /// [`Ring::capacity`] users by `debug_assert`; [`super::heap_storage`] rounds up).
+    /// A ring over the given storage (an array, or with `std` a boxed slice).
+    ///
+    /// # Panics
+    /// If the storage's length is not a power of two: positions would alias slots.
+    pub fn with_storage(slots: S) -> Self {
+        let n = slots.slots().len();
+        assert!(n.is_power_of_two(), "ring capacity must be a power of two, not {n}");
+        Self::from_checked(slots)
+    }
+
+    /// A ring over storage whose length is known to be a power of two.
     #[cfg(not(fasthog_loom))]
-    pub const fn with_storage(slots: S) -> Self {
+    const fn from_checked(slots: S) -> Self {
         Ring {
             prod: CachePadded(ProducerSide {
                 tail: AtomicUsize::new(0),
@@ -85,9 +94,9 @@ impl<T, S: Storage<T>> Ring<T, S> {
         }
     }
 
-    /// A ring over the given storage (loom atomics are not `const`).
+    /// As above (loom atomics are not `const`).
     #[cfg(fasthog_loom)]
-    pub fn with_storage(slots: S) -> Self {
+    fn from_checked(slots: S) -> Self {
         Ring {
             prod: CachePadded(ProducerSide {
                 tail: AtomicUsize::new(0),
