@@ -1,0 +1,517 @@
+//! What one `capture` costs, next to a bare ring push of the same record, and what encoding
+//! costs. Criterion, `harness = false`:
+//!
+//! ```text
+//! cargo bench -p fasthog --bench capture              # the full run (a few minutes)
+//! cargo bench -p fasthog --bench capture -- --test    # each bench once (CI smoke test)
+//! ```
+//!
+//! Groups:
+//! - `capture_typical`: the typical event (static name, 36-char distinct_id, `qty` and `seq`
+//!   ints, `price` float, `venue` short string) into a `StaticQueue` lane, a `HeapQueue` lane,
+//!   `Client::capture` with the real flusher draining to a local receiver, and a bare
+//!   `fasthog::ring::Ring` `Producer::push` of the same `Record` value; each built per call
+//!   ("build+") and prebuilt.
+//! - `capture_props`: 0, 4 and 16 properties, built per call, into a lane.
+//! - `capture_strings`: `'static` strings (stored by reference) against copied ones.
+//! - `encode`: `Encoder::encode` of one typical event and `Batch::push` of 64, in events/s.
+//!
+//! Lanes are drained between timed chunks (untimed), so no capture ever finds its lane full.
+//! The client bench waits for delivery between chunks of 4096 captures and times at most
+//! 16 384 captures per sample (reporting the mean of those as the sample's per-call time), so
+//! its wall time stays bounded by the flusher's throughput.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed};
+use fasthog::client::TscClock;
+use fasthog::json::Writer;
+use fasthog::ring::{heap_storage, try_consumer, Ring, Slot};
+use fasthog::{Captured, Client, Entry, Event, HeapQueue, Props, Record, Static, StaticQueue};
+use fasthog_receiver::{Receiver, ReceiverConfig, Store};
+
+const NAME: &str = "order_filled";
+const USER: &str = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
+
+/// The typical event's builder type.
+type Typical<'u> = Event<'u, (((((), Entry<'u>), Entry<'u>), Entry<'u>), Entry<'u>)>;
+
+/// The typical event.
+#[inline(always)]
+fn typical(user: &str, i: u64) -> Typical<'_> {
+    Event::new(NAME, user)
+        .prop("qty", (i % 100) as i64)
+        .prop("seq", i as i64)
+        .prop("price", 101.25 + (i % 7) as f64)
+        .prop("venue", Static("XNAS"))
+}
+
+/// The event with no properties.
+#[inline(always)]
+fn props0(user: &str, _i: u64) -> Event<'_> {
+    Event::new(NAME, user)
+}
+
+/// The event with 16 properties: the typical four kinds, four times.
+#[inline(always)]
+fn props16(user: &str, i: u64) -> Event<'_, impl Props + '_> {
+    let (q, s, p) = ((i % 100) as i64, i as i64, 101.25 + (i % 7) as f64);
+    Event::new(NAME, user)
+        .prop("qty", q)
+        .prop("seq", s)
+        .prop("price", p)
+        .prop("venue", Static("XNAS"))
+        .prop("k4", q)
+        .prop("k5", s)
+        .prop("k6", p)
+        .prop("k7", Static("XNAS"))
+        .prop("k8", q)
+        .prop("k9", s)
+        .prop("k10", p)
+        .prop("k11", Static("XNAS"))
+        .prop("k12", q)
+        .prop("k13", s)
+        .prop("k14", p)
+        .prop("k15", Static("XNAS"))
+}
+
+/// Every string `'static`: stored by reference, nothing copied.
+#[inline(always)]
+fn all_static(i: u64) -> Typical<'static> {
+    Event::new_static(NAME, USER)
+        .prop("qty", (i % 100) as i64)
+        .prop("seq", i as i64)
+        .prop("price", 101.25 + (i % 7) as f64)
+        .prop("venue", Static("XNAS"))
+}
+
+/// Every string copied into the record: name, distinct_id, keys and the string value.
+#[inline(always)]
+fn all_copied<'a>(
+    name: &'a str,
+    user: &'a str,
+    keys: &'a [String; 4],
+    venue: &'a str,
+    i: u64,
+) -> Typical<'a> {
+    Event::named(name, user)
+        .prop_dyn(&keys[0], (i % 100) as i64)
+        .prop_dyn(&keys[1], i as i64)
+        .prop_dyn(&keys[2], 101.25 + (i % 7) as f64)
+        .prop_dyn(&keys[3], venue)
+}
+
+/// Consumes a capture's outcome. Lanes are drained before they fill, so every capture is
+/// queued (the groups check the queues' `dropped` counters at the end).
+#[inline(always)]
+fn queued(c: Captured) {
+    let _ = black_box(c);
+}
+
+/// Runs `op(i)` for `iters` values of `i`, timing chunks of `chunk` and calling `between`
+/// (untimed) after each chunk.
+fn chunked(iters: u64, chunk: u64, mut op: impl FnMut(u64), mut between: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = chunk.min(iters - done);
+        let start = Instant::now();
+        for k in done..done + n {
+            op(k);
+        }
+        total += start.elapsed();
+        between();
+        done += n;
+    }
+    total
+}
+
+const LANE: usize = 1024;
+static QUEUE: StaticQueue<1, LANE> = StaticQueue::new();
+
+fn capture_typical(c: &mut Criterion) {
+    let mut g = c.benchmark_group("capture_typical");
+    g.throughput(Throughput::Elements(1));
+    let clock = TscClock::new();
+    let chunk = (LANE / 2) as u64;
+
+    // A StaticQueue lane (the no_std shape), drained between chunks.
+    {
+        let mut producer = StaticQueue::producer(&QUEUE).expect("a lane");
+        let mut consumer = try_consumer(&QUEUE).expect("the consumer");
+        let mut drain = || {
+            consumer.drain_with(usize::MAX, |e| {
+                black_box(e);
+            });
+        };
+        g.bench_function("static_lane/build+capture", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |i| {
+                        queued(producer.capture(&typical(black_box(USER), i), &clock));
+                    },
+                    &mut drain,
+                )
+            })
+        });
+        let event = typical(USER, 7);
+        g.bench_function("static_lane/capture_prebuilt", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |_| {
+                        queued(producer.capture(black_box(&event), &clock));
+                    },
+                    &mut drain,
+                )
+            })
+        });
+        assert_eq!(
+            QUEUE.stats().dropped,
+            0,
+            "a lane filled up: the bench must drain sooner"
+        );
+    }
+
+    // A HeapQueue lane (what the std client uses), drained between chunks.
+    {
+        let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+        let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
+        let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+        let mut drain = || {
+            consumer.drain_with(usize::MAX, |e| {
+                black_box(e);
+            });
+        };
+        g.bench_function("heap_lane/build+capture", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |i| {
+                        queued(producer.capture(&typical(black_box(USER), i), &clock));
+                    },
+                    &mut drain,
+                )
+            })
+        });
+        let event = typical(USER, 7);
+        g.bench_function("heap_lane/capture_prebuilt", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |_| {
+                        queued(producer.capture(black_box(&event), &clock));
+                    },
+                    &mut drain,
+                )
+            })
+        });
+        assert_eq!(
+            queue.stats().dropped,
+            0,
+            "a lane filled up: the bench must drain sooner"
+        );
+    }
+
+    // The bare ring: Producer::push of a whole Record value (what a lane slot holds: the same
+    // bytes), built by value per call or prebuilt; no clock, no validation.
+    {
+        let ring: Arc<Ring<Record, Box<[Slot<Record>]>>> =
+            Arc::new(Ring::with_storage(heap_storage(LANE)));
+        let mut producer = Ring::try_producer(ring.clone()).expect("producer");
+        let mut consumer = Ring::try_consumer(ring).expect("consumer");
+        let mut drain = || {
+            consumer.drain_with(usize::MAX, |e| {
+                black_box(e);
+            });
+        };
+        g.bench_function("bare_ring_push/build+push", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |i| {
+                        black_box(
+                            producer
+                                .push(typical(black_box(USER), i).to_record())
+                                .is_ok(),
+                        );
+                    },
+                    &mut drain,
+                )
+            })
+        });
+        let record = typical(USER, 7).to_record();
+        g.bench_function("bare_ring_push/push_prebuilt", |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    chunk,
+                    |_| {
+                        black_box(producer.push(*black_box(&record)).is_ok());
+                    },
+                    &mut drain,
+                )
+            })
+        });
+    }
+
+    // The client, its flusher draining on the other core to a local receiver.
+    {
+        let receiver = Receiver::start(ReceiverConfig {
+            store: Store::CountOnly,
+            ..Default::default()
+        })
+        .expect("start receiver");
+        let client = Client::builder("phc_fasthog_bench_0000000000000000000000000")
+            .host(receiver.url())
+            .environment("bench")
+            .lanes(2)
+            .lane_capacity(8192)
+            .build()
+            .expect("client");
+        // Per sample: at most this many timed captures, in chunks that fit a lane, each chunk
+        // followed by a flush (untimed) so the next starts with an empty lane.
+        const CAP: u64 = 16_384;
+        const CHUNK: u64 = 4096;
+        let settle = || {
+            let _ = client.flush(Duration::from_secs(30));
+        };
+        let scaled =
+            |iters: u64, measured: u64, d: Duration| d.mul_f64(iters as f64 / measured as f64);
+        g.bench_function("client/build+capture", |b| {
+            b.iter_custom(|iters| {
+                let n = iters.min(CAP);
+                let d = chunked(
+                    n,
+                    CHUNK,
+                    |i| {
+                        queued(client.capture(&typical(black_box(USER), i)));
+                    },
+                    settle,
+                );
+                scaled(iters, n, d)
+            })
+        });
+        let event = typical(USER, 7);
+        g.bench_function("client/capture_prebuilt", |b| {
+            b.iter_custom(|iters| {
+                let n = iters.min(CAP);
+                let d = chunked(
+                    n,
+                    CHUNK,
+                    |_| {
+                        queued(client.capture(black_box(&event)));
+                    },
+                    settle,
+                );
+                scaled(iters, n, d)
+            })
+        });
+        let stats = client.shutdown(Duration::from_secs(30)).expect("shutdown");
+        assert_eq!(
+            stats.dropped, 0,
+            "the client bench must not drop: {stats:?}"
+        );
+    }
+    g.finish();
+}
+
+fn capture_props(c: &mut Criterion) {
+    let mut g = c.benchmark_group("capture_props");
+    g.throughput(Throughput::Elements(1));
+    let clock = TscClock::new();
+    let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+    let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
+    let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+    let mut drain = || {
+        consumer.drain_with(usize::MAX, |e| {
+            black_box(e);
+        });
+    };
+    let chunk = (LANE / 2) as u64;
+    g.bench_function(BenchmarkId::new("build+capture", 0), |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                chunk,
+                |i| {
+                    queued(producer.capture(&props0(black_box(USER), i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    g.bench_function(BenchmarkId::new("build+capture", 4), |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                chunk,
+                |i| {
+                    queued(producer.capture(&typical(black_box(USER), i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    g.bench_function(BenchmarkId::new("build+capture", 16), |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                chunk,
+                |i| {
+                    queued(producer.capture(&props16(black_box(USER), i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    assert_eq!(
+        queue.stats().dropped,
+        0,
+        "a lane filled up: the bench must drain sooner"
+    );
+    g.finish();
+}
+
+fn capture_strings(c: &mut Criterion) {
+    let mut g = c.benchmark_group("capture_strings");
+    g.throughput(Throughput::Elements(1));
+    let clock = TscClock::new();
+    let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+    let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
+    let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+    let name = NAME.to_string();
+    let user = USER.to_string();
+    let keys = ["qty", "seq", "price", "venue"].map(String::from);
+    let venue = "XNAS".to_string();
+    let mut drain = || {
+        consumer.drain_with(usize::MAX, |e| {
+            black_box(e);
+        });
+    };
+    g.bench_function("static/build+capture", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                (LANE / 2) as u64,
+                |i| {
+                    queued(producer.capture(&all_static(i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    g.bench_function("typical/build+capture", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                (LANE / 2) as u64,
+                |i| {
+                    queued(producer.capture(&typical(black_box(&user), i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    g.bench_function("copied/build+capture", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                (LANE / 2) as u64,
+                |i| {
+                    queued(producer.capture(&all_copied(&name, &user, &keys, &venue, i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    assert_eq!(
+        queue.stats().dropped,
+        0,
+        "a lane filled up: the bench must drain sooner"
+    );
+    g.finish();
+}
+
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode");
+    let clock = TscClock::new();
+    let enrichment = Enrichment {
+        environment: "production",
+        ..Enrichment::DEFAULT
+    };
+    let mut encoder = Encoder::new(enrichment, 42);
+    // Events as the flusher sees them: stamped with a clock tick at capture.
+    let queue = HeapQueue::with_capacity(1, 64);
+    let mut producer = HeapQueue::producer(&queue).expect("a lane");
+    let mut consumer = try_consumer(&queue).expect("the consumer");
+    for i in 0..64 {
+        assert_eq!(
+            producer.capture(&typical(USER, i), &clock),
+            Captured::Queued
+        );
+    }
+    let mut events = Vec::with_capacity(64);
+    consumer.drain_with(64, |e| events.push(*e));
+    drop(producer);
+
+    let mut buf = vec![0u8; 4096];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encoder_encode/typical", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let mut w = Writer::new(&mut buf, 0);
+            encoder.encode(&events[i % 64], &clock, &mut w);
+            i += 1;
+            black_box(w.len())
+        })
+    });
+
+    let envelope = Envelope {
+        api_key: "phc_fasthog_bench_0000000000000000000000000",
+        historical_migration: false,
+    };
+    let limits = Limits::DEFAULT;
+    let mut batch: Batch<Vec<u8>, Vec<u32>> = Batch::new(
+        vec![0u8; limits.max_batch_bytes],
+        vec![0u32; limits.max_events],
+        limits,
+        envelope.overhead(),
+    );
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("batch_push/64_typical", |b| {
+        b.iter(|| {
+            batch.clear();
+            for e in &events {
+                let pushed = batch.push(&mut encoder, e, &clock);
+                debug_assert!(matches!(pushed, Pushed::Added(_)));
+                black_box(pushed);
+            }
+            black_box(batch.bytes_len())
+        })
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = capture_typical, capture_props, capture_strings, encode
+}
+criterion_main!(benches);

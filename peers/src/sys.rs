@@ -1,0 +1,195 @@
+//! Machine facts, CPU pinning, memory and CPU-time readings (Linux).
+
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Pins the calling thread to these CPUs (ignored where the call fails: a container may
+/// forbid it). Threads it spawns later inherit the set.
+pub fn pin(cpus: &[usize]) -> bool {
+    // SAFETY: `set` is a plain bit set, zeroed then filled with CPU numbers below
+    // CPU_SETSIZE; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// CPUs online, as `nproc` says (falls back to `available_parallelism`).
+pub fn nproc() -> usize {
+    Command::new("nproc")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A `/proc/self/status` field in kB (`VmRSS`, `VmHWM`).
+pub fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+                .and_then(|l| {
+                    l[field.len() + 1..]
+                        .trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory now, in kB.
+pub fn rss_kb() -> u64 {
+    status_kb("VmRSS")
+}
+
+/// User + system CPU time of this process so far, in µs.
+pub fn cpu_us() -> u64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}
+
+/// Facts about the machine for the report.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// `nproc`.
+    pub nproc: usize,
+    /// `cpu MHz`, cache size, flags of note.
+    pub cpu_detail: String,
+    /// Kernel release.
+    pub kernel: String,
+    /// Current clock source.
+    pub clocksource: String,
+    /// `rustc -V`, if found.
+    pub rustc: String,
+    /// Memory total.
+    pub mem_total: String,
+    /// Hypervisor, if any (from the cpu flags).
+    pub virtualized: bool,
+}
+
+impl Machine {
+    /// Reads the facts.
+    pub fn read() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let flags = field("flags");
+        let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+        let tsc: Vec<&str> = ["constant_tsc", "nonstop_tsc", "tsc_known_freq"]
+            .into_iter()
+            .filter(|f| has(f))
+            .collect();
+        let cpu_detail = format!(
+            "family {} model {} stepping {}, {} MHz, cache {}, TSC flags: {}",
+            field("cpu family"),
+            field("model\t"),
+            field("stepping"),
+            field("cpu MHz"),
+            field("cache size"),
+            if tsc.is_empty() {
+                "none".to_string()
+            } else {
+                tsc.join(" ")
+            }
+        );
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let meminfo = read("/proc/meminfo");
+        let mem_total = meminfo
+            .lines()
+            .next()
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default();
+        let rustc = Command::new("rustc")
+            .arg("-V")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu_model: field("model name"),
+            nproc: nproc(),
+            cpu_detail,
+            kernel: read("/proc/sys/kernel/osrelease"),
+            clocksource: read("/sys/devices/system/clocksource/clocksource0/current_clocksource"),
+            rustc,
+            mem_total,
+            virtualized: has("hypervisor"),
+        }
+    }
+}
+
+/// `/proc/loadavg`'s first three numbers.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// True when quanta's `raw()` reads the TSC (rather than falling back to the OS clock): its
+/// raw values then track `rdtsc` closely.
+pub fn quanta_uses_tsc(clock: &quanta::Clock) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+        let raw = clock.raw();
+        raw >= tsc && raw - tsc < 1_000_000_000
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = clock;
+        false
+    }
+}
+
+/// Now as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
