@@ -172,11 +172,7 @@ fn capture_typical(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(
-            QUEUE.stats().dropped,
-            0,
-            "a lane filled up: the bench must drain sooner"
-        );
+        assert_eq!(QUEUE.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     }
 
     // A HeapQueue lane (what the std client uses), drained between chunks.
@@ -214,18 +210,13 @@ fn capture_typical(c: &mut Criterion) {
                 )
             })
         });
-        assert_eq!(
-            queue.stats().dropped,
-            0,
-            "a lane filled up: the bench must drain sooner"
-        );
+        assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     }
 
     // The bare ring: Producer::push of a whole Record value (what a lane slot holds: the same
     // bytes), built by value per call or prebuilt; no clock, no validation.
     {
-        let ring: Arc<Ring<Record, Box<[Slot<Record>]>>> =
-            Arc::new(Ring::with_storage(heap_storage(LANE)));
+        let ring: Arc<Ring<Record, Box<[Slot<Record>]>>> = Arc::new(Ring::with_storage(heap_storage(LANE)));
         let mut producer = Ring::try_producer(ring.clone()).expect("producer");
         let mut consumer = Ring::try_consumer(ring).expect("consumer");
         let mut drain = || {
@@ -239,11 +230,7 @@ fn capture_typical(c: &mut Criterion) {
                     iters,
                     chunk,
                     |i| {
-                        black_box(
-                            producer
-                                .push(typical(black_box(USER), i).to_record())
-                                .is_ok(),
-                        );
+                        black_box(producer.push(typical(black_box(USER), i).to_record()).is_ok());
                     },
                     &mut drain,
                 )
@@ -266,11 +253,8 @@ fn capture_typical(c: &mut Criterion) {
 
     // The client, its flusher draining on the other core to a local receiver.
     {
-        let receiver = Receiver::start(ReceiverConfig {
-            store: Store::CountOnly,
-            ..Default::default()
-        })
-        .expect("start receiver");
+        let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
+            .expect("start receiver");
         let client = Client::builder("phc_fasthog_bench_0000000000000000000000000")
             .host(receiver.url())
             .environment("bench")
@@ -285,8 +269,7 @@ fn capture_typical(c: &mut Criterion) {
         let settle = || {
             let _ = client.flush(Duration::from_secs(30));
         };
-        let scaled =
-            |iters: u64, measured: u64, d: Duration| d.mul_f64(iters as f64 / measured as f64);
+        let scaled = |iters: u64, measured: u64, d: Duration| d.mul_f64(iters as f64 / measured as f64);
         g.bench_function("client/build+capture", |b| {
             b.iter_custom(|iters| {
                 let n = iters.min(CAP);
@@ -317,10 +300,7 @@ fn capture_typical(c: &mut Criterion) {
             })
         });
         let stats = client.shutdown(Duration::from_secs(30)).expect("shutdown");
-        assert_eq!(
-            stats.dropped, 0,
-            "the client bench must not drop: {stats:?}"
-        );
+        assert_eq!(stats.dropped, 0, "the client bench must not drop: {stats:?}");
     }
     g.finish();
 }
@@ -374,11 +354,7 @@ fn capture_props(c: &mut Criterion) {
             )
         })
     });
-    assert_eq!(
-        queue.stats().dropped,
-        0,
-        "a lane filled up: the bench must drain sooner"
-    );
+    assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     g.finish();
 }
 
@@ -434,31 +410,21 @@ fn capture_strings(c: &mut Criterion) {
             )
         })
     });
-    assert_eq!(
-        queue.stats().dropped,
-        0,
-        "a lane filled up: the bench must drain sooner"
-    );
+    assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     g.finish();
 }
 
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     let clock = TscClock::new();
-    let enrichment = Enrichment {
-        environment: "production",
-        ..Enrichment::DEFAULT
-    };
+    let enrichment = Enrichment { environment: "production", ..Enrichment::DEFAULT };
     let mut encoder = Encoder::new(enrichment, 42);
     // Events as the flusher sees them: stamped with a clock tick at capture.
     let queue = HeapQueue::with_capacity(1, 64);
     let mut producer = HeapQueue::producer(&queue).expect("a lane");
     let mut consumer = try_consumer(&queue).expect("the consumer");
     for i in 0..64 {
-        assert_eq!(
-            producer.capture(&typical(USER, i), &clock),
-            Captured::Queued
-        );
+        assert_eq!(producer.capture(&typical(USER, i), &clock), Captured::Queued);
     }
     let mut events = Vec::with_capacity(64);
     consumer.drain_with(64, |e| events.push(*e));
@@ -476,10 +442,8 @@ fn encode(c: &mut Criterion) {
         })
     });
 
-    let envelope = Envelope {
-        api_key: "phc_fasthog_bench_0000000000000000000000000",
-        historical_migration: false,
-    };
+    let envelope =
+        Envelope { api_key: "phc_fasthog_bench_0000000000000000000000000", historical_migration: false };
     let limits = Limits::DEFAULT;
     let mut batch: Batch<Vec<u8>, Vec<u32>> = Batch::new(
         vec![0u8; limits.max_batch_bytes],

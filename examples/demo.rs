@@ -30,7 +30,9 @@ fn args() -> Args {
             ("--events", Some(v)) => a.events = v,
             ("--rate", Some(v)) => a.rate = v,
             (flag, _) => {
-                eprintln!("unknown or incomplete flag {flag}; flags: --threads N --events N --rate EVENTS_PER_SEC");
+                eprintln!(
+                    "unknown or incomplete flag {flag}; flags: --threads N --events N --rate EVENTS_PER_SEC"
+                );
                 std::process::exit(2);
             }
         }
@@ -59,7 +61,10 @@ fn main() {
     };
     match &receiver {
         Some(r) => println!("shipping to the local receiver at {}", r.url()),
-        None => println!("shipping to PostHog ({})", std::env::var("POSTHOG_HOST").unwrap_or(fasthog::client::DEFAULT_HOST.into())),
+        None => println!(
+            "shipping to PostHog ({})",
+            std::env::var("POSTHOG_HOST").unwrap_or(fasthog::client::DEFAULT_HOST.into())
+        ),
     }
 
     let clock = quanta::Clock::new();
@@ -70,7 +75,9 @@ fn main() {
         let handles: Vec<_> = (0..args.threads)
             .map(|t| {
                 let (client, clock) = (client.clone(), clock.clone());
-                s.spawn(move || produce(&client, &clock, t, per_thread, args.rate / args.threads as u64, overhead))
+                s.spawn(move || {
+                    produce(&client, &clock, t, per_thread, args.rate / args.threads as u64, overhead)
+                })
             })
             .collect();
         handles.into_iter().map(|h| h.join().expect("producer thread")).collect()
@@ -93,10 +100,17 @@ fn main() {
     println!("pending   {:>10}", stats.pending);
     if let Some(r) = &receiver {
         let stored = r.stats().events_accepted;
-        println!("stored    {:>10}  (receiver; {})", stored, if stored == stats.sent { "equals sent" } else { "DIFFERS from sent" });
+        println!(
+            "stored    {:>10}  (receiver; {})",
+            stored,
+            if stored == stats.sent { "equals sent" } else { "DIFFERS from sent" }
+        );
     }
     println!("capture   {:>10.0} events/s over {capture_secs:.2} s", stats.captured as f64 / capture_secs);
-    println!("delivered {:>10.0} events/s including shutdown ({total_secs:.2} s)", stats.sent as f64 / total_secs);
+    println!(
+        "delivered {:>10.0} events/s including shutdown ({total_secs:.2} s)",
+        stats.sent as f64 / total_secs
+    );
     println!(
         "capture latency (timer overhead {overhead} ns subtracted): p50 {} ns, p99 {} ns, p99.9 {} ns, max {}",
         percentile(&merged, 0.50),
@@ -105,7 +119,9 @@ fn main() {
         max_bucket(&merged),
     );
     let accounted = stats.sent + stats.failed + stats.dropped + stats.rejected;
-    if accounted != stats.captured || receiver.as_ref().is_some_and(|r| r.stats().events_accepted != stats.sent) {
+    if accounted != stats.captured
+        || receiver.as_ref().is_some_and(|r| r.stats().events_accepted != stats.sent)
+    {
         eprintln!("accounting mismatch");
         std::process::exit(1);
     }
@@ -114,7 +130,14 @@ fn main() {
 /// Nanosecond buckets; the last holds everything slower.
 const BUCKETS: usize = 100_000;
 
-fn produce(client: &Client, clock: &quanta::Clock, thread: usize, events: u64, rate: u64, overhead: u64) -> Vec<u64> {
+fn produce(
+    client: &Client,
+    clock: &quanta::Clock,
+    thread: usize,
+    events: u64,
+    rate: u64,
+    overhead: u64,
+) -> Vec<u64> {
     let mut hist = vec![0u64; BUCKETS];
     let user = format!("{:08x}-7a34-4a63-9d0b-{:012x}", thread, 0x0c5b8d1f2e3au64);
     let started = Instant::now();
@@ -144,11 +167,13 @@ fn produce(client: &Client, clock: &quanta::Clock, thread: usize, events: u64, r
 
 /// The cost of the two clock reads around a capture, measured the same way (median).
 fn timer_overhead(clock: &quanta::Clock) -> u64 {
-    let mut v: Vec<u64> = (0..10_001).map(|_| {
-        let t0 = clock.raw();
-        let t1 = clock.raw();
-        clock.delta_as_nanos(t0, t1)
-    }).collect();
+    let mut v: Vec<u64> = (0..10_001)
+        .map(|_| {
+            let t0 = clock.raw();
+            let t1 = clock.raw();
+            clock.delta_as_nanos(t0, t1)
+        })
+        .collect();
     v.sort_unstable();
     v[v.len() / 2]
 }

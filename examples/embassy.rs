@@ -64,7 +64,8 @@ impl Transport for PlainHttp {
 }
 
 type Buffers = [Batch<&'static mut [u8], &'static mut [u32]>; 4];
-type StaticFlusher = Flusher<'static, &'static StaticQueue<4, 256>, PlainHttp, EmbassyTimer, EmbassyClock, Buffers>;
+type StaticFlusher =
+    Flusher<'static, &'static StaticQueue<4, 256>, PlainHttp, EmbassyTimer, EmbassyClock, Buffers>;
 
 #[embassy_executor::task]
 async fn flush(flusher: StaticFlusher) {
@@ -75,7 +76,9 @@ async fn flush(flusher: StaticFlusher) {
 async fn sensor(device: &'static str, clock: EmbassyClock) {
     let mut lane = StaticQueue::producer(&QUEUE).expect("a free lane");
     for reading in 0..500u32 {
-        let event = Event::new("sensor_reading", device).prop("celsius", 20.0 + f64::from(reading % 50) / 10.0).prop("seq", reading);
+        let event = Event::new("sensor_reading", device)
+            .prop("celsius", 20.0 + f64::from(reading % 50) / 10.0)
+            .prop("seq", reading);
         let _ = lane.capture(&event, &clock);
         if reading % 50 == 49 {
             embassy_time::Timer::after_millis(20).await;
@@ -105,10 +108,20 @@ fn main() {
         let ends: &'static mut [u32] = Vec::leak(vec![0u32; limits.max_events]);
         Batch::new(bytes, ends, limits, envelope.overhead())
     };
-    let encoder = Encoder::new(Enrichment { environment: "embedded", ..Enrichment::DEFAULT }, wall ^ 0x9e37_79b9);
+    let encoder =
+        Encoder::new(Enrichment { environment: "embedded", ..Enrichment::DEFAULT }, wall ^ 0x9e37_79b9);
     let consumer = fasthog::ring::try_consumer(&QUEUE).expect("one consumer");
     let config = FlushConfig { flush_interval_ms: 200, ..FlushConfig::DEFAULT };
-    let flusher = Flusher::new(consumer, PlainHttp { addr }, EmbassyTimer, clock, encoder, envelope, config, [batch(), batch(), batch(), batch()]);
+    let flusher = Flusher::new(
+        consumer,
+        PlainHttp { addr },
+        EmbassyTimer,
+        clock,
+        encoder,
+        envelope,
+        config,
+        [batch(), batch(), batch(), batch()],
+    );
 
     let executor: &'static mut Executor = Box::leak(Box::new(Executor::new()));
     executor.run_until(

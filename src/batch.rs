@@ -2,11 +2,11 @@
 //! envelope. Pure: no I/O, no allocation (buffers are the caller's).
 
 use crate::event::AsRecord;
-use crate::record::{flag, Prop, Record, Scope, Stored, Time};
 use crate::json::{TimestampCache, Writer};
+use crate::record::{flag, Prop, Record, Scope, Stored, Time};
 use crate::uuid::UuidV7;
-use crate::Value;
 use crate::Clock;
+use crate::Value;
 
 /// `$lib` sent with every event.
 pub const LIB: &str = "fasthog";
@@ -32,8 +32,7 @@ pub struct Limits {
 
 impl Limits {
     /// The defaults.
-    pub const DEFAULT: Limits =
-        Limits { max_events: 64, max_batch_bytes: 1 << 20, max_event_bytes: 900_000 };
+    pub const DEFAULT: Limits = Limits { max_events: 64, max_batch_bytes: 1 << 20, max_event_bytes: 900_000 };
 }
 
 impl Default for Limits {
@@ -60,13 +59,12 @@ pub struct Enrichment<'a> {
 impl Enrichment<'_> {
     /// Defaults: environment `""`, schema version [`EVENT_SCHEMA_VERSION`], geoip disabled, no
     /// super properties.
-    pub const DEFAULT: Enrichment<'static> =
-        Enrichment {
-            environment: "",
-            event_schema_version: EVENT_SCHEMA_VERSION,
-            geoip_disable: true,
-            super_properties: &[],
-        };
+    pub const DEFAULT: Enrichment<'static> = Enrichment {
+        environment: "",
+        event_schema_version: EVENT_SCHEMA_VERSION,
+        geoip_disable: true,
+        super_properties: &[],
+    };
 }
 
 impl Default for Enrichment<'_> {
@@ -387,7 +385,15 @@ pub struct Batch<B, E> {
 impl<B: Default, E: Default> Default for Batch<B, E> {
     /// An empty batch with no room: a placeholder.
     fn default() -> Self {
-        Batch { bytes: B::default(), ends: E::default(), used: 0, count: 0, limits: Limits::DEFAULT, budget: 0, seq: 0 }
+        Batch {
+            bytes: B::default(),
+            ends: E::default(),
+            used: 0,
+            count: 0,
+            limits: Limits::DEFAULT,
+            budget: 0,
+            seq: 0,
+        }
     }
 }
 
@@ -427,12 +433,7 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
     }
 
     /// Encodes `event` at the end of the batch, or says why not.
-    pub fn push(
-        &mut self,
-        encoder: &mut Encoder<'_>,
-        event: &impl AsRecord,
-        clock: &impl Clock,
-    ) -> Pushed {
+    pub fn push(&mut self, encoder: &mut Encoder<'_>, event: &impl AsRecord, clock: &impl Clock) -> Pushed {
         event.with_record(|record| self.push_record(encoder, record, clock))
     }
 

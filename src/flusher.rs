@@ -7,8 +7,8 @@ use core::pin::pin;
 use core::task::Poll;
 
 use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
-use crate::record::Record;
 use crate::queue::QueueParts;
+use crate::record::Record;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
@@ -81,9 +81,7 @@ impl Control {
     }
 
     fn shutdown_grace(&self) -> Option<u64> {
-        self.shutdown
-            .load(Ordering::Acquire)
-            .then(|| self.shutdown_grace_ms.load(Ordering::Relaxed) as u64)
+        self.shutdown.load(Ordering::Acquire).then(|| self.shutdown_grace_ms.load(Ordering::Relaxed) as u64)
     }
 }
 
@@ -253,7 +251,9 @@ where
             // never completed under steady load. Requests made meanwhile are served by the
             // next flush (its target is later, so it covers them). At shutdown the target
             // follows every push, as capture is closed by then.
-            if deadline.is_some() || (flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed)) {
+            if deadline.is_some()
+                || (flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed))
+            {
                 // Everything pushed so far (acquired above, after the request) must go out.
                 let target = self.intake.queue_parts_pushed();
                 flush = Some((requested, target, None));
@@ -406,13 +406,12 @@ where
                 }
                 let until = self.timer.now_us().saturating_add(wait_ms * 1000);
                 let sleep = pin!(sleep_until(&self.timer, until));
-                if wait_draining(sleep, &self.timer, &mut self.intake, &self.config)
-                    .await
-                    .is_none()
-                {
+                if wait_draining(sleep, &self.timer, &mut self.intake, &self.config).await.is_none() {
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
                     Counters::add(&self.intake.counters().failed, left);
-                    log::warn!("fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed");
+                    log::warn!(
+                        "fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed"
+                    );
                     return Err(Abandon);
                 }
             }
@@ -429,7 +428,8 @@ where
         }
         let detail = resp.detail();
         let key = self.envelope.api_key;
-        let detail = if !key.is_empty() && detail.contains(key) { "(withheld: contains the API key)" } else { detail };
+        let detail =
+            if !key.is_empty() && detail.contains(key) { "(withheld: contains the API key)" } else { detail };
         let hint = match resp.status {
             401 => " (check the project API key)",
             413 => " (one event is too large on its own)",

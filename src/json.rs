@@ -263,13 +263,18 @@ fn clean_prefix(s: &[u8]) -> usize {
         let x = u64::from_le_bytes(word);
         // A byte below 0x20 (its high bit clear and x - 0x20 borrows), a quote, a backslash.
         let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
-        let special = control | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')));
+        let special =
+            control | has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\')));
         if special != 0 {
             return n + (special.trailing_zeros() / 8) as usize;
         }
         n += 8;
     }
-    n + chunks.remainder().iter().position(|&b| ESCAPE[usize::from(b)] != 0).unwrap_or(chunks.remainder().len())
+    n + chunks
+        .remainder()
+        .iter()
+        .position(|&b| ESCAPE[usize::from(b)] != 0)
+        .unwrap_or(chunks.remainder().len())
 }
 
 /// For each byte: 0 when it is written as is, else the escape letter (`u` for `\u00XX`).
@@ -324,14 +329,8 @@ mod tests {
     fn rfc3339_known_instants() {
         assert_eq!(written(|w| w.timestamp(0)), "\"1970-01-01T00:00:00.000000Z\"");
         // 2024-02-29T23:59:59.999999Z, a leap day.
-        assert_eq!(
-            written(|w| w.timestamp(1_709_251_199_999_999_000)),
-            "\"2024-02-29T23:59:59.999999Z\""
-        );
-        assert_eq!(
-            written(|w| w.timestamp(4_102_444_800_000_000_000)),
-            "\"2100-01-01T00:00:00.000000Z\""
-        );
+        assert_eq!(written(|w| w.timestamp(1_709_251_199_999_999_000)), "\"2024-02-29T23:59:59.999999Z\"");
+        assert_eq!(written(|w| w.timestamp(4_102_444_800_000_000_000)), "\"2100-01-01T00:00:00.000000Z\"");
     }
 
     #[test]
@@ -348,9 +347,6 @@ mod tests {
     #[test]
     fn uuid_format() {
         let u = [0x01, 0x8f, 0x3e, 0x5a, 0x7b, 0x2c, 0x70, 0x00, 0x80, 1, 2, 3, 4, 5, 6, 7];
-        assert_eq!(
-            &format_uuid(&u),
-            b"\"018f3e5a-7b2c-7000-8001-020304050607\""
-        );
+        assert_eq!(&format_uuid(&u), b"\"018f3e5a-7b2c-7000-8001-020304050607\"");
     }
 }

@@ -14,34 +14,34 @@ extern crate alloc;
 pub mod batch;
 #[cfg(feature = "std")]
 pub mod client;
-#[cfg(feature = "std")]
-mod error;
 mod clock;
 #[cfg(feature = "embassy")]
 mod embassy;
+#[cfg(feature = "std")]
+mod error;
 mod event;
-mod record;
 pub mod flusher;
 pub mod json;
+mod queue;
+mod record;
+pub mod recorder;
 pub mod ring;
 mod stats;
 mod sync;
 pub mod transport;
 mod uuid;
-mod queue;
-pub mod recorder;
 
-pub use queue::{Captured, Queue, QueueParts, StaticQueue};
-#[cfg(feature = "std")]
-pub use queue::HeapQueue;
-#[cfg(feature = "embassy")]
-pub use embassy::{EmbassyClock, EmbassyTimer};
-pub use clock::{Clock, FixedClock};
 #[cfg(feature = "std")]
 pub use client::{Builder, Client};
+pub use clock::{Clock, FixedClock};
+#[cfg(feature = "embassy")]
+pub use embassy::{EmbassyClock, EmbassyTimer};
 #[cfg(feature = "std")]
 pub use error::Error;
 pub use event::{AsRecord, Entry, Event, Many, Props, Static, Value};
+#[cfg(feature = "std")]
+pub use queue::HeapQueue;
+pub use queue::{Captured, Queue, QueueParts, StaticQueue};
 pub use record::{Record, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
 pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;

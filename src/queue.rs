@@ -2,8 +2,8 @@
 //! syscall-free.
 
 use crate::event::{Event, Props};
-use crate::record::Record;
 use crate::flusher::Control;
+use crate::record::Record;
 use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Rings, Seqs, Storage};
 use crate::{Clock, Counters, Snapshot};
 
@@ -169,10 +169,7 @@ impl<const L: usize, const N: usize> StaticQueue<L, N> {
     /// An empty queue, usable in a `static`.
     pub const fn new() -> Self {
         Queue {
-            lanes: Lanes::from_parts(
-                [const { crate::ring::Ring::new() }; L],
-                crate::ring::SharedRing::new(),
-            ),
+            lanes: Lanes::from_parts([const { crate::ring::Ring::new() }; L], crate::ring::SharedRing::new()),
             counters: Counters::new(),
             control: Control::new(),
         }
@@ -193,8 +190,13 @@ impl HeapQueue {
     /// fallback ring of the same capacity.
     pub fn with_capacity(lanes: usize, capacity: usize) -> Self {
         use crate::ring::{heap_seqs, heap_storage, SharedRing};
-        let rings = (0..lanes.max(1)).map(|_| crate::ring::Ring::with_storage(heap_storage(capacity))).collect();
+        let rings =
+            (0..lanes.max(1)).map(|_| crate::ring::Ring::with_storage(heap_storage(capacity))).collect();
         let shared = SharedRing::with_storage(heap_storage(capacity), heap_seqs(capacity));
-        Queue { lanes: Lanes::from_parts(rings, shared), counters: Counters::default(), control: Control::default() }
+        Queue {
+            lanes: Lanes::from_parts(rings, shared),
+            counters: Counters::default(),
+            control: Control::default(),
+        }
     }
 }

@@ -248,7 +248,6 @@ impl Record {
         self.inline_len = (start + len) as u16;
         Text::Inline { start: start as u16, len: len as u16 }
     }
-
 }
 
 /// Empty or whitespace-only (stops at the first non-space character).

@@ -158,8 +158,8 @@ mod with_std {
     use alloc::collections::VecDeque;
     use alloc::string::String;
     use alloc::sync::Arc;
-    use std::sync::{Mutex, MutexGuard};
     use alloc::vec::Vec;
+    use std::sync::{Mutex, MutexGuard};
 
     use super::{json_get, split_events};
     use crate::transport::{Request, Response, Transport, TransportError};

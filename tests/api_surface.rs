@@ -178,12 +178,16 @@ fn every_shape_is_accepted_by_the_receiver_in_one_batch() {
 fn buf_recorder_keeps_events_without_std_types() {
     let mut storage = [0u8; 512];
     let mut recorder = BufRecorder::new(&mut storage[..]);
-    let events = br#"{"event":"a","distinct_id":"u"},{"event":"b","distinct_id":"u","properties":{"s":"x,y"}}"#;
+    let events =
+        br#"{"event":"a","distinct_id":"u"},{"event":"b","distinct_id":"u","properties":{"s":"x,y"}}"#;
     let request = Request { head: b"", events, tail: b"", event_count: 2, attempt: 1 };
     let resp = futures_lite::future::block_on(recorder.send(request)).unwrap();
     assert_eq!(resp.status, 200);
     let got: Vec<&str> = recorder.events().collect();
-    assert_eq!(got, [r#"{"event":"a","distinct_id":"u"}"#, r#"{"event":"b","distinct_id":"u","properties":{"s":"x,y"}}"#]);
+    assert_eq!(
+        got,
+        [r#"{"event":"a","distinct_id":"u"}"#, r#"{"event":"b","distinct_id":"u","properties":{"s":"x,y"}}"#]
+    );
     // A full buffer counts what it could not keep.
     let mut tiny = [0u8; 40];
     let mut small = BufRecorder::new(&mut tiny[..]);

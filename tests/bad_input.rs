@@ -7,8 +7,8 @@ use common::*;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed};
 use fasthog::ring::{try_consumer, HasLanes};
 use fasthog::{
-    AsRecord, Captured, Entry, Event, FixedClock, HeapQueue, Props, Static, StaticQueue,
-    INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS,
+    AsRecord, Captured, Entry, Event, FixedClock, HeapQueue, Props, Static, StaticQueue, INLINE_BYTES,
+    MAX_DISTINCT_ID, MAX_PROPS,
 };
 use serde_json::{json, Value};
 
@@ -16,13 +16,7 @@ const T: u64 = 1_700_000_000_000_000_000;
 const CLOCK: FixedClock = FixedClock(T);
 
 fn encoder() -> Encoder<'static> {
-    Encoder::new(
-        Enrichment {
-            environment: "test",
-            ..Enrichment::DEFAULT
-        },
-        7,
-    )
+    Encoder::new(Enrichment { environment: "test", ..Enrichment::DEFAULT }, 7)
 }
 
 fn encode(event: &impl AsRecord) -> (Value, Notes) {
@@ -32,20 +26,11 @@ fn encode(event: &impl AsRecord) -> (Value, Notes) {
 
 /// 250 spaces then a letter: cut to MAX_DISTINCT_ID bytes, all blank. (Builders borrow their
 /// strings, so it lives as long as the events.)
-static LONG_BLANK: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| " ".repeat(250) + "x");
+static LONG_BLANK: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| " ".repeat(250) + "x");
 
 /// Every way of building an event with a blank name or distinct_id.
 fn blank_events() -> Vec<(String, Event<'static>)> {
-    let blanks = [
-        "",
-        " ",
-        "\t",
-        "\n\r",
-        "   \u{a0}",
-        "\u{3000}",
-        "\u{2028}\u{85}",
-    ];
+    let blanks = ["", " ", "\t", "\n\r", "   \u{a0}", "\u{3000}", "\u{2028}\u{85}"];
     let mut out = Vec::new();
     for b in blanks {
         out.push((format!("distinct_id {b:?} (new)"), Event::new("e", b)));
@@ -54,19 +39,10 @@ fn blank_events() -> Vec<(String, Event<'static>)> {
     }
     out.push(("empty static name".into(), Event::new("", "user-1")));
     out.push(("blank static name".into(), Event::new(" \t ", "user-1")));
-    out.push((
-        "empty static distinct_id".into(),
-        Event::new_static("e", ""),
-    ));
-    out.push((
-        "blank static distinct_id".into(),
-        Event::new_static("e", "\u{2003}"),
-    ));
+    out.push(("empty static distinct_id".into(), Event::new_static("e", "")));
+    out.push(("blank static distinct_id".into(), Event::new_static("e", "\u{2003}")));
     out.push(("both empty".into(), Event::new_static("", "")));
-    out.push((
-        "distinct_id blank after its cut".into(),
-        Event::new("e", &LONG_BLANK),
-    ));
+    out.push(("distinct_id blank after its cut".into(), Event::new("e", &LONG_BLANK)));
     out
 }
 
@@ -80,10 +56,7 @@ fn blank_names_and_distinct_ids_are_invalid() {
         // Agrees with the server's own test (a trimmed distinct_id must be non-empty), on the
         // name and distinct_id as they would be sent: the record's, cut to their limits (the
         // builder's `distinct_id()` is the id before its cut).
-        assert!(
-            record.name().trim().is_empty() || record.distinct_id().trim().is_empty(),
-            "{what}"
-        );
+        assert!(record.name().trim().is_empty() || record.distinct_id().trim().is_empty(), "{what}");
     }
     // Not blank: anything with a non-whitespace character, including invisible ones that are
     // not Unicode White_Space.
@@ -102,36 +75,18 @@ fn capture_rejects_invalid_events_counts_them_and_never_encodes_them() {
     let mut producer = HeapQueue::producer(&queue).expect("a free lane");
     let bad = blank_events();
     for (what, event) in &bad {
-        assert_eq!(
-            producer.capture(event, &CLOCK),
-            Captured::Rejected,
-            "{what}"
-        );
+        assert_eq!(producer.capture(event, &CLOCK), Captured::Rejected, "{what}");
     }
-    assert_eq!(
-        producer.capture(&Event::new("ok", "user-1"), &CLOCK),
-        Captured::Queued
-    );
+    assert_eq!(producer.capture(&Event::new("ok", "user-1"), &CLOCK), Captured::Queued);
     for (what, event) in &bad {
-        assert_eq!(
-            queue.capture_shared(event, &CLOCK),
-            Captured::Rejected,
-            "{what}"
-        );
+        assert_eq!(queue.capture_shared(event, &CLOCK), Captured::Rejected, "{what}");
     }
-    assert_eq!(
-        queue.capture_shared(&Event::new("ok_shared", "user-2"), &CLOCK),
-        Captured::Queued
-    );
+    assert_eq!(queue.capture_shared(&Event::new("ok_shared", "user-2"), &CLOCK), Captured::Queued);
 
     let n = bad.len() as u64;
     let totals = queue.lanes().totals();
     assert_eq!(totals.rejected as u64, 2 * n);
-    assert_eq!(
-        queue.lanes().shared().rejected() as u64,
-        n,
-        "the shared ring's own counter"
-    );
+    assert_eq!(queue.lanes().shared().rejected() as u64, n, "the shared ring's own counter");
     assert_eq!(totals.pushed, 2);
     let stats = queue.stats();
     assert_eq!(stats.rejected, 2 * n);
@@ -145,12 +100,7 @@ fn capture_rejects_invalid_events_counts_them_and_never_encodes_them() {
     let drained = consumer.drain_with(usize::MAX, |event| {
         assert!(!event.is_invalid());
         let (text, _) = encode_one(&mut enc, event, &CLOCK);
-        names.push(
-            check_event_json(&text)["event"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        names.push(check_event_json(&text)["event"].as_str().unwrap().to_owned());
     });
     assert_eq!(drained, 2);
     names.sort();
@@ -161,10 +111,7 @@ fn capture_rejects_invalid_events_counts_them_and_never_encodes_them() {
 fn batch_push_refuses_invalid_events_and_never_encodes_them() {
     // Events pushed straight onto a batch (not through capture) are checked there too: an
     // invalid one would make the server refuse the whole request.
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     let limits = Limits::DEFAULT;
     let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 8], limits, envelope.overhead());
     let mut enc = encoder();
@@ -172,10 +119,7 @@ fn batch_push_refuses_invalid_events_and_never_encodes_them() {
     assert_eq!(batch.push(&mut enc, &Event::new("", "u"), &CLOCK), Pushed::Invalid);
     assert!(batch.is_empty());
     assert_eq!(batch.bytes_len(), 0);
-    assert!(matches!(
-        batch.push(&mut enc, &Event::new("ok", "user-1"), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &Event::new("ok", "user-1"), &CLOCK), Pushed::Added(_)));
     let before = batch.events(0..1).to_vec();
     /// Pushes the event, and the record it makes: both refused, the batch untouched.
     fn refused<P: Props>(
@@ -200,12 +144,10 @@ fn batch_push_refuses_invalid_events_and_never_encodes_them() {
     refused("alias empty", &Event::alias("user-1", ""), &mut batch, &mut enc, &before);
     refused("group_identify key empty", &Event::group_identify("company", ""), &mut batch, &mut enc, &before);
     // The batch goes on: the next valid event is added and the request is valid.
-    assert!(matches!(
-        batch.push(&mut enc, &Event::new("ok_2", "user-2"), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &Event::new("ok_2", "user-2"), &CLOCK), Pushed::Added(_)));
     let v = check_batch(&envelope, T, &batch, &limits);
-    let names: Vec<&str> = v["batch"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        v["batch"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(names, ["ok", "ok_2"]);
 }
 
@@ -213,18 +155,9 @@ fn batch_push_refuses_invalid_events_and_never_encodes_them() {
 fn static_queue_rejects_invalid_events_too() {
     static QUEUE: StaticQueue<1, 8> = StaticQueue::new();
     let mut producer = StaticQueue::producer(&QUEUE).expect("lane");
-    assert_eq!(
-        producer.capture(&Event::new("", "u"), &CLOCK),
-        Captured::Rejected
-    );
-    assert_eq!(
-        producer.capture(&Event::new("e", " "), &CLOCK),
-        Captured::Rejected
-    );
-    assert_eq!(
-        QUEUE.capture_shared(&Event::new_static("e", ""), &CLOCK),
-        Captured::Rejected
-    );
+    assert_eq!(producer.capture(&Event::new("", "u"), &CLOCK), Captured::Rejected);
+    assert_eq!(producer.capture(&Event::new("e", " "), &CLOCK), Captured::Rejected);
+    assert_eq!(QUEUE.capture_shared(&Event::new_static("e", ""), &CLOCK), Captured::Rejected);
     assert_eq!(QUEUE.stats().rejected, 3);
     assert_eq!(QUEUE.queued(), 0);
 }
@@ -250,11 +183,7 @@ fn distinct_id_is_cut_on_a_utf8_boundary() {
     let (v, notes) = encode(&event);
     assert_eq!(notes.truncated, 1);
     assert_eq!(v["distinct_id"], record.distinct_id());
-    assert_eq!(
-        v["properties"]["user_id"],
-        record.distinct_id(),
-        "user_id is the id as sent"
-    );
+    assert_eq!(v["properties"]["user_id"], record.distinct_id(), "user_id is the id as sent");
 
     // 4-byte chars: the cut backs up to 200 - 200 % 4 = 200 exactly, and with an offset of 1
     // to 197.
@@ -276,10 +205,7 @@ fn distinct_id_is_cut_on_a_utf8_boundary() {
     let exact = "x".repeat(MAX_DISTINCT_ID);
     let event = Event::new("e", &exact);
     let record = event.to_record();
-    assert_eq!(
-        (record.distinct_id(), event.truncated()),
-        (exact.as_str(), 0)
-    );
+    assert_eq!((record.distinct_id(), event.truncated()), (exact.as_str(), 0));
 }
 
 #[test]
@@ -298,11 +224,7 @@ fn inline_strings_are_cut_on_utf8_boundaries_and_counted() {
     assert_eq!(p["a"], value.as_str());
     let b = p["b"].as_str().unwrap();
     assert!(is_char_prefix(b, &value), "{b:?}");
-    assert_eq!(
-        b.len(),
-        1 + (INLINE_BYTES - 7 - 161 - 1) / 4 * 4,
-        "as much as fits, whole chars"
-    );
+    assert_eq!(b.len(), 1 + (INLINE_BYTES - 7 - 161 - 1) / 4 * 4, "as much as fits, whole chars");
     assert_eq!(p["c"], "v");
 
     // Dynamic names and keys are cut the same way.
@@ -312,20 +234,12 @@ fn inline_strings_are_cut_on_utf8_boundaries_and_counted() {
     assert_eq!(event.name(), long);
     let record = event.to_record();
     assert!(is_char_prefix(record.name(), &long));
-    assert_eq!(
-        record.name().len(),
-        INLINE_BYTES - 2,
-        "255 bytes left, whole 2-byte chars"
-    );
+    assert_eq!(record.name().len(), INLINE_BYTES - 2, "255 bytes left, whole 2-byte chars");
     assert_eq!(event.truncated(), 2);
     let (v, notes) = encode(&event);
     assert_eq!(notes.truncated, 2);
     assert_eq!(v["event"], record.name());
-    assert_eq!(
-        v["properties"][""],
-        json!(1),
-        "the key got no room: an empty key"
-    );
+    assert_eq!(v["properties"][""], json!(1), "the key got no room: an empty key");
 }
 
 #[test]
@@ -336,9 +250,7 @@ fn static_strings_are_never_cut() {
         ünïcødé-that-is-longer-than-an-event-record-could-hold-inline-\
         ünïcødé-that-is-longer-than-an-event-record-could-hold-inline-";
     assert!(LONG.len() > INLINE_BYTES);
-    let event = Event::new("e", "u")
-        .prop("s", Static(LONG))
-        .set("s", Static(LONG));
+    let event = Event::new("e", "u").prop("s", Static(LONG)).set("s", Static(LONG));
     assert_eq!(event.truncated(), 0);
     let (v, notes) = encode(&event);
     assert_eq!(notes, Notes::default());
@@ -349,8 +261,8 @@ fn static_strings_are_never_cut() {
 #[test]
 fn properties_past_max_props_are_dropped_and_counted() {
     const KEYS: [&str; 20] = [
-        "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13",
-        "p14", "p15", "p16", "p17", "p18", "p19",
+        "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9", "p10", "p11", "p12", "p13", "p14", "p15",
+        "p16", "p17", "p18", "p19",
     ];
     let event = Event::new("e", "u")
         .timestamp_unix_nanos(T)
@@ -361,11 +273,7 @@ fn properties_past_max_props_are_dropped_and_counted() {
     assert_eq!(notes.props_dropped, extra);
     let p = v["properties"].as_object().unwrap();
     for (i, key) in KEYS.iter().enumerate() {
-        assert_eq!(
-            p.get(*key).is_some(),
-            i < MAX_PROPS,
-            "{key}: the first {MAX_PROPS} are kept"
-        );
+        assert_eq!(p.get(*key).is_some(), i < MAX_PROPS, "{key}: the first {MAX_PROPS} are kept");
     }
     // $set and $set_once entries share the same room.
     let event = Event::new("e", "u")
@@ -376,10 +284,7 @@ fn properties_past_max_props_are_dropped_and_counted() {
     assert_eq!(event.props_dropped(), 3);
     let (v, notes) = encode(&event);
     assert_eq!(notes.props_dropped, 3);
-    assert!(
-        v["properties"].get("$set").is_none(),
-        "the dropped $set entry leaves no empty map"
-    );
+    assert!(v["properties"].get("$set").is_none(), "the dropped $set entry leaves no empty map");
     assert!(v["properties"].get("$set_once").is_none());
     assert!(v["properties"].get("dyn").is_none());
 }
@@ -399,20 +304,9 @@ fn dropped_properties_do_not_use_inline_bytes() {
         .set("dropped3", filler.as_str())
         .workspace("ws-1");
     assert_eq!(event.props_dropped(), 3);
-    assert_eq!(
-        event.truncated(),
-        0,
-        "nothing was cut: dropped entries were never copied"
-    );
+    assert_eq!(event.truncated(), 0, "nothing was cut: dropped entries were never copied");
     let (v, notes) = encode(&event);
-    assert_eq!(
-        notes,
-        Notes {
-            non_finite: 0,
-            truncated: 0,
-            props_dropped: 3
-        }
-    );
+    assert_eq!(notes, Notes { non_finite: 0, truncated: 0, props_dropped: 3 });
     assert_eq!(v["properties"]["workspace_id"], "ws-1");
 }
 
@@ -449,16 +343,8 @@ fn non_finite_floats_are_null_and_counted() {
     assert_eq!(v["properties"]["x"], json!(2.0));
 
     // Batch::push reports the same notes.
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 16],
-        vec![0u32; 8],
-        Limits::DEFAULT,
-        envelope.overhead(),
-    );
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 8], Limits::DEFAULT, envelope.overhead());
     match batch.push(&mut encoder(), &event, &CLOCK) {
         Pushed::Added(notes) => assert_eq!(notes.non_finite, 6),
         other => panic!("{other:?}"),
@@ -479,14 +365,8 @@ fn escapes_are_exact() {
         &Event::new("e", "u").prop("s", "\u{0}\u{8}\t\n\u{b}\u{c}\r\u{1f}\"\\/\u{7f}é😀"),
         &CLOCK,
     );
-    assert!(
-        text.contains(r#""s":"\u0000\b\t\n\u000b\f\r\u001f\"\\/"#),
-        "{text}"
-    );
-    assert!(
-        text.contains("\u{7f}é😀\""),
-        "non-ASCII and DEL are written as UTF-8"
-    );
+    assert!(text.contains(r#""s":"\u0000\b\t\n\u000b\f\r\u001f\"\\/"#), "{text}");
+    assert!(text.contains("\u{7f}é😀\""), "non-ASCII and DEL are written as UTF-8");
     check_event_json(&text);
 }
 
@@ -498,75 +378,33 @@ fn special_characters_round_trip_everywhere() {
     fn case<P: Props>(what: &str, event: &Event<'_, P>, get: impl Fn(&Value) -> &Value, want: &str) {
         assert_eq!(event.truncated(), 0, "{what}");
         let (v, _) = encode(event);
-        let got = get(&v)
-            .as_str()
-            .unwrap_or_else(|| panic!("{what}: missing in {v}"));
+        let got = get(&v).as_str().unwrap_or_else(|| panic!("{what}: missing in {v}"));
         assert_eq!(got, want, "{what}");
     }
     let user_id = format!("x{s}").replace(':', "");
     case("name", &Event::named(&s, "u"), |v| &v["event"], &s);
     case("distinct_id", &Event::new("e", &s), |v| &v["distinct_id"], &s);
-    case(
-        "user_id",
-        &Event::new("e", &user_id),
-        |v| &v["properties"]["user_id"],
-        &user_id,
-    );
-    case(
-        "value",
-        &Event::new("e", "u").prop("k", s.as_str()),
-        |v| &v["properties"]["k"],
-        &s,
-    );
-    case(
-        "set value",
-        &Event::new("e", "u").set("k", s.as_str()),
-        |v| &v["properties"]["$set"]["k"],
-        &s,
-    );
+    case("user_id", &Event::new("e", &user_id), |v| &v["properties"]["user_id"], &user_id);
+    case("value", &Event::new("e", "u").prop("k", s.as_str()), |v| &v["properties"]["k"], &s);
+    case("set value", &Event::new("e", "u").set("k", s.as_str()), |v| &v["properties"]["$set"]["k"], &s);
     case(
         "set_once",
         &Event::new("e", "u").set_once("k", s.as_str()),
         |v| &v["properties"]["$set_once"]["k"],
         &s,
     );
-    case(
-        "workspace",
-        &Event::new("e", "u").workspace(&s),
-        |v| &v["properties"]["workspace_id"],
-        &s,
-    );
+    case("workspace", &Event::new("e", "u").workspace(&s), |v| &v["properties"]["workspace_id"], &s);
     // A key.
     let (v, _) = encode(&Event::new("e", "u").prop_dyn(&s, 1));
     assert_eq!(v["properties"][&s], json!(1));
     // The environment and the api key.
-    let mut enc = Encoder::new(
-        Enrichment {
-            environment: &s,
-            ..Enrichment::DEFAULT
-        },
-        1,
-    );
+    let mut enc = Encoder::new(Enrichment { environment: &s, ..Enrichment::DEFAULT }, 1);
     let (text, _) = encode_one(&mut enc, &Event::new("e", "u"), &CLOCK);
-    assert_eq!(
-        check_event_json(&text)["properties"]["environment"],
-        s.as_str()
-    );
+    assert_eq!(check_event_json(&text)["properties"]["environment"], s.as_str());
     let key = "phc_\"\\\u{1}\u{1f}";
-    let envelope = Envelope {
-        api_key: key,
-        historical_migration: false,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 16],
-        vec![0u32; 8],
-        Limits::DEFAULT,
-        envelope.overhead(),
-    );
-    assert!(matches!(
-        batch.push(&mut enc, &Event::new("e", "u"), &CLOCK),
-        Pushed::Added(_)
-    ));
+    let envelope = Envelope { api_key: key, historical_migration: false };
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 8], Limits::DEFAULT, envelope.overhead());
+    assert!(matches!(batch.push(&mut enc, &Event::new("e", "u"), &CLOCK), Pushed::Added(_)));
     let v: Value = serde_json::from_slice(&body(&envelope, T, &batch)).unwrap();
     assert_eq!(v["api_key"], key);
 }

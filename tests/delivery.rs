@@ -636,7 +636,10 @@ fn error_texts_never_hold_the_key() {
         // The builder's Debug redacts the key (it shows the host as given, so not the swapped
         // cases, where the key *is* the host).
         let debug = format!("{builder:?}");
-        assert!(what.contains("host") || !debug.contains(KEY_MARK), "{what}: builder Debug shows the key: {debug}");
+        assert!(
+            what.contains("host") || !debug.contains(KEY_MARK),
+            "{what}: builder Debug shows the key: {debug}"
+        );
         let err = builder.build().expect_err(what);
         let (text, debug) = (err.to_string(), format!("{err:?}"));
         assert!(!text.contains(KEY_MARK), "{what}: {text}");
@@ -673,7 +676,10 @@ fn builder_settings_are_validated_with_typed_errors() {
     assert_eq!(setting(b().max_event_bytes(0)), "max_event_bytes");
     assert_eq!(setting(b().pending_batches(1)), "pending_batches");
     assert_eq!(setting(b().max_batch_bytes(100)), "max_batch_bytes");
-    assert_eq!(setting(b().retry(RetryPolicy { max_attempts: 0, ..RetryPolicy::DEFAULT })), "retry.max_attempts");
+    assert_eq!(
+        setting(b().retry(RetryPolicy { max_attempts: 0, ..RetryPolicy::DEFAULT })),
+        "retry.max_attempts"
+    );
     assert_eq!(setting(b().gzip(Some(0))), "gzip");
     assert_eq!(setting(b().gzip(Some(10))), "gzip");
     // No key at all: build() refuses, build_or_disabled() gives a disabled client.

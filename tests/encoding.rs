@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use fasthog::batch::{
-    Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed, EVENT_SCHEMA_VERSION,
-    HEAD_CAPACITY, LIB, LIB_VERSION, TAIL,
+    Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed, EVENT_SCHEMA_VERSION, HEAD_CAPACITY, LIB,
+    LIB_VERSION, TAIL,
 };
 use fasthog::json::{format_uuid, Writer};
 use fasthog::{AsRecord, Event, FixedClock, Props, Static, UuidV7};
@@ -19,13 +19,7 @@ const T_TEXT: &str = "2023-11-14T22:13:20.123456Z";
 const CLOCK: FixedClock = FixedClock(1_800_000_000_000_000_000);
 
 fn encoder(environment: &str) -> Encoder<'_> {
-    Encoder::new(
-        Enrichment {
-            environment,
-            ..Enrichment::DEFAULT
-        },
-        SEED,
-    )
+    Encoder::new(Enrichment { environment, ..Enrichment::DEFAULT }, SEED)
 }
 
 /// Encodes one event (checked against the capture rules) and returns it parsed.
@@ -104,10 +98,7 @@ fn golden_typical_event_parsed() {
     let obj = v.as_object().unwrap();
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["distinct_id", "event", "properties", "timestamp", "uuid"]
-    );
+    assert_eq!(keys, ["distinct_id", "event", "properties", "timestamp", "uuid"]);
     assert_eq!(v["event"], "order_filled");
     assert_eq!(v["distinct_id"], "user-42");
     assert_eq!(v["timestamp"], T_TEXT);
@@ -131,28 +122,15 @@ fn minimal_event_gets_exactly_the_enrichment() {
 fn workspace_id_set_unset_and_empty() {
     let base = || Event::new("e", "u1").timestamp_unix_nanos(T);
     assert_eq!(props(&base().workspace("ws_9"))["workspace_id"], "ws_9");
-    assert!(
-        !props(&base()).contains_key("workspace_id"),
-        "unset: absent"
-    );
-    assert!(
-        !props(&base().workspace("")).contains_key("workspace_id"),
-        "empty: absent (Go: when not empty)"
-    );
+    assert!(!props(&base()).contains_key("workspace_id"), "unset: absent");
+    assert!(!props(&base().workspace("")).contains_key("workspace_id"), "empty: absent (Go: when not empty)");
     // Go sends any non-empty WorkspaceID, whitespace included.
-    assert_eq!(
-        props(&base().workspace(" ")).get("workspace_id"),
-        Some(&json!(" "))
-    );
+    assert_eq!(props(&base().workspace(" ")).get("workspace_id"), Some(&json!(" ")));
 }
 
 #[test]
 fn workspace_id_overrides_a_user_property_only_when_set() {
-    let base = || {
-        Event::new("e", "u1")
-            .prop("workspace_id", "from-user")
-            .timestamp_unix_nanos(T)
-    };
+    let base = || Event::new("e", "u1").prop("workspace_id", "from-user").timestamp_unix_nanos(T);
     // Set: the event's WorkspaceID wins, written once.
     assert_eq!(props(&base().workspace("ws_1"))["workspace_id"], "ws_1");
     // Unset or empty: Go leaves the user's property alone.
@@ -178,19 +156,10 @@ fn schema_version_and_environment_always_present_and_override_user_values() {
     // An empty environment is still sent (Go sends the configured value, whatever it is), and
     // the schema version is the encoder's.
     let mut enc = Encoder::new(
-        Enrichment {
-            environment: "",
-            event_schema_version: 7,
-            geoip_disable: true,
-            super_properties: &[],
-        },
+        Enrichment { environment: "", event_schema_version: 7, geoip_disable: true, super_properties: &[] },
         SEED,
     );
-    let (text, _) = encode_one(
-        &mut enc,
-        &Event::new("e", "u1").prop("environment", "x"),
-        &CLOCK,
-    );
+    let (text, _) = encode_one(&mut enc, &Event::new("e", "u1").prop("environment", "x"), &CLOCK);
     let v = check_event_json(&text);
     assert_eq!(v["properties"]["environment"], "");
     assert_eq!(v["properties"]["event_schema_version"], json!(7));
@@ -201,15 +170,9 @@ fn is_demo_false_unless_the_event_set_it() {
     let base = || Event::new("e", "u1").timestamp_unix_nanos(T);
     assert_eq!(props(&base())["is_demo"], json!(false));
     assert_eq!(props(&base().prop("is_demo", true))["is_demo"], json!(true));
-    assert_eq!(
-        props(&base().prop("is_demo", false))["is_demo"],
-        json!(false)
-    );
+    assert_eq!(props(&base().prop("is_demo", false))["is_demo"], json!(false));
     // Go's `_, ok := props["is_demo"]`: present with any value, even null, is kept.
-    assert_eq!(
-        props(&base().prop("is_demo", None::<bool>))["is_demo"],
-        Value::Null
-    );
+    assert_eq!(props(&base().prop("is_demo", None::<bool>))["is_demo"], Value::Null);
     assert_eq!(props(&base().prop("is_demo", "yes"))["is_demo"], "yes");
     // A $set entry named is_demo is a person property, not the event's.
     let p = props(&base().set("is_demo", true));
@@ -223,18 +186,9 @@ fn user_id_is_the_distinct_id_unless_set_or_containing_a_colon() {
         Event::new("e", did).timestamp_unix_nanos(T)
     }
     assert_eq!(props(&ev("user-42"))["user_id"], "user-42");
-    assert_eq!(
-        props(&ev("user-42").prop("user_id", "u-other"))["user_id"],
-        "u-other"
-    );
-    assert_eq!(
-        props(&ev("user-42").prop("user_id", 7))["user_id"],
-        json!(7)
-    );
-    assert_eq!(
-        props(&ev("user-42").prop("user_id", None::<&str>))["user_id"],
-        Value::Null
-    );
+    assert_eq!(props(&ev("user-42").prop("user_id", "u-other"))["user_id"], "u-other");
+    assert_eq!(props(&ev("user-42").prop("user_id", 7))["user_id"], json!(7));
+    assert_eq!(props(&ev("user-42").prop("user_id", None::<&str>))["user_id"], Value::Null);
     for did in ["anon:abc", "device:123", ":", "a:"] {
         let p = props(&ev(did));
         assert!(!p.contains_key("user_id"), "{did}: not a user id");
@@ -256,13 +210,8 @@ fn set_and_set_once_only_when_non_empty_and_override_user_properties() {
     assert_eq!(p["$set_once"], json!({"c": true}));
 
     // The event's maps replace user properties of the same name.
-    let p = props(
-        &base()
-            .prop("$set", "user-set")
-            .prop("$set_once", 5)
-            .set("plan", "pro")
-            .set_once("first", 1),
-    );
+    let p =
+        props(&base().prop("$set", "user-set").prop("$set_once", 5).set("plan", "pro").set_once("first", 1));
     assert_eq!(p["$set"], json!({"plan": "pro"}));
     assert_eq!(p["$set_once"], json!({"first": 1}));
 
@@ -271,12 +220,7 @@ fn set_and_set_once_only_when_non_empty_and_override_user_properties() {
     assert_eq!(p["$set"], "user-set");
     assert_eq!(p["$set_once"], json!(5));
     // Only one of the two replaced.
-    let p = props(
-        &base()
-            .prop("$set", "user-set")
-            .prop("$set_once", 5)
-            .set("k", 1),
-    );
+    let p = props(&base().prop("$set", "user-set").prop("$set_once", 5).set("k", 1));
     assert_eq!(p["$set"], json!({"k": 1}));
     assert_eq!(p["$set_once"], json!(5));
 }
@@ -293,29 +237,14 @@ fn lib_lib_version_and_geoip_disable() {
     assert_eq!(p["$lib"], "fasthog");
     assert_eq!(p["$lib_version"], LIB_VERSION);
     // $geoip_disable is a default: the event's own value wins.
-    assert_eq!(
-        props(&base().prop("$geoip_disable", false))["$geoip_disable"],
-        json!(false)
-    );
+    assert_eq!(props(&base().prop("$geoip_disable", false))["$geoip_disable"], json!(false));
     // Disabled in the enrichment: absent unless the event sets it.
-    let mut enc = Encoder::new(
-        Enrichment {
-            geoip_disable: false,
-            super_properties: &[],
-            ..Enrichment::DEFAULT
-        },
-        SEED,
-    );
+    let mut enc =
+        Encoder::new(Enrichment { geoip_disable: false, super_properties: &[], ..Enrichment::DEFAULT }, SEED);
     let (text, _) = encode_one(&mut enc, &base(), &CLOCK);
-    assert!(!check_event_json(&text)["properties"]
-        .as_object()
-        .unwrap()
-        .contains_key("$geoip_disable"));
+    assert!(!check_event_json(&text)["properties"].as_object().unwrap().contains_key("$geoip_disable"));
     let (text, _) = encode_one(&mut enc, &base().prop("$geoip_disable", true), &CLOCK);
-    assert_eq!(
-        check_event_json(&text)["properties"]["$geoip_disable"],
-        json!(true)
-    );
+    assert_eq!(check_event_json(&text)["properties"]["$geoip_disable"], json!(true));
 }
 
 #[test]
@@ -345,12 +274,7 @@ fn duplicate_keys_last_wins_written_once() {
     assert_eq!(p["$set"], json!({"s": 2}));
     assert_eq!(p["$set_once"], json!({"o": "second"}));
     // The same key in different maps is not a duplicate.
-    let p = props(
-        &Event::new("e", "u1")
-            .prop("plan", "a")
-            .set("plan", "b")
-            .set_once("plan", "c"),
-    );
+    let p = props(&Event::new("e", "u1").prop("plan", "a").set("plan", "b").set_once("plan", "c"));
     assert_eq!(
         (&p["plan"], &p["$set"]["plan"], &p["$set_once"]["plan"]),
         (&json!("a"), &json!("b"), &json!("c"))
@@ -359,9 +283,7 @@ fn duplicate_keys_last_wins_written_once() {
 
 #[test]
 fn timestamps_are_rfc3339_utc() {
-    let at = |nanos: u64| {
-        encode(&Event::new("e", "u1").timestamp_unix_nanos(nanos))["timestamp"].clone()
-    };
+    let at = |nanos: u64| encode(&Event::new("e", "u1").timestamp_unix_nanos(nanos))["timestamp"].clone();
     assert_eq!(at(0), "1970-01-01T00:00:00.000000Z");
     assert_eq!(at(T), T_TEXT);
     assert_eq!(at(951_782_400_000_000_000), "2000-02-29T00:00:00.000000Z");
@@ -386,10 +308,7 @@ fn every_event_gets_its_own_ordered_uuid_v7() {
         let (text, _) = encode_one(&mut enc, &event, &CLOCK);
         uuids.push(check_event_json(&text)["uuid"].as_str().unwrap().to_owned());
     }
-    assert!(
-        uuids.windows(2).all(|w| w[0] < w[1]),
-        "v7 ids are monotonic: {uuids:?}"
-    );
+    assert!(uuids.windows(2).all(|w| w[0] < w[1]), "v7 ids are monotonic: {uuids:?}");
     // Another seed makes other ids for the same events.
     let (text, _) = encode_one(
         &mut Encoder::new(Enrichment::DEFAULT, SEED + 1),
@@ -401,10 +320,7 @@ fn every_event_gets_its_own_ordered_uuid_v7() {
 
 #[test]
 fn envelope_head_exact() {
-    let envelope = Envelope {
-        api_key: "phc_abc",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_abc", historical_migration: false };
     let mut head = [0u8; HEAD_CAPACITY];
     let n = envelope.write_head(T, &mut head);
     assert_eq!(
@@ -413,24 +329,15 @@ fn envelope_head_exact() {
     );
     assert_eq!(TAIL, b"]}");
     assert_eq!(envelope.overhead(), n + TAIL.len());
-    let n = Envelope {
-        api_key: "phc_abc",
-        historical_migration: true,
-    }
-    .write_head(0, &mut head);
-    assert!(std::str::from_utf8(&head[..n])
-        .unwrap()
-        .contains(r#""historical_migration":true,"#));
+    let n = Envelope { api_key: "phc_abc", historical_migration: true }.write_head(0, &mut head);
+    assert!(std::str::from_utf8(&head[..n]).unwrap().contains(r#""historical_migration":true,"#));
 }
 
 #[test]
 fn envelope_head_fits_the_longest_key_with_worst_case_escaping() {
     // 64 bytes (PostHog's maximum) of characters that each escape to six bytes.
     let key = "\u{1}".repeat(64);
-    let envelope = Envelope {
-        api_key: &key,
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: &key, historical_migration: false };
     let mut head = [0u8; HEAD_CAPACITY];
     let n = envelope.write_head(u64::MAX, &mut head);
     let mut text = head[..n].to_vec();
@@ -443,16 +350,8 @@ fn envelope_head_fits_the_longest_key_with_worst_case_escaping() {
 #[test]
 fn full_body_parses_and_obeys_the_capture_rules() {
     let limits = Limits::DEFAULT;
-    let envelope = Envelope {
-        api_key: "phc_test",
-        historical_migration: false,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 20],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let envelope = Envelope { api_key: "phc_test", historical_migration: false };
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
     // Events of different shapes are different types: keep the records they make (what a
     // lane would hold; pushing the builders themselves encodes the same records).
@@ -462,20 +361,11 @@ fn full_body_parses_and_obeys_the_capture_rules() {
             .prop("source", Static("ads"))
             .timestamp_unix_nanos(T + 1)
             .to_record(),
-        Event::new("boot", "device:123")
-            .workspace("")
-            .timestamp_unix_nanos(T + 2)
-            .to_record(),
-        Event::named("dynamic \"name\"", "u\\2")
-            .set("a", 1.5)
-            .set_once("b", -3)
-            .to_record(),
+        Event::new("boot", "device:123").workspace("").timestamp_unix_nanos(T + 2).to_record(),
+        Event::named("dynamic \"name\"", "u\\2").set("a", 1.5).set_once("b", -3).to_record(),
     ];
     for event in &events {
-        assert!(matches!(
-            batch.push(&mut enc, event, &CLOCK),
-            Pushed::Added(_)
-        ));
+        assert!(matches!(batch.push(&mut enc, event, &CLOCK), Pushed::Added(_)));
     }
     let v = check_batch(&envelope, T, &batch, &limits);
     let top: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -508,16 +398,8 @@ fn full_body_parses_and_obeys_the_capture_rules() {
 fn receiver_with_posthog_rules_accepts_an_encoded_batch() {
     let receiver = fasthog_receiver::Receiver::start(Default::default()).expect("receiver");
     let limits = Limits::DEFAULT;
-    let envelope = Envelope {
-        api_key: "phc_test",
-        historical_migration: false,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 20],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let envelope = Envelope { api_key: "phc_test", historical_migration: false };
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
     for i in 0..20u64 {
         let event = Event::new("e", "user-1")
@@ -526,10 +408,7 @@ fn receiver_with_posthog_rules_accepts_an_encoded_batch() {
             .prop_dyn("ctl\u{1}\"\\", "é😀\u{0}")
             .set("s", true)
             .timestamp_unix_nanos(T + i);
-        assert!(matches!(
-            batch.push(&mut enc, &event, &CLOCK),
-            Pushed::Added(_)
-        ));
+        assert!(matches!(batch.push(&mut enc, &event, &CLOCK), Pushed::Added(_)));
     }
     let body = body(&envelope, T, &batch);
     let (status, answer) = post_to_receiver(&receiver, &body);
@@ -544,34 +423,18 @@ fn receiver_with_posthog_rules_accepts_an_encoded_batch() {
 // ---- Batch limits ------------------------------------------------------------------------
 
 fn small_event(i: u64) -> Event<'static, impl Props> {
-    Event::new("tick", "user-1")
-        .prop("i", i)
-        .timestamp_unix_nanos(T + i)
+    Event::new("tick", "user-1").prop("i", i).timestamp_unix_nanos(T + i)
 }
 
 #[test]
 fn count_limit_gives_full() {
-    let limits = Limits {
-        max_events: 3,
-        ..Limits::DEFAULT
-    };
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 16],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let limits = Limits { max_events: 3, ..Limits::DEFAULT };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
     for i in 0..3 {
         assert!(!batch.is_full());
-        assert!(matches!(
-            batch.push(&mut enc, &small_event(i), &CLOCK),
-            Pushed::Added(_)
-        ));
+        assert!(matches!(batch.push(&mut enc, &small_event(i), &CLOCK), Pushed::Added(_)));
     }
     assert!(batch.is_full());
     let before = batch.events(0..3).to_vec();
@@ -581,10 +444,7 @@ fn count_limit_gives_full() {
     check_batch(&envelope, T, &batch, &limits);
     batch.clear();
     assert!(batch.is_empty());
-    assert!(matches!(
-        batch.push(&mut enc, &small_event(3), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &small_event(3), &CLOCK), Pushed::Added(_)));
     let v = check_batch(&envelope, T, &batch, &limits);
     assert_eq!(v["batch"][0]["properties"]["i"], json!(3));
 }
@@ -592,42 +452,21 @@ fn count_limit_gives_full() {
 #[test]
 fn count_limit_is_capped_by_the_ends_buffer() {
     let limits = Limits::DEFAULT; // 64 events
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     let mut batch = Batch::new(vec![0u8; 1 << 16], [0u32; 2], limits, envelope.overhead());
     let mut enc = encoder("production");
-    assert!(matches!(
-        batch.push(&mut enc, &small_event(0), &CLOCK),
-        Pushed::Added(_)
-    ));
-    assert!(matches!(
-        batch.push(&mut enc, &small_event(1), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &small_event(0), &CLOCK), Pushed::Added(_)));
+    assert!(matches!(batch.push(&mut enc, &small_event(1), &CLOCK), Pushed::Added(_)));
     assert_eq!(batch.push(&mut enc, &small_event(2), &CLOCK), Pushed::Full);
     check_batch(&envelope, T, &batch, &limits);
 }
 
 #[test]
 fn byte_limit_stops_before_the_limit_and_resumes_after_clear() {
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     for max_batch_bytes in [900, 1000, 1500, 2048, 4099] {
-        let limits = Limits {
-            max_events: 1000,
-            max_batch_bytes,
-            max_event_bytes: 900_000,
-        };
-        let mut batch = Batch::new(
-            vec![0u8; 1 << 16],
-            vec![0u32; 1000],
-            limits,
-            envelope.overhead(),
-        );
+        let limits = Limits { max_events: 1000, max_batch_bytes, max_event_bytes: 900_000 };
+        let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 1000], limits, envelope.overhead());
         let mut enc = encoder("production");
         let mut sent = 0u64;
         let mut bodies = 0;
@@ -638,26 +477,16 @@ fn byte_limit_stops_before_the_limit_and_resumes_after_clear() {
                 Pushed::Full => {
                     assert!(!batch.is_empty(), "an empty batch is never Full by bytes");
                     let body = body(&envelope, T, &batch);
-                    assert!(
-                        body.len() <= max_batch_bytes,
-                        "{} > {max_batch_bytes}",
-                        body.len()
-                    );
+                    assert!(body.len() <= max_batch_bytes, "{} > {max_batch_bytes}", body.len());
                     // It stopped because the next event did not fit, not before.
                     let (next, _) = encode_one(&mut enc.clone(), &small_event(i), &CLOCK);
-                    assert!(
-                        body.len() + 1 + next.len() > max_batch_bytes,
-                        "stopped early"
-                    );
+                    assert!(body.len() + 1 + next.len() > max_batch_bytes, "stopped early");
                     check_batch(&envelope, T, &batch, &limits);
                     sent += batch.len() as u64;
                     bodies += 1;
                     batch.clear();
                     // The next push after clear succeeds.
-                    assert!(matches!(
-                        batch.push(&mut enc, &small_event(i), &CLOCK),
-                        Pushed::Added(_)
-                    ));
+                    assert!(matches!(batch.push(&mut enc, &small_event(i), &CLOCK), Pushed::Added(_)));
                     i += 1;
                 }
                 Pushed::TooLarge => panic!("a small event is never too large"),
@@ -673,21 +502,9 @@ fn byte_limit_stops_before_the_limit_and_resumes_after_clear() {
 
 #[test]
 fn event_larger_than_an_empty_batch_is_too_large() {
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
-    let limits = Limits {
-        max_events: 10,
-        max_batch_bytes: 600,
-        max_event_bytes: 900_000,
-    };
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 16],
-        vec![0u32; 10],
-        limits,
-        envelope.overhead(),
-    );
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
+    let limits = Limits { max_events: 10, max_batch_bytes: 600, max_event_bytes: 900_000 };
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 10], limits, envelope.overhead());
     let mut enc = encoder("production");
     static BIG: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
                         0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\
@@ -696,50 +513,30 @@ fn event_larger_than_an_empty_batch_is_too_large() {
     let big = Event::new("e", "u1").prop("blob", Static(BIG));
     assert_eq!(batch.push(&mut enc, &big, &CLOCK), Pushed::TooLarge);
     assert!(batch.is_empty());
-    assert!(matches!(
-        batch.push(&mut enc, &small_event(0), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &small_event(0), &CLOCK), Pushed::Added(_)));
     check_batch(&envelope, T, &batch, &limits);
 }
 
-static HUGE: std::sync::LazyLock<&'static str> =
-    std::sync::LazyLock::new(|| "a".repeat(1_000_000).leak());
+static HUGE: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| "a".repeat(1_000_000).leak());
 
 #[test]
 fn event_over_max_event_bytes_is_too_large_and_leaves_the_batch_alone() {
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     let limits = Limits::DEFAULT;
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 20],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
     for i in 0..5 {
-        assert!(matches!(
-            batch.push(&mut enc, &small_event(i), &CLOCK),
-            Pushed::Added(_)
-        ));
+        assert!(matches!(batch.push(&mut enc, &small_event(i), &CLOCK), Pushed::Added(_)));
     }
     let before = batch.events(0..5).to_vec();
     let bytes_before = batch.bytes_len();
-    let huge = Event::new("e", "u1")
-        .prop("blob", Static(&HUGE))
-        .timestamp_unix_nanos(T);
+    let huge = Event::new("e", "u1").prop("blob", Static(&HUGE)).timestamp_unix_nanos(T);
     // Still 5 events of room left: the batch is not full, the event is too large alone.
     assert_eq!(batch.push(&mut enc, &huge, &CLOCK), Pushed::TooLarge);
     assert_eq!(batch.len(), 5);
     assert_eq!(batch.bytes_len(), bytes_before);
     assert_eq!(batch.events(0..5), &before[..]);
-    assert!(matches!(
-        batch.push(&mut enc, &small_event(5), &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(batch.push(&mut enc, &small_event(5), &CLOCK), Pushed::Added(_)));
     let v = check_batch(&envelope, T, &batch, &limits);
     assert_eq!(v["batch"][5]["properties"]["i"], json!(5));
     // And into an empty batch too.
@@ -750,34 +547,16 @@ fn event_over_max_event_bytes_is_too_large_and_leaves_the_batch_alone() {
 
 #[test]
 fn max_event_bytes_boundary_is_inclusive() {
-    let event = Event::new("e", "u1")
-        .prop("x", "abc")
-        .timestamp_unix_nanos(T);
+    let event = Event::new("e", "u1").prop("x", "abc").timestamp_unix_nanos(T);
     let (text, _) = encode_one(&mut encoder("production"), &event, &CLOCK);
     // The limit counts the event as PostHog re-encodes it: each `"` and `\` once more.
     let n = text.len() + text.bytes().filter(|&b| b == b'"' || b == b'\\').count();
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     for (max_event_bytes, fits) in [(n, true), (n - 1, false), (text.len(), false)] {
-        let limits = Limits {
-            max_events: 4,
-            max_batch_bytes: 1 << 16,
-            max_event_bytes,
-        };
-        let mut batch = Batch::new(
-            vec![0u8; 1 << 16],
-            vec![0u32; 4],
-            limits,
-            envelope.overhead(),
-        );
+        let limits = Limits { max_events: 4, max_batch_bytes: 1 << 16, max_event_bytes };
+        let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 4], limits, envelope.overhead());
         let got = batch.push(&mut encoder("production"), &event, &CLOCK);
-        assert_eq!(
-            matches!(got, Pushed::Added(_)),
-            fits,
-            "limit {max_event_bytes}, event {n}"
-        );
+        assert_eq!(matches!(got, Pushed::Added(_)), fits, "limit {max_event_bytes}, event {n}");
         if !fits {
             assert_eq!(got, Pushed::TooLarge);
         }
@@ -790,21 +569,11 @@ fn quote_heavy_event_within_max_event_bytes_fits_the_server_limit() {
     // event as an escaped string, where each `\"` costs four bytes: about 1.2 MB, a 413.
     static QUOTES: std::sync::LazyLock<&'static str> =
         std::sync::LazyLock::new(|| "\"".repeat(300_000).leak());
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     let limits = Limits::DEFAULT;
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 20],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
-    let event = Event::new("e", "u1")
-        .prop("q", Static(&QUOTES))
-        .timestamp_unix_nanos(T);
+    let event = Event::new("e", "u1").prop("q", Static(&QUOTES)).timestamp_unix_nanos(T);
     let mut alone = enc.clone();
     match batch.push(&mut enc, &event, &CLOCK) {
         // Sent: then the server must accept it.
@@ -825,57 +594,30 @@ fn quote_heavy_event_within_max_event_bytes_fits_the_server_limit() {
     let mut one = Batch::new(
         vec![0u8; 1 << 21],
         vec![0u32; 1],
-        Limits {
-            max_event_bytes: 1 << 21,
-            max_batch_bytes: 1 << 21,
-            ..limits
-        },
+        Limits { max_event_bytes: 1 << 21, max_batch_bytes: 1 << 21, ..limits },
         envelope.overhead(),
     );
-    assert!(matches!(
-        one.push(&mut alone, &event, &CLOCK),
-        Pushed::Added(_)
-    ));
+    assert!(matches!(one.push(&mut alone, &event, &CLOCK), Pushed::Added(_)));
     let (status, answer) = post_to_receiver(&receiver, &body(&envelope, T, &one));
     assert_eq!(status, 413, "PostHog refuses it: {answer}");
-    assert!(
-        matches!(batch.push(&mut enc, &event, &CLOCK), Pushed::TooLarge),
-        "so fasthog must too"
-    );
+    assert!(matches!(batch.push(&mut enc, &event, &CLOCK), Pushed::TooLarge), "so fasthog must too");
     // A plain event of the same encoded size is fine.
-    static PLAIN: std::sync::LazyLock<&'static str> =
-        std::sync::LazyLock::new(|| "q".repeat(600_000).leak());
+    static PLAIN: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| "q".repeat(600_000).leak());
     batch.clear();
-    let plain = Event::new("e", "u1")
-        .prop("q", Static(&PLAIN))
-        .timestamp_unix_nanos(T);
-    assert!(matches!(
-        batch.push(&mut enc, &plain, &CLOCK),
-        Pushed::Added(_)
-    ));
+    let plain = Event::new("e", "u1").prop("q", Static(&PLAIN)).timestamp_unix_nanos(T);
+    assert!(matches!(batch.push(&mut enc, &plain, &CLOCK), Pushed::Added(_)));
     check_batch(&envelope, T, &batch, &limits);
 }
 
 #[test]
 fn sub_ranges_are_valid_json_arrays() {
-    let envelope = Envelope {
-        api_key: "phc_k",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_k", historical_migration: false };
     let limits = Limits::DEFAULT;
-    let mut batch = Batch::new(
-        vec![0u8; 1 << 20],
-        vec![0u32; 64],
-        limits,
-        envelope.overhead(),
-    );
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
     for i in 0..7 {
         let event = small_event(i).prop_dyn("s,]}", "[,{\"");
-        assert!(matches!(
-            batch.push(&mut enc, &event, &CLOCK),
-            Pushed::Added(_)
-        ));
+        assert!(matches!(batch.push(&mut enc, &event, &CLOCK), Pushed::Added(_)));
     }
     let all: Value = {
         let mut text = b"[".to_vec();

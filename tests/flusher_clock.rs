@@ -299,7 +299,9 @@ impl Rig {
     fn flushed_at(&self, at_us: u64, ticket: &Rc<Cell<Option<usize>>>) -> Rc<Cell<Option<bool>>> {
         let out = Rc::new(Cell::new(None));
         let (queue, ticket, o) = (self.queue.clone(), ticket.clone(), out.clone());
-        self.world.at(at_us, move |_| o.set(Some(queue.control().is_flushed(ticket.get().expect("flush requested")))));
+        self.world.at(at_us, move |_| {
+            o.set(Some(queue.control().is_flushed(ticket.get().expect("flush requested"))))
+        });
         out
     }
 
@@ -310,12 +312,18 @@ impl Rig {
         let envelope = Envelope { api_key: KEY, historical_migration: false };
         let batches: Vec<Batch<Vec<u8>, Vec<u32>>> = (0..self.pending)
             .map(|_| {
-                Batch::new(vec![0u8; self.limits.max_batch_bytes], vec![0u32; self.limits.max_events], self.limits, envelope.overhead())
+                Batch::new(
+                    vec![0u8; self.limits.max_batch_bytes],
+                    vec![0u32; self.limits.max_events],
+                    self.limits,
+                    envelope.overhead(),
+                )
             })
             .collect();
         let encoder = Encoder::new(Enrichment { environment: "virtual", ..Enrichment::DEFAULT }, 7);
         let consumer = try_consumer(self.queue.clone()).expect("one consumer");
-        let flusher = Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches);
+        let flusher =
+            Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches);
         world.block_on(flusher.run());
         assert!(self.queue.control().is_finished());
         let stats = self.queue.stats();
@@ -413,7 +421,12 @@ fn the_poll_limit_holds_while_a_request_is_in_flight() {
 #[test]
 fn backoff_waits_follow_the_policy() {
     let mut rig = Rig::new(64);
-    rig.config.retry = RetryPolicy { max_attempts: 6, initial_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 30_000 };
+    rig.config.retry = RetryPolicy {
+        max_attempts: 6,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 1_000,
+        max_retry_after_ms: 30_000,
+    };
     rig.world.reply([status(503), status(500), status(502), status(504), status(408), status(200)]);
     rig.capture_at(0, 2);
     rig.flush_at(0);
@@ -425,7 +438,12 @@ fn backoff_waits_follow_the_policy() {
     // nothing else takes virtual time.
     for (k, g) in gaps(&sent).into_iter().enumerate() {
         let full = ((100 * MS) << k).min(1_000 * MS);
-        assert!((full / 2..=full).contains(&g), "retry {} waited {g} us, policy allows {}..={full}", k + 1, full / 2);
+        assert!(
+            (full / 2..=full).contains(&g),
+            "retry {} waited {g} us, policy allows {}..={full}",
+            k + 1,
+            full / 2
+        );
     }
     assert!(sent.windows(2).all(|w| w[0].uuids == w[1].uuids), "same uuids on every attempt");
     assert!(sent.windows(2).all(|w| w[0].sent_at < w[1].sent_at), "sent_at refreshed on every attempt");
@@ -435,7 +453,12 @@ fn backoff_waits_follow_the_policy() {
 #[test]
 fn retry_after_is_a_minimum_and_clamped() {
     let mut rig = Rig::new(64);
-    rig.config.retry = RetryPolicy { max_attempts: 4, initial_backoff_ms: 100, max_backoff_ms: 1_000, max_retry_after_ms: 30_000 };
+    rig.config.retry = RetryPolicy {
+        max_attempts: 4,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 1_000,
+        max_retry_after_ms: 30_000,
+    };
     rig.world.reply([retry_after(429, 7_000), retry_after(503, 3_600_000), retry_after(429, 0), status(200)]);
     rig.capture_at(0, 1);
     rig.flush_at(0);
@@ -452,7 +475,13 @@ fn retry_after_is_a_minimum_and_clamped() {
 fn retries_stop_after_max_attempts() {
     let rig = Rig::new(64);
     assert_eq!(rig.config.retry.max_attempts, 4);
-    rig.world.reply([status(500), Reply::Error(TransportError::Connect), Reply::Error(TransportError::Timeout), status(503), status(200)]);
+    rig.world.reply([
+        status(500),
+        Reply::Error(TransportError::Connect),
+        Reply::Error(TransportError::Timeout),
+        status(503),
+        status(200),
+    ]);
     rig.capture_at(0, 3);
     rig.flush_at(0);
     rig.shutdown_at(60 * S, 1_000);
@@ -473,7 +502,10 @@ fn final_statuses_are_not_retried() {
         let (stats, _) = rig.run();
         assert_eq!(rig.world.sent().len(), 1, "{code}");
         assert_eq!((stats.sent, stats.failed, stats.retried), (0, 2, 0), "{code}");
-        let logged: Vec<_> = lines_of_this_thread().into_iter().filter(|l| l.text.contains(&format!("scripted {code}"))).collect();
+        let logged: Vec<_> = lines_of_this_thread()
+            .into_iter()
+            .filter(|l| l.text.contains(&format!("scripted {code}")))
+            .collect();
         assert_eq!(logged.len(), 1, "{code}: {logged:?}");
     }
 }
@@ -492,7 +524,9 @@ fn status_413_splits_down_to_the_event_too_large_alone() {
     assert_eq!(shape, [vec![0, 1, 2, 3], vec![0, 1], vec![0], vec![1], vec![2, 3]]);
     assert_eq!(sent[0].uuids[..2], sent[1].uuids[..], "halves keep their uuids");
     assert_eq!((stats.sent, stats.failed, stats.retried), (3, 1, 0));
-    assert!(lines_of_this_thread().iter().any(|l| l.text.contains("HTTP 413") && l.text.contains("too large on its own")));
+    assert!(lines_of_this_thread()
+        .iter()
+        .any(|l| l.text.contains("HTTP 413") && l.text.contains("too large on its own")));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -571,7 +605,8 @@ fn a_flush_covers_every_lane_while_another_lane_streams() {
         // count how many of lane 1's events had been sent.
         let seen = Rc::new(Cell::new(None));
         for step in 1..1_000u64 {
-            let (world, ticket, queue, seen2) = (rig.world.clone(), ticket.clone(), rig.queue.clone(), seen.clone());
+            let (world, ticket, queue, seen2) =
+                (rig.world.clone(), ticket.clone(), rig.queue.clone(), seen.clone());
             rig.world.at(at + step * 100, move |_| {
                 let flushed = queue.control().is_flushed(ticket.get().unwrap());
                 if flushed && seen2.get().is_none() {
@@ -587,7 +622,11 @@ fn a_flush_covers_every_lane_while_another_lane_streams() {
     let (stats, _) = rig.run();
     for (round, (done, seen)) in flushes.iter().enumerate() {
         assert_eq!(done.get(), Some(true), "round {round}: the flush completed");
-        assert_eq!(seen.get(), Some(5), "round {round}: all of lane 1's events were sent when the flush completed");
+        assert_eq!(
+            seen.get(),
+            Some(5),
+            "round {round}: all of lane 1's events were sent when the flush completed"
+        );
     }
     assert_eq!(stats.dropped, 0);
 }
@@ -674,7 +713,8 @@ fn a_full_lane_counts_drops_at_capture() {
     let (producer, world, o) = (rig.producer.clone(), rig.world.clone(), outcomes.clone());
     rig.world.at(S, move |_| {
         for i in 0..10 {
-            o.borrow_mut().push(producer.borrow_mut().capture(&Event::new("tick", "u").prop("i", i), &*world));
+            o.borrow_mut()
+                .push(producer.borrow_mut().capture(&Event::new("tick", "u").prop("i", i), &*world));
         }
     });
     rig.shutdown_at(2 * S, 1_000);

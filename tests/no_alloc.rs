@@ -76,10 +76,7 @@ fn event(i: usize, user: &str) -> Event<'_, impl fasthog::Props + '_> {
         .prop("price", 101.25 + i as f64)
         .prop("nan", f64::NAN)
         .prop("venue", Static("XNAS"))
-        .prop(
-            "note",
-            "quote \" backslash \\ newline \n tab \t nul \u{0} é😀",
-        )
+        .prop("note", "quote \" backslash \\ newline \n tab \t nul \u{0} é😀")
         .prop("none", None::<i64>)
         .prop("flag", i % 2 == 0)
         .prop_dyn("dyn_key", "dyn value")
@@ -113,11 +110,7 @@ fn building_events_allocates_nothing() {
         (a.truncated(), b.truncated(), c.props_dropped())
     });
     assert_eq!(n, 0, "building events allocated {n} times");
-    assert_eq!(
-        events,
-        (0, 4, 24),
-        "(cuts, cuts, dropped): the slow paths ran too"
-    );
+    assert_eq!(events, (0, 4, 24), "(cuts, cuts, dropped): the slow paths ran too");
 }
 
 #[test]
@@ -161,9 +154,8 @@ fn static_queue_capture_allocates_nothing() {
         let mut drained = 0;
         for round in 0..4 {
             for i in 0..N {
-                queued += usize::from(
-                    producer.capture(&event(round * N + i, &user), &CLOCK) == Captured::Queued,
-                );
+                queued +=
+                    usize::from(producer.capture(&event(round * N + i, &user), &CLOCK) == Captured::Queued);
             }
             drained += consumer.drain_with(usize::MAX, |e| assert!(!e.is_invalid()));
         }
@@ -178,24 +170,16 @@ fn shared_capture_allocates_nothing() {
     let queue = HeapQueue::with_capacity(1, 1024);
     let mut consumer = try_consumer(&queue).expect("consumer");
     let user = String::from("user-42");
-    assert_eq!(
-        queue.capture_shared(&event(0, &user), &CLOCK),
-        Captured::Queued
-    );
+    assert_eq!(queue.capture_shared(&event(0, &user), &CLOCK), Captured::Queued);
     assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
     static QUEUE: StaticQueue<1, 256> = StaticQueue::new();
-    assert_eq!(
-        QUEUE.capture_shared(&event(0, &user), &CLOCK),
-        Captured::Queued
-    );
+    assert_eq!(QUEUE.capture_shared(&event(0, &user), &CLOCK), Captured::Queued);
 
     let (n, queued) = allocations(|| {
         let mut queued = 0;
         for i in 0..N {
-            queued +=
-                usize::from(queue.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
-            queued +=
-                usize::from(QUEUE.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+            queued += usize::from(queue.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+            queued += usize::from(QUEUE.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
         }
         let rejected = queue.capture_shared(&Event::new("e", " "), &CLOCK);
         (queued, rejected)
@@ -210,10 +194,7 @@ fn encoding_a_batch_allocates_nothing() {
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     let mut consumer = try_consumer(&queue).expect("consumer");
     let user = String::from("user-42");
-    let envelope = Envelope {
-        api_key: "phc_test_key",
-        historical_migration: false,
-    };
+    let envelope = Envelope { api_key: "phc_test_key", historical_migration: false };
     let limits = Limits::DEFAULT;
     // Buffers come from the caller, allocated once.
     let mut batch = Batch::new(
@@ -222,23 +203,13 @@ fn encoding_a_batch_allocates_nothing() {
         limits,
         envelope.overhead(),
     );
-    let mut encoder = Encoder::new(
-        Enrichment {
-            environment: "production",
-            ..Enrichment::DEFAULT
-        },
-        99,
-    );
+    let mut encoder = Encoder::new(Enrichment { environment: "production", ..Enrichment::DEFAULT }, 99);
     let mut scratch = vec![0u8; 16 << 10];
     let mut head = [0u8; HEAD_CAPACITY];
     // Warm-up: one full round.
     assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
-    consumer.drain_with(usize::MAX, |e| {
-        assert!(matches!(
-            batch.push(&mut encoder, e, &CLOCK),
-            Pushed::Added(_)
-        ))
-    });
+    consumer
+        .drain_with(usize::MAX, |e| assert!(matches!(batch.push(&mut encoder, e, &CLOCK), Pushed::Added(_))));
     batch.clear();
 
     let (n, (added, full, encoded, overhead)) = allocations(|| {
@@ -263,11 +234,7 @@ fn encoding_a_batch_allocates_nothing() {
                         Pushed::Full => {
                             full += 1;
                             let h = envelope.write_head(1_700_000_000_000_000_000, &mut head);
-                            std::hint::black_box((
-                                h,
-                                batch.events(0..batch.len()),
-                                batch.events(1..3),
-                            ));
+                            std::hint::black_box((h, batch.events(0..batch.len()), batch.events(1..3)));
                             batch.clear();
                         }
                         Pushed::TooLarge => unreachable!(),
@@ -280,10 +247,7 @@ fn encoding_a_batch_allocates_nothing() {
     assert_eq!(n, 0, "encoding allocated {n} times");
     assert_eq!(added, 4 * N);
     assert_eq!(encoded, 4 * N);
-    assert!(
-        full >= 4 * N / limits.max_events - 1,
-        "the count limit was reached ({full})"
-    );
+    assert!(full >= 4 * N / limits.max_events - 1, "the count limit was reached ({full})");
     assert!(overhead > 0);
 
     // What was encoded without allocating is a valid request.

@@ -9,9 +9,7 @@ mod common;
 use std::sync::LazyLock;
 
 use common::*;
-use fasthog::batch::{
-    Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed, LIB, LIB_VERSION,
-};
+use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed, LIB, LIB_VERSION};
 use fasthog::ring::try_consumer;
 use fasthog::{
     Captured, Entry, Event, FixedClock, HeapQueue, Static, Value as V, INLINE_BYTES, MAX_DISTINCT_ID,
@@ -121,15 +119,8 @@ fn value() -> impl Strategy<Value = Val> {
         any::<i64>().prop_map(Val::Int),
         any::<u64>().prop_map(Val::UInt),
         any::<f64>().prop_map(Val::Float),
-        prop::sample::select(vec![
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            -0.0,
-            1e300,
-            5e-324
-        ])
-        .prop_map(Val::Float),
+        prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e300, 5e-324])
+            .prop_map(Val::Float),
         any::<f32>().prop_map(|f| Val::Float(f.into())),
         string().prop_map(Val::Str),
         static_value().prop_map(Val::Static),
@@ -174,12 +165,7 @@ fn spec() -> impl Strategy<Value = Spec> {
 }
 
 fn enrichment() -> impl Strategy<Value = (String, u32, bool, u64)> {
-    (
-        prop_oneof![Just(String::from("production")), string()],
-        any::<u32>(),
-        any::<bool>(),
-        any::<u64>(),
-    )
+    (prop_oneof![Just(String::from("production")), string()], any::<u32>(), any::<bool>(), any::<u64>())
 }
 
 // ---- Building, and the model ------------------------------------------------------------
@@ -361,10 +347,7 @@ impl Model {
         p.insert("event_schema_version".into(), json!(schema));
         p.insert("environment".into(), json!(environment));
         p.entry("is_demo").or_insert(json!(false));
-        if !p.contains_key("user_id")
-            && !self.distinct_id.is_empty()
-            && !self.distinct_id.contains(':')
-        {
+        if !p.contains_key("user_id") && !self.distinct_id.is_empty() && !self.distinct_id.contains(':') {
             p.insert("user_id".into(), json!(self.distinct_id));
         }
         p.insert("$lib".into(), json!(LIB));
@@ -374,10 +357,7 @@ impl Model {
         }
         for (key, map) in [("$set_once", &set_once), ("$set", &set)] {
             if !map.is_empty() {
-                let m: Map<String, Value> = map
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), json_of(v)))
-                    .collect();
+                let m: Map<String, Value> = map.iter().map(|(k, v)| (k.to_string(), json_of(v))).collect();
                 p.insert(key.into(), Value::Object(m));
             }
         }
@@ -395,20 +375,7 @@ fn rfc3339(nanos: u64) -> String {
         days -= if leap(year) { 366 } else { 365 };
         year += 1;
     }
-    let lengths = [
-        31,
-        if leap(year) { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let lengths = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     let mut month = 0;
     while days >= lengths[month] {
         days -= lengths[month];
@@ -432,7 +399,10 @@ fn counted(json: &[u8]) -> usize {
 }
 
 /// Captures `event` through a queue and hands the drained record to `f` (None if rejected).
-fn through_capture<R, P: fasthog::Props>(event: &Event<'_, P>, f: impl FnOnce(Option<&fasthog::Record>) -> R) -> R {
+fn through_capture<R, P: fasthog::Props>(
+    event: &Event<'_, P>,
+    f: impl FnOnce(Option<&fasthog::Record>) -> R,
+) -> R {
     let queue = HeapQueue::with_capacity(1, 2);
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     match producer.capture(event, &CLOCK) {
@@ -441,10 +411,7 @@ fn through_capture<R, P: fasthog::Props>(event: &Event<'_, P>, f: impl FnOnce(Op
             let mut consumer = try_consumer(&queue).expect("consumer");
             let mut f = Some(f);
             let mut out = None;
-            assert_eq!(
-                consumer.drain_with(usize::MAX, |e| out = Some(f.take().unwrap()(Some(e)))),
-                1
-            );
+            assert_eq!(consumer.drain_with(usize::MAX, |e| out = Some(f.take().unwrap()(Some(e)))), 1);
             out.unwrap()
         }
         Captured::Dropped => panic!("an empty lane dropped an event"),
@@ -592,11 +559,7 @@ fn the_model_matches_a_hand_checked_case() {
         entries: vec![
             (Scope::Props, Text::Static("k"), Val::Int(1)),
             (Scope::Props, Text::Copied("k".into()), Val::Float(f64::NAN)),
-            (
-                Scope::Props,
-                Text::Static("environment"),
-                Val::Str("mine".into()),
-            ),
+            (Scope::Props, Text::Static("environment"), Val::Str("mine".into())),
             (Scope::Set, Text::Static("plan"), Val::Static("pro")),
         ],
         workspace: Some(String::new()),

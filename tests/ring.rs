@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::thread;
 
 use fasthog::ring::{
-    heap_seqs, heap_storage, try_consumer, try_producer, Empty, Full, HasLanes, LaneProducer,
-    Lanes, Ring, SharedRing, Slot,
+    heap_seqs, heap_storage, try_consumer, try_producer, Empty, Full, HasLanes, LaneProducer, Lanes, Ring,
+    SharedRing, Slot,
 };
 use fasthog::{Captured, Event, FixedClock, HeapQueue, StaticQueue};
 
@@ -22,22 +22,14 @@ struct Rec {
 }
 
 impl Empty for Rec {
-    const EMPTY: Rec = Rec {
-        producer: u32::MAX,
-        ring: u32::MAX,
-        seq: u32::MAX,
-    };
+    const EMPTY: Rec = Rec { producer: u32::MAX, ring: u32::MAX, seq: u32::MAX };
 }
 
 /// `ring` value of records pushed into the shared fallback ring.
 const SHARED: u32 = u32::MAX - 1;
 
 fn rec(seq: u32) -> Rec {
-    Rec {
-        producer: 0,
-        ring: 0,
-        seq,
-    }
+    Rec { producer: 0, ring: 0, seq }
 }
 
 type Ring4 = Ring<Rec, [Slot<Rec>; 4]>;
@@ -122,14 +114,7 @@ fn static_lanes_work_across_threads() {
         for t in 0..2u32 {
             s.spawn(move || {
                 let mut p = try_producer(&STATIC_LANES).expect("two lanes for two threads");
-                p.push_with(|r| {
-                    *r = Rec {
-                        producer: t,
-                        ring: 0,
-                        seq: 1,
-                    }
-                })
-                .unwrap();
+                p.push_with(|r| *r = Rec { producer: t, ring: 0, seq: 1 }).unwrap();
             });
         }
     });
@@ -276,11 +261,7 @@ fn producer_claim_is_exclusive_and_reclaim_continues_at_tail() {
     assert!(Ring::try_producer(&ring).is_none());
     p2.push(rec(2)).unwrap();
     p2.push(rec(3)).unwrap();
-    assert_eq!(
-        p2.push(rec(4)),
-        Err(Full),
-        "the new producer knows the ring is full"
-    );
+    assert_eq!(p2.push(rec(4)), Err(Full), "the new producer knows the ring is full");
     assert_eq!(c.pop(), Some(rec(0)));
     drop(p2);
 
@@ -321,11 +302,7 @@ fn heap_storage_rounds_to_a_power_of_two() {
     assert_eq!(heap_seqs(5).len(), 8);
     let seqs = heap_seqs(4);
     let starts: Vec<usize> = seqs.iter().map(|s| s.load(Ordering::Relaxed)).collect();
-    assert_eq!(
-        starts,
-        [0, 1, 2, 3],
-        "slot sequence numbers start at their index"
-    );
+    assert_eq!(starts, [0, 1, 2, 3], "slot sequence numbers start at their index");
     let ring = Ring::<Rec, _>::with_storage(heap_storage(3));
     assert_eq!(ring.capacity(), 4);
 }
@@ -349,10 +326,7 @@ fn spsc_across_threads_keeps_order() {
     let mut next = 0u32;
     while next < N {
         if c.drain_with(usize::MAX, |r| {
-            assert_eq!(
-                r.seq, next,
-                "records arrive in push order, none lost or repeated"
-            );
+            assert_eq!(r.seq, next, "records arrive in push order, none lost or repeated");
             next += 1;
         }) == 0
         {
@@ -381,10 +355,7 @@ fn shared_ring_full_is_counted_and_overwrites_nothing() {
     shared.count(false);
     shared.count(true);
     shared.count(true);
-    assert_eq!(
-        (shared.pushed(), shared.dropped(), shared.rejected()),
-        (4, 1, 2)
-    );
+    assert_eq!((shared.pushed(), shared.dropped(), shared.rejected()), (4, 1, 2));
     assert_eq!(shared.len(), 4);
 
     let mut c = try_consumer(&lanes).unwrap();
@@ -448,27 +419,14 @@ fn check_accounting(got: &[Rec], outcomes: &[Outcome], per_producer: u32) {
     let mut seen: Vec<BTreeSet<u32>> = outcomes.iter().map(|_| BTreeSet::new()).collect();
     for r in got {
         if let Some(&prev) = last.get(&(r.producer, r.ring)) {
-            assert!(
-                prev < r.seq,
-                "producer {} ring {}: {} after {}",
-                r.producer,
-                r.ring,
-                r.seq,
-                prev
-            );
+            assert!(prev < r.seq, "producer {} ring {}: {} after {}", r.producer, r.ring, r.seq, prev);
         }
         last.insert((r.producer, r.ring), r.seq);
         assert!(seen[r.producer as usize].insert(r.seq), "duplicate {r:?}");
     }
     for (p, (seen, outcome)) in seen.iter().zip(outcomes).enumerate() {
-        assert!(
-            seen.is_disjoint(&outcome.dropped),
-            "producer {p}: a dropped record arrived"
-        );
-        assert!(
-            seen.is_disjoint(&outcome.rejected),
-            "producer {p}: a rejected record arrived"
-        );
+        assert!(seen.is_disjoint(&outcome.dropped), "producer {p}: a dropped record arrived");
+        assert!(seen.is_disjoint(&outcome.rejected), "producer {p}: a rejected record arrived");
         assert!(outcome.dropped.is_disjoint(&outcome.rejected));
         let total = seen.len() + outcome.dropped.len() + outcome.rejected.len();
         assert_eq!(total, per_producer as usize, "producer {p}: records lost");
@@ -490,11 +448,7 @@ fn shared_ring_many_producers_lose_nothing() {
                     let shared = lanes.shared();
                     let mut out = Outcome::default();
                     for seq in 0..PER {
-                        let r = Rec {
-                            producer: p,
-                            ring: SHARED,
-                            seq,
-                        };
+                        let r = Rec { producer: p, ring: SHARED, seq };
                         // Even producers retry on a full ring (lossless), odd ones drop and
                         // count, like capture.
                         loop {
@@ -539,9 +493,7 @@ fn shared_ring_many_producers_lose_nothing() {
 fn lanes_hand_out_distinct_lanes_then_none() {
     let lanes = lanes4::<3>();
     assert_eq!(lanes.lane_count(), 3);
-    let held: Vec<_> = (0..3)
-        .map(|_| try_producer(&lanes).expect("a free lane"))
-        .collect();
+    let held: Vec<_> = (0..3).map(|_| try_producer(&lanes).expect("a free lane")).collect();
     let mut indexes: Vec<usize> = held.iter().map(LaneProducer::index).collect();
     indexes.sort_unstable();
     assert_eq!(indexes, [0, 1, 2]);
@@ -566,48 +518,16 @@ fn dropped_lane_goes_to_another_thread_which_continues_it() {
     let b = try_producer(&lanes).unwrap();
     assert!(try_producer(&lanes).is_none());
     let lane = a.index();
-    a.push_with(|r| {
-        *r = Rec {
-            producer: 0,
-            ring: 0,
-            seq: 0,
-        }
-    })
-    .unwrap();
-    a.push_with(|r| {
-        *r = Rec {
-            producer: 0,
-            ring: 0,
-            seq: 1,
-        }
-    })
-    .unwrap();
+    a.push_with(|r| *r = Rec { producer: 0, ring: 0, seq: 0 }).unwrap();
+    a.push_with(|r| *r = Rec { producer: 0, ring: 0, seq: 1 }).unwrap();
     drop(a);
     thread::scope(|s| {
         s.spawn(|| {
             let mut p = try_producer(&lanes).expect("the dropped lane is free");
             assert_eq!(p.index(), lane, "the only free lane");
-            p.push_with(|r| {
-                *r = Rec {
-                    producer: 1,
-                    ring: 0,
-                    seq: 2,
-                }
-            })
-            .unwrap();
-            p.push_with(|r| {
-                *r = Rec {
-                    producer: 1,
-                    ring: 0,
-                    seq: 3,
-                }
-            })
-            .unwrap();
-            assert_eq!(
-                p.push_with(|_| {}),
-                Err(Full),
-                "it continued after the first two"
-            );
+            p.push_with(|r| *r = Rec { producer: 1, ring: 0, seq: 2 }).unwrap();
+            p.push_with(|r| *r = Rec { producer: 1, ring: 0, seq: 3 }).unwrap();
+            assert_eq!(p.push_with(|_| {}), Err(Full), "it continued after the first two");
             p.count(false);
         });
     });
@@ -627,32 +547,9 @@ fn lanes_drain_lanes_then_shared_within_max() {
     let mut p1 = try_producer(&lanes).unwrap();
     assert_eq!((p0.index(), p1.index()), (0, 1));
     for seq in 0..3 {
-        p0.push_with(|r| {
-            *r = Rec {
-                producer: 0,
-                ring: 0,
-                seq,
-            }
-        })
-        .unwrap();
-        p1.push_with(|r| {
-            *r = Rec {
-                producer: 1,
-                ring: 1,
-                seq,
-            }
-        })
-        .unwrap();
-        lanes
-            .shared()
-            .push_with(|r| {
-                *r = Rec {
-                    producer: 2,
-                    ring: SHARED,
-                    seq,
-                }
-            })
-            .unwrap();
+        p0.push_with(|r| *r = Rec { producer: 0, ring: 0, seq }).unwrap();
+        p1.push_with(|r| *r = Rec { producer: 1, ring: 1, seq }).unwrap();
+        lanes.shared().push_with(|r| *r = Rec { producer: 2, ring: SHARED, seq }).unwrap();
     }
     assert_eq!(lanes.len(), 9);
     let mut c = try_consumer(&lanes).unwrap();
@@ -660,10 +557,7 @@ fn lanes_drain_lanes_then_shared_within_max() {
     assert_eq!(c.drain_with(4, |r| got.push((r.producer, r.seq))), 4);
     assert_eq!(got, [(0, 0), (0, 1), (0, 2), (1, 0)]);
     got.clear();
-    assert_eq!(
-        c.drain_with(usize::MAX, |r| got.push((r.producer, r.seq))),
-        5
-    );
+    assert_eq!(c.drain_with(usize::MAX, |r| got.push((r.producer, r.seq))), 5);
     assert_eq!(got, [(1, 1), (1, 2), (2, 0), (2, 1), (2, 2)]);
     assert!(lanes.is_empty());
 }
@@ -726,19 +620,11 @@ fn lanes_many_threads_lose_nothing() {
                         loop {
                             let pushed = match &mut lane {
                                 Some(lane) => {
-                                    let r = Rec {
-                                        producer: p,
-                                        ring: lane.index() as u32,
-                                        seq,
-                                    };
+                                    let r = Rec { producer: p, ring: lane.index() as u32, seq };
                                     lane.push_with(|slot| *slot = r)
                                 }
                                 None => {
-                                    let r = Rec {
-                                        producer: p,
-                                        ring: SHARED,
-                                        seq,
-                                    };
+                                    let r = Rec { producer: p, ring: SHARED, seq };
                                     lanes.shared().push_with(|slot| *slot = r)
                                 }
                             };
@@ -786,9 +672,7 @@ fn lanes_many_threads_lose_nothing() {
 fn names(queue: &impl HasLanes<Record = fasthog::Record>) -> Vec<(String, String)> {
     let mut c = try_consumer(queue).expect("no other consumer");
     let mut got = Vec::new();
-    c.drain_with(usize::MAX, |e| {
-        got.push((e.name().to_owned(), e.distinct_id().to_owned()))
-    });
+    c.drain_with(usize::MAX, |e| got.push((e.name().to_owned(), e.distinct_id().to_owned())));
     got
 }
 
@@ -800,42 +684,22 @@ fn capture_outcomes_in_a_static_queue() {
     let mut p = StaticQueue::producer(&QUEUE).unwrap();
     for i in 0..4 {
         let user = format!("user-{i}");
-        assert_eq!(
-            p.capture(&Event::new("click", &user), &clock),
-            Captured::Queued
-        );
+        assert_eq!(p.capture(&Event::new("click", &user), &clock), Captured::Queued);
     }
-    assert_eq!(
-        p.capture(&Event::new("click", "user-4"), &clock),
-        Captured::Dropped
-    );
-    assert_eq!(
-        p.capture(&Event::new("", "user-5"), &clock),
-        Captured::Rejected
-    );
-    assert_eq!(
-        p.capture(&Event::new("click", "  "), &clock),
-        Captured::Rejected
-    );
+    assert_eq!(p.capture(&Event::new("click", "user-4"), &clock), Captured::Dropped);
+    assert_eq!(p.capture(&Event::new("", "user-5"), &clock), Captured::Rejected);
+    assert_eq!(p.capture(&Event::new("click", "  "), &clock), Captured::Rejected);
 
     let totals = QUEUE.lanes().totals();
     assert_eq!((totals.pushed, totals.dropped, totals.rejected), (4, 1, 2));
     let stats = QUEUE.stats();
-    assert_eq!(
-        (stats.captured, stats.dropped, stats.rejected, stats.pending),
-        (7, 1, 2, 4)
-    );
+    assert_eq!((stats.captured, stats.dropped, stats.rejected, stats.pending), (7, 1, 2, 4));
 
     let got = names(&QUEUE);
-    let want: Vec<_> = (0..4)
-        .map(|i| ("click".to_owned(), format!("user-{i}")))
-        .collect();
+    let want: Vec<_> = (0..4).map(|i| ("click".to_owned(), format!("user-{i}"))).collect();
     assert_eq!(got, want);
     // Room again.
-    assert_eq!(
-        p.capture(&Event::new("click", "user-6"), &clock),
-        Captured::Queued
-    );
+    assert_eq!(p.capture(&Event::new("click", "user-6"), &clock), Captured::Queued);
 }
 
 #[test]
@@ -846,29 +710,14 @@ fn capture_shared_outcomes() {
     assert_eq!(queue.lanes().shared().capacity(), 2);
     for i in 0..2 {
         let user = format!("u{i}");
-        assert_eq!(
-            queue.capture_shared(&Event::new("e", &user), &clock),
-            Captured::Queued
-        );
+        assert_eq!(queue.capture_shared(&Event::new("e", &user), &clock), Captured::Queued);
     }
-    assert_eq!(
-        queue.capture_shared(&Event::new("e", "u2"), &clock),
-        Captured::Dropped
-    );
-    assert_eq!(
-        queue.capture_shared(&Event::new("e", ""), &clock),
-        Captured::Rejected
-    );
+    assert_eq!(queue.capture_shared(&Event::new("e", "u2"), &clock), Captured::Dropped);
+    assert_eq!(queue.capture_shared(&Event::new("e", ""), &clock), Captured::Rejected);
     let totals = queue.lanes().totals();
     assert_eq!((totals.pushed, totals.dropped, totals.rejected), (2, 1, 1));
     assert_eq!(queue.queued(), 2);
-    assert_eq!(
-        names(&queue),
-        [
-            ("e".to_owned(), "u0".to_owned()),
-            ("e".to_owned(), "u1".to_owned())
-        ]
-    );
+    assert_eq!(names(&queue), [("e".to_owned(), "u0".to_owned()), ("e".to_owned(), "u1".to_owned())]);
     assert_eq!(queue.queued(), 0);
 }
 
@@ -877,33 +726,20 @@ fn heap_queue_lanes_round_up_and_fall_back_to_shared() {
     let clock = FixedClock(0);
     let queue = Arc::new(HeapQueue::with_capacity(2, 3));
     assert_eq!(queue.lanes().lane_count(), 2);
-    assert_eq!(
-        HeapQueue::with_capacity(0, 1).lanes().lane_count(),
-        1,
-        "at least one lane"
-    );
+    assert_eq!(HeapQueue::with_capacity(0, 1).lanes().lane_count(), 1, "at least one lane");
     let mut a = HeapQueue::producer(queue.clone()).unwrap();
     let _b = HeapQueue::producer(queue.clone()).unwrap();
     assert!(HeapQueue::producer(queue.clone()).is_none());
     // Capacity 3 rounds up to 4.
     for _ in 0..4 {
-        assert_eq!(
-            a.capture(&Event::new("lane", "a"), &clock),
-            Captured::Queued
-        );
+        assert_eq!(a.capture(&Event::new("lane", "a"), &clock), Captured::Queued);
     }
-    assert_eq!(
-        a.capture(&Event::new("lane", "a"), &clock),
-        Captured::Dropped
-    );
+    assert_eq!(a.capture(&Event::new("lane", "a"), &clock), Captured::Dropped);
     // A thread without a lane captures into the shared ring.
     thread::scope(|s| {
         s.spawn(|| {
             assert!(HeapQueue::producer(queue.clone()).is_none());
-            assert_eq!(
-                queue.capture_shared(&Event::new("shared", "c"), &clock),
-                Captured::Queued
-            );
+            assert_eq!(queue.capture_shared(&Event::new("shared", "c"), &clock), Captured::Queued);
         });
     });
     let totals = queue.lanes().totals();
@@ -944,7 +780,10 @@ fn shared_ring_with_storage_rejects_one_slot() {
 #[test]
 #[should_panic(expected = "start at their slot index")]
 fn shared_ring_with_storage_rejects_wrong_sequence_numbers() {
-    let _ = SharedRing::<Rec, _, _>::with_storage([Slot::new(), Slot::new()], [AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let _ = SharedRing::<Rec, _, _>::with_storage(
+        [Slot::new(), Slot::new()],
+        [AtomicUsize::new(0), AtomicUsize::new(0)],
+    );
 }
 
 #[test]
@@ -957,9 +796,7 @@ fn shared_ring_survives_a_panicking_write() {
     assert!(panicked.is_err());
     shared.push_with(|r| *r = rec(1)).unwrap();
     let mut got = Vec::new();
-    try_consumer(&lanes)
-        .unwrap()
-        .drain_with(usize::MAX, |r| got.push(r.seq));
+    try_consumer(&lanes).unwrap().drain_with(usize::MAX, |r| got.push(r.seq));
     // The panicked position is published (with whatever the slot held), so the consumer moves
     // past it instead of waiting there for ever.
     assert!(got.contains(&1), "got {got:?}");

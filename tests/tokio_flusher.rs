@@ -56,7 +56,8 @@ fn spawn(url: &str, config: FlushConfig, http_timeout: Duration) -> Running {
         .map(|_| Batch::new(vec![0u8; 64 << 10], vec![0u32; limits.max_events], limits, envelope.overhead()))
         .collect();
     let encoder = Encoder::new(Enrichment { environment: "tokio", ..Enrichment::DEFAULT }, 42);
-    let flusher = Flusher::new(consumer, transport, TokioTimer::new(), SystemClock, encoder, envelope, config, batches);
+    let flusher =
+        Flusher::new(consumer, transport, TokioTimer::new(), SystemClock, encoder, envelope, config, batches);
     // The point of this file: the flusher future is Send with concrete types.
     let flusher = tokio::spawn(flusher.run());
     Running { queue, flusher }

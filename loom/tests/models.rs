@@ -32,10 +32,7 @@ fn ring2() -> Ring2 {
 }
 
 fn shared2() -> Shared2 {
-    SharedRing::with_storage(
-        [Slot::new(), Slot::new()],
-        [AtomicUsize::new(0), AtomicUsize::new(1)],
-    )
+    SharedRing::with_storage([Slot::new(), Slot::new()], [AtomicUsize::new(0), AtomicUsize::new(1)])
 }
 
 /// Runs `f` under loom: every interleaving when `preemption_bound` is `None`; with a bound,
@@ -48,10 +45,7 @@ fn model(preemption_bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) 
 }
 
 /// Pops until `n` records arrived, yielding while the ring is empty.
-fn pop_n<R: fasthog::ring::RingRef<Record = Rec>>(
-    c: &mut fasthog::ring::Consumer<R>,
-    n: usize,
-) -> Vec<u32> {
+fn pop_n<R: fasthog::ring::RingRef<Record = Rec>>(c: &mut fasthog::ring::Consumer<R>, n: usize) -> Vec<u32> {
     let mut got = Vec::new();
     while got.len() < n {
         match c.pop() {
@@ -105,11 +99,7 @@ fn spsc_full_overwrites_nothing() {
         }
         let (first, mut c) = consumer.join().unwrap();
         if first.is_none() {
-            assert_eq!(
-                third,
-                Err(Full),
-                "nothing was consumed, so the third push cannot fit"
-            );
+            assert_eq!(third, Err(Full), "nothing was consumed, so the third push cannot fit");
         }
         let mut got: Vec<u32> = first.into_iter().map(|r| r.0).collect();
         c.drain_with(usize::MAX, |r| got.push(r.0));
@@ -154,27 +144,18 @@ fn spsc_producer_handoff() {
         let (a, b) = (a.join().unwrap(), b.join().unwrap());
         c.drain_with(usize::MAX, |r| got.push(r.0));
 
-        assert!(
-            a.is_some() || b.is_some(),
-            "the first claim always succeeds"
-        );
+        assert!(a.is_some() || b.is_some(), "the first claim always succeeds");
         let claims = usize::from(a.is_some()) + usize::from(b.is_some());
         // One claim at a time: all of one producer's records, then all of the other's.
         let mut runs: Vec<u32> = got.iter().map(|r| r / 10).collect();
         runs.dedup();
-        assert!(
-            runs.len() <= 2,
-            "records of the two claims interleave: {got:?}"
-        );
+        assert!(runs.len() <= 2, "records of the two claims interleave: {got:?}");
         let mut pushed = Vec::new();
         let mut dropped = 0;
         for (id, outcome) in [(1, a), (2, b)] {
             let Some(lost) = outcome else { continue };
             let mine: Vec<u32> = got.iter().copied().filter(|r| r / 10 == id).collect();
-            let want: Vec<u32> = (1..=2)
-                .map(|i| id * 10 + i)
-                .filter(|r| !lost.contains(r))
-                .collect();
+            let want: Vec<u32> = (1..=2).map(|i| id * 10 + i).filter(|r| !lost.contains(r)).collect();
             assert_eq!(mine, want, "producer {id}: got {got:?}, dropped {lost:?}");
             pushed.extend(want);
             dropped += lost.len();
@@ -182,14 +163,8 @@ fn spsc_producer_handoff() {
         // Nothing else arrived, and the first push of the first claimer always fits.
         assert_eq!(got.len(), pushed.len(), "{got:?}");
         assert!(!got.is_empty());
-        assert_eq!(
-            (ring.pushed(), ring.dropped(), ring.rejected()),
-            (got.len(), dropped, claims)
-        );
-        assert!(
-            Ring::try_producer(ring.clone()).is_some(),
-            "every claim was released"
-        );
+        assert_eq!((ring.pushed(), ring.dropped(), ring.rejected()), (got.len(), dropped, claims));
+        assert!(Ring::try_producer(ring.clone()).is_some(), "every claim was released");
     });
 }
 
@@ -215,9 +190,7 @@ fn lanes_concurrent_claims_are_distinct() {
         drop(a);
         drop(b);
         let mut got = Vec::new();
-        try_consumer(lanes.clone())
-            .unwrap()
-            .drain_with(usize::MAX, |r| got.push(r.0));
+        try_consumer(lanes.clone()).unwrap().drain_with(usize::MAX, |r| got.push(r.0));
         assert_eq!(got, [1, 2]);
     });
 }
@@ -238,10 +211,7 @@ fn lanes_claim_release_three_threads() {
                     if !in_lane {
                         // No lane, or a lane already holding two records: the fallback,
                         // which three records can never fill (the first claim always wins).
-                        lanes
-                            .shared()
-                            .push_with(|r| *r = Rec(id))
-                            .expect("shared has room");
+                        lanes.shared().push_with(|r| *r = Rec(id)).expect("shared has room");
                     }
                 })
             })
@@ -296,19 +266,13 @@ fn shared_two_producers_drop_on_full() {
         c.drain_with(usize::MAX, |r| got.push(r.0));
         for id in [1, 2] {
             let mine: Vec<u32> = got.iter().copied().filter(|r| r / 10 == id).collect();
-            assert!(
-                mine.windows(2).all(|w| w[0] < w[1]),
-                "producer {id} out of order: {got:?}"
-            );
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "producer {id} out of order: {got:?}");
         }
         let mut all: Vec<u32> = got.iter().chain(&dropped).copied().collect();
         all.sort_unstable();
         assert_eq!(all, [11, 12, 21, 22], "got {got:?}, dropped {dropped:?}");
         let shared = lanes.shared();
-        assert_eq!(
-            (shared.pushed(), shared.dropped()),
-            (got.len(), dropped.len())
-        );
+        assert_eq!((shared.pushed(), shared.dropped()), (got.len(), dropped.len()));
         assert!(shared.is_empty());
     });
 }
@@ -353,9 +317,6 @@ fn shared_wraparound() {
         let want: Vec<u32> = (1..=3).filter(|i| !dropped.contains(i)).collect();
         assert_eq!(got, want, "dropped {dropped:?}");
         let shared = lanes.shared();
-        assert_eq!(
-            (shared.pushed(), shared.dropped()),
-            (got.len(), dropped.len())
-        );
+        assert_eq!((shared.pushed(), shared.dropped()), (got.len(), dropped.len()));
     });
 }

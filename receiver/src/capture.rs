@@ -28,11 +28,7 @@ pub(crate) struct Rejection {
 
 impl Rejection {
     pub fn new(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
-        Rejection {
-            status,
-            code,
-            detail: detail.into(),
-        }
+        Rejection { status, code, detail: detail.into() }
     }
 
     fn bad(code: &'static str, detail: impl Into<String>) -> Self {
@@ -121,13 +117,7 @@ pub(crate) struct Checked {
 
 /// Applies the capture rules to the (decompressed) JSON text of a request.
 pub(crate) fn check(json: &[u8], rules: &Rules<'_>) -> Checked {
-    let mut out = Checked {
-        events: 0,
-        sent_at: None,
-        uuids: Vec::new(),
-        api_key_ok: false,
-        verdict: Ok(()),
-    };
+    let mut out = Checked { events: 0, sent_at: None, uuids: Vec::new(), api_key_ok: false, verdict: Ok(()) };
     out.verdict = check_into(json, rules, &mut out);
     out
 }
@@ -153,10 +143,7 @@ fn check_into(json: &[u8], rules: &Rules<'_>, out: &mut Checked) -> Result<(), R
             return Err(Rejection::new(
                 413,
                 "event_too_large",
-                format!(
-                    "batch[{i}] re-encodes to about {size} bytes, over {}",
-                    rules.max_event_bytes
-                ),
+                format!("batch[{i}] re-encodes to about {size} bytes, over {}", rules.max_event_bytes),
             ));
         }
     }
@@ -218,12 +205,7 @@ struct EventRef<'a> {
 /// The one property PostHog type-checks.
 #[derive(Deserialize)]
 struct PropsRef<'a> {
-    #[serde(
-        rename = "$cookieless_mode",
-        borrow,
-        default,
-        deserialize_with = "present"
-    )]
+    #[serde(rename = "$cookieless_mode", borrow, default, deserialize_with = "present")]
     cookieless_mode: Option<&'a RawValue>,
 }
 
@@ -250,22 +232,14 @@ fn parse_shape<'a>(
         return Ok((token, events));
     }
     if first != Some(&b'{') {
-        return Err(Rejection::bad(
-            "invalid_payload",
-            "body must be a JSON object or array",
-        ));
+        return Err(Rejection::bad("invalid_payload", "body must be a JSON object or array"));
     }
     let env: Envelope<'a> = from_json(json)?;
     if let Some(raw) = env.sent_at {
         match json_str(raw) {
             Some(s) => out.sent_at = Some(s.into_owned()),
             None if raw.get() == "null" => {}
-            None => {
-                return Err(Rejection::bad(
-                    "invalid_sent_at",
-                    "sent_at must be a string",
-                ))
-            }
+            None => return Err(Rejection::bad("invalid_sent_at", "sent_at must be a string")),
         }
     }
     let token = one_token(env.api_key, env.token)?;
@@ -293,10 +267,9 @@ fn one_token<'a>(
     token: Option<&'a RawValue>,
 ) -> Result<Option<&'a RawValue>, Rejection> {
     match (api_key, token) {
-        (Some(_), Some(_)) => Err(Rejection::bad(
-            "both_api_key_and_token",
-            "send either api_key or token, not both",
-        )),
+        (Some(_), Some(_)) => {
+            Err(Rejection::bad("both_api_key_and_token", "send either api_key or token, not both"))
+        }
         (a, t) => Ok(a.or(t)),
     }
 }
@@ -306,8 +279,7 @@ fn check_token(raw: Option<&RawValue>, expected: Option<&str>) -> Result<(), Rej
     let raw = raw
         .filter(|r| r.get() != "null")
         .ok_or_else(|| Rejection::unauthorized("missing_token", "no api_key or token"))?;
-    let token =
-        json_str(raw).ok_or_else(|| Rejection::unauthorized("invalid_token", "not a string"))?;
+    let token = json_str(raw).ok_or_else(|| Rejection::unauthorized("invalid_token", "not a string"))?;
     let token = token.trim();
     let broken = if token.is_empty() {
         Some("empty")
@@ -323,16 +295,12 @@ fn check_token(raw: Option<&RawValue>, expected: Option<&str>) -> Result<(), Rej
         None
     };
     if let Some(why) = broken {
-        return Err(Rejection::unauthorized(
-            "invalid_token",
-            format!("token is {why}"),
-        ));
+        return Err(Rejection::unauthorized("invalid_token", format!("token is {why}")));
     }
     match expected {
-        Some(want) if want.trim() != token => Err(Rejection::unauthorized(
-            "unknown_token",
-            "token is not this receiver's api key",
-        )),
+        Some(want) if want.trim() != token => {
+            Err(Rejection::unauthorized("unknown_token", "token is not this receiver's api key"))
+        }
         _ => Ok(()),
     }
 }
@@ -343,52 +311,30 @@ fn check_event(ev: &EventRef<'_>) -> Result<Option<u128>, Rejection> {
         None => return Err(Rejection::bad("missing_event", "event name is missing")),
         Some((_, Some(name))) if !name.is_empty() => {}
         Some((_, Some(_))) => return Err(Rejection::bad("invalid_event", "event name is empty")),
-        Some((_, None)) => {
-            return Err(Rejection::bad(
-                "invalid_event",
-                "event name must be a string",
-            ))
-        }
+        Some((_, None)) => return Err(Rejection::bad("invalid_event", "event name must be a string")),
     }
     check_distinct_id(ev.distinct_id)?;
     if let Some(props) = ev.properties {
         if !props.get().starts_with('{') {
-            return Err(Rejection::bad(
-                "invalid_properties",
-                "properties must be an object",
-            ));
+            return Err(Rejection::bad("invalid_properties", "properties must be an object"));
         }
         // Most events lack it; only then is the object parsed a second time.
         if props.get().contains("$cookieless_mode") {
             let p: PropsRef<'_> = from_json(props.get().as_bytes())?;
-            if p.cookieless_mode
-                .is_some_and(|c| !matches!(c.get(), "true" | "false"))
-            {
-                return Err(Rejection::bad(
-                    "invalid_cookieless_mode",
-                    "$cookieless_mode must be a bool",
-                ));
+            if p.cookieless_mode.is_some_and(|c| !matches!(c.get(), "true" | "false")) {
+                return Err(Rejection::bad("invalid_cookieless_mode", "$cookieless_mode must be a bool"));
             }
         }
     }
     if ev.timestamp.is_some_and(|t| !is_str_or_null(t)) {
-        return Err(Rejection::bad(
-            "invalid_timestamp",
-            "timestamp must be a string",
-        ));
+        return Err(Rejection::bad("invalid_timestamp", "timestamp must be a string"));
     }
     if ev.offset.is_some_and(|o| !is_integer_or_null(o)) {
-        return Err(Rejection::bad(
-            "invalid_offset",
-            "offset must be an integer",
-        ));
+        return Err(Rejection::bad("invalid_offset", "offset must be an integer"));
     }
     for (name, set) in [("$set", ev.set), ("$set_once", ev.set_once)] {
         if set.is_some_and(|s| !(s.get().starts_with('{') || s.get() == "null")) {
-            return Err(Rejection::bad(
-                "invalid_set",
-                format!("{name} must be an object"),
-            ));
+            return Err(Rejection::bad("invalid_set", format!("{name} must be an object")));
         }
     }
     let Some(raw) = ev.uuid.filter(|u| u.get() != "null") else {
@@ -396,9 +342,9 @@ fn check_event(ev: &EventRef<'_>) -> Result<Option<u128>, Rejection> {
     };
     match json_str(raw) {
         Some(s) if s.is_empty() => Ok(None),
-        Some(s) => parse_uuid(&s)
-            .map(Some)
-            .ok_or_else(|| Rejection::bad("invalid_uuid", "uuid is not a valid UUID")),
+        Some(s) => {
+            parse_uuid(&s).map(Some).ok_or_else(|| Rejection::bad("invalid_uuid", "uuid is not a valid UUID"))
+        }
         None => Err(Rejection::bad("invalid_uuid", "uuid must be a string")),
     }
 }
@@ -409,10 +355,7 @@ fn check_distinct_id(raw: Option<&RawValue>) -> Result<(), Rejection> {
         .ok_or_else(|| Rejection::bad("missing_distinct_id", "distinct_id is missing or null"))?;
     if let Some(id) = json_str(raw) {
         if id.trim().is_empty() {
-            return Err(Rejection::bad(
-                "missing_distinct_id",
-                "distinct_id is empty or whitespace",
-            ));
+            return Err(Rejection::bad("missing_distinct_id", "distinct_id is empty or whitespace"));
         }
         return Ok(());
     }
@@ -421,10 +364,7 @@ fn check_distinct_id(raw: Option<&RawValue>) -> Result<(), Rejection> {
     if first == b'-' || first.is_ascii_digit() {
         return Ok(());
     }
-    Err(Rejection::bad(
-        "invalid_distinct_id",
-        "distinct_id must be a string or a number",
-    ))
+    Err(Rejection::bad("invalid_distinct_id", "distinct_id must be a string or a number"))
 }
 
 impl EventRef<'_> {
@@ -449,10 +389,7 @@ impl EventRef<'_> {
         let fields = self.kept_fields();
         let present = fields.iter().filter_map(|(k, v)| v.map(|v| (k, v.get())));
         // `{` `}` plus, per field, `"k":v,`.
-        let raw: usize = 2 + present
-            .clone()
-            .map(|(k, v)| k.len() + 4 + v.len())
-            .sum::<usize>();
+        let raw: usize = 2 + present.clone().map(|(k, v)| k.len() + 4 + v.len()).sum::<usize>();
         if 2 * raw + EVENT_OVERHEAD_BYTES <= max {
             return 2 * raw + EVENT_OVERHEAD_BYTES;
         }
@@ -492,10 +429,7 @@ fn is_integer_or_null(raw: &RawValue) -> bool {
 /// (32 hex digits), braced, and `urn:uuid:`.
 pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
     let s = s.strip_prefix("urn:uuid:").unwrap_or(s);
-    let s = s
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .unwrap_or(s);
+    let s = s.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(s);
     let b = s.as_bytes();
     let hyphenated = b.len() == 36 && [8, 13, 18, 23].iter().all(|&i| b[i] == b'-');
     if !(hyphenated || b.len() == 32) {
@@ -516,14 +450,7 @@ pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
 /// The canonical (lowercase, hyphenated) text of a UUID.
 pub(crate) fn format_uuid(u: u128) -> String {
     let h = format!("{u:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// The events of an accepted request as `Value`s to store, without `api_key`/`token` (keys
@@ -557,15 +484,10 @@ fn strip_keys(obj: &mut Map<String, Value>) {
 mod tests {
     use super::*;
 
-    const RULES: Rules<'static> = Rules {
-        max_event_bytes: 1_000_000,
-        expected_api_key: None,
-    };
+    const RULES: Rules<'static> = Rules { max_event_bytes: 1_000_000, expected_api_key: None };
 
     fn verdict(json: &str) -> Result<(), (u16, &'static str)> {
-        check(json.as_bytes(), &RULES)
-            .verdict
-            .map_err(|r| (r.status, r.code))
+        check(json.as_bytes(), &RULES).verdict.map_err(|r| (r.status, r.code))
     }
 
     #[test]
@@ -597,14 +519,9 @@ mod tests {
     #[test]
     fn null_is_not_absent() {
         let with = |field: &str| {
-            verdict(&format!(
-                r#"{{"api_key":"k","batch":[{{"event":"e","distinct_id":"d",{field}}}]}}"#
-            ))
+            verdict(&format!(r#"{{"api_key":"k","batch":[{{"event":"e","distinct_id":"d",{field}}}]}}"#))
         };
-        assert_eq!(
-            with(r#""properties":null"#),
-            Err((400, "invalid_properties"))
-        );
+        assert_eq!(with(r#""properties":null"#), Err((400, "invalid_properties")));
         assert_eq!(with(r#""timestamp":null"#), Ok(()));
         assert_eq!(with(r#""uuid":null"#), Ok(()));
         assert_eq!(with(r#""offset":null"#), Ok(()));
@@ -638,9 +555,6 @@ mod tests {
     fn stored_events_lose_their_keys() {
         let json = br#"[{"event":"e","distinct_id":"d","api_key":"k","x":1}]"#;
         let events = events_to_store(json);
-        assert_eq!(
-            events,
-            vec![serde_json::json!({"event":"e","distinct_id":"d","x":1})]
-        );
+        assert_eq!(events, vec![serde_json::json!({"event":"e","distinct_id":"d","x":1})]);
     }
 }

@@ -29,14 +29,12 @@ pub(crate) struct Head {
 impl Head {
     /// `Content-Encoding: gzip` or `?compression=gzip|gzip-js`.
     pub fn gzip_hint(&self) -> bool {
-        let header = self
-            .content_encoding
+        let header =
+            self.content_encoding.as_deref().is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+        let query = self
+            .query
             .as_deref()
-            .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
-        let query = self.query.as_deref().is_some_and(|q| {
-            q.split('&')
-                .any(|kv| matches!(kv, "compression=gzip" | "compression=gzip-js"))
-        });
+            .is_some_and(|q| q.split('&').any(|kv| matches!(kv, "compression=gzip" | "compression=gzip-js")));
         header || query
     }
 }
@@ -121,11 +119,7 @@ fn read_line<R: BufRead>(r: &mut R, line: &mut Vec<u8>, budget: &mut usize) -> i
     loop {
         let buf = r.fill_buf()?;
         if buf.is_empty() {
-            return if line.is_empty() {
-                Ok(false)
-            } else {
-                Err(io::ErrorKind::UnexpectedEof.into())
-            };
+            return if line.is_empty() { Ok(false) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
         }
         let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
             Some(i) => (&buf[..=i], true),
@@ -217,11 +211,7 @@ fn read_chunked<R: BufRead>(r: &mut R, limit: usize, buf: &mut Vec<u8>) -> io::R
     // Trailers, up to the blank line.
     let mut budget = MAX_HEAD_BYTES;
     while read_line(r, &mut line, &mut budget)? && !line.is_empty() {}
-    let body = if total > limit as u64 {
-        Body::TooLarge { drained: true }
-    } else {
-        Body::Read
-    };
+    let body = if total > limit as u64 { Body::TooLarge { drained: true } } else { Body::Read };
     Ok((total, body))
 }
 
@@ -290,9 +280,7 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Head {
-        read_head(&mut text.as_bytes(), &mut Vec::new())
-            .unwrap()
-            .unwrap()
+        read_head(&mut text.as_bytes(), &mut Vec::new()).unwrap().unwrap()
     }
 
     #[test]
@@ -315,26 +303,17 @@ mod tests {
         let h = head("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
         let mut body: &[u8] = b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: 1\r\n\r\nNEXT";
         let mut buf = Vec::new();
-        assert_eq!(
-            read_body(&mut body, &h, 100, &mut buf).unwrap(),
-            (5, Body::Read)
-        );
+        assert_eq!(read_body(&mut body, &h, 100, &mut buf).unwrap(), (5, Body::Read));
         assert_eq!(buf, b"abcde");
         assert_eq!(body, b"NEXT");
         let mut body: &[u8] = b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nNEXT";
-        assert_eq!(
-            read_body(&mut body, &h, 4, &mut buf).unwrap(),
-            (5, Body::TooLarge { drained: true })
-        );
+        assert_eq!(read_body(&mut body, &h, 4, &mut buf).unwrap(), (5, Body::TooLarge { drained: true }));
         assert_eq!(body, b"NEXT");
     }
 
     #[test]
     fn rejects_oversized_head() {
-        let big = format!(
-            "GET / HTTP/1.1\r\nX: {}\r\n\r\n",
-            "a".repeat(MAX_HEAD_BYTES)
-        );
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD_BYTES));
         assert!(read_head(&mut big.as_bytes(), &mut Vec::new()).is_err());
     }
 }

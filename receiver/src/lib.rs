@@ -130,11 +130,7 @@ impl fmt::Display for ReceiverStats {
         write!(
             f,
             "requests={} events={} unique_uuids={} gzip={} bytes={} status:",
-            self.requests,
-            self.events_accepted,
-            self.unique_uuids,
-            self.gzip_requests,
-            self.bytes_received
+            self.requests, self.events_accepted, self.unique_uuids, self.gzip_requests, self.bytes_received
         )?;
         for (status, n) in &self.by_status {
             write!(f, " {status}={n}")?;
@@ -195,11 +191,7 @@ impl Receiver {
                 .name("fasthog-receiver-accept".into())
                 .spawn(move || server::accept_loop(shared, listener))?
         };
-        Ok(Receiver {
-            shared,
-            addr,
-            accept: Some(accept),
-        })
+        Ok(Receiver { shared, addr, accept: Some(accept) })
     }
 
     /// The base URL, e.g. `http://127.0.0.1:40123`; events go to `{url}/batch/`.
@@ -283,8 +275,6 @@ impl Drop for Receiver {
 
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver")
-            .field("addr", &self.addr)
-            .finish()
+        f.debug_struct("Receiver").field("addr", &self.addr).finish()
     }
 }

@@ -34,10 +34,7 @@ fn main() -> ExitCode {
         }
     };
     receiver.push_faults(faults);
-    println!(
-        "fasthog-receiver listening on {} (POST /batch/)",
-        receiver.url()
-    );
+    println!("fasthog-receiver listening on {} (POST /batch/)", receiver.url());
     // Runs until killed (Ctrl-C): nothing is lost, as stores flush after every request.
     loop {
         std::thread::sleep(Duration::from_secs(2));
@@ -66,11 +63,8 @@ fn parse(args: &[String]) -> Result<(ReceiverConfig, Vec<Fault>), String> {
             other => return Err(format!("unknown argument: {other}")),
         }
     }
-    let faults = fail
-        .iter()
-        .filter(|s| !s.is_empty())
-        .map(|s| fault(s, &retry_after))
-        .collect::<Result<_, _>>()?;
+    let faults =
+        fail.iter().filter(|s| !s.is_empty()).map(|s| fault(s, &retry_after)).collect::<Result<_, _>>()?;
     Ok((cfg, faults))
 }
 
@@ -80,10 +74,7 @@ fn fault(s: &str, retry_after: &Option<String>) -> Result<Fault, String> {
         "hang" => Fault::Hang,
         _ => match s.strip_prefix("delay:") {
             Some(ms) => Fault::Delay(Duration::from_millis(number(ms)?)),
-            None => Fault::Status {
-                code: number(s)?,
-                retry_after: retry_after.clone(),
-            },
+            None => Fault::Status { code: number(s)?, retry_after: retry_after.clone() },
         },
     })
 }
@@ -116,14 +107,8 @@ mod tests {
         assert_eq!(
             faults,
             vec![
-                Fault::Status {
-                    code: 503,
-                    retry_after: retry.clone()
-                },
-                Fault::Status {
-                    code: 429,
-                    retry_after: retry
-                },
+                Fault::Status { code: 503, retry_after: retry.clone() },
+                Fault::Status { code: 429, retry_after: retry },
                 Fault::Drop,
                 Fault::Hang,
                 Fault::Delay(Duration::from_millis(5)),

@@ -87,11 +87,7 @@ impl Shared {
     /// Blocks until the receiver shuts down.
     fn wait_for_shutdown(&self) {
         let guard = lock(&self.shutdown);
-        drop(
-            self.shutdown_signal
-                .wait_while(guard, |down| !*down)
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        drop(self.shutdown_signal.wait_while(guard, |down| !*down).unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Starts shutting down: wakes sleepers, hung requests and a waiting accept loop.
@@ -141,10 +137,7 @@ fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream) -> bool {
         if shared.is_shut_down() {
             return false;
         }
-        conns = shared
-            .conn_closed
-            .wait(conns)
-            .unwrap_or_else(PoisonError::into_inner);
+        conns = shared.conn_closed.wait(conns).unwrap_or_else(PoisonError::into_inner);
     }
     if shared.is_shut_down() {
         return false;
@@ -157,13 +150,11 @@ fn spawn_connection(shared: &Arc<Shared>, stream: TcpStream) -> bool {
     conns.sockets.insert(id, handle);
     conns.threads.retain(|t| !t.is_finished());
     let shared = Arc::clone(shared);
-    let spawned = thread::Builder::new()
-        .name("fasthog-receiver-conn".into())
-        .spawn(move || {
-            serve(&shared, stream);
-            lock(&shared.conns).sockets.remove(&id);
-            shared.conn_closed.notify_all();
-        });
+    let spawned = thread::Builder::new().name("fasthog-receiver-conn".into()).spawn(move || {
+        serve(&shared, stream);
+        lock(&shared.conns).sockets.remove(&id);
+        shared.conn_closed.notify_all();
+    });
     match spawned {
         Ok(t) => conns.threads.push(t),
         Err(_) => drop(conns.sockets.remove(&id)),
@@ -253,21 +244,16 @@ fn handle_request(
     // Checked even under a fault, so that the log says what the request carried.
     record.gzip = capture::is_gzip(&bufs.body);
     let max_inflated = shared.inflated_limit.load(Ordering::Relaxed);
-    let checked = capture::decode(
-        &bufs.body,
-        head.gzip_hint(),
-        max_inflated,
-        &mut bufs.inflated,
-    )
-    .map(|json| {
-        let rules = Rules {
-            max_event_bytes: shared.max_event_bytes,
-            expected_api_key: shared.expected_api_key.as_deref(),
-        };
-        let checked = capture::check(json, &rules);
-        record.fill(&checked, !matches!(shared.store, Store::CountOnly));
-        (json, checked)
-    });
+    let checked =
+        capture::decode(&bufs.body, head.gzip_hint(), max_inflated, &mut bufs.inflated).map(|json| {
+            let rules = Rules {
+                max_event_bytes: shared.max_event_bytes,
+                expected_api_key: shared.expected_api_key.as_deref(),
+            };
+            let checked = capture::check(json, &rules);
+            record.fill(&checked, !matches!(shared.store, Store::CountOnly));
+            (json, checked)
+        });
 
     let reply = match fault {
         Some(Fault::Hang) => {
@@ -280,15 +266,7 @@ fn handle_request(
             return Ok(false);
         }
         Some(Fault::Status { code, retry_after }) => Reply::fault(code, retry_after),
-        Some(Fault::StatusBody {
-            code,
-            retry_after,
-            body,
-        }) => Reply {
-            status: code,
-            retry_after,
-            body,
-        },
+        Some(Fault::StatusBody { code, retry_after, body }) => Reply { status: code, retry_after, body },
         Some(Fault::StoreThen(code)) => {
             if let Ok((json, c)) = &checked {
                 if c.verdict.is_ok() {
@@ -299,19 +277,10 @@ fn handle_request(
         }
         Some(Fault::Delay(_)) | None => accept(shared, checked),
     };
-    let retry_after: Vec<(&str, &str)> = reply
-        .retry_after
-        .iter()
-        .map(|v| ("Retry-After", v.as_str()))
-        .collect();
+    let retry_after: Vec<(&str, &str)> =
+        reply.retry_after.iter().map(|v| ("Retry-After", v.as_str())).collect();
     finish(shared, record, reply.status, sent);
-    http::write_response(
-        writer,
-        reply.status,
-        &retry_after,
-        &reply.body,
-        head.keep_alive,
-    )?;
+    http::write_response(writer, reply.status, &retry_after, &reply.body, head.keep_alive)?;
     Ok(head.keep_alive)
 }
 
@@ -352,11 +321,7 @@ struct Reply {
 
 impl Reply {
     fn refusal(r: &Rejection) -> Reply {
-        Reply {
-            status: r.status,
-            retry_after: None,
-            body: r.body(),
-        }
+        Reply { status: r.status, retry_after: None, body: r.body() }
     }
 
     /// An injected status: `{"status":"Ok"}` for a 2xx (a silent drop, like a project over
@@ -368,11 +333,7 @@ impl Reply {
             let detail = format!("fault injected by the receiver: {status}");
             Rejection::new(status, "injected_fault", detail).body()
         };
-        Reply {
-            status,
-            retry_after,
-            body,
-        }
+        Reply { status, retry_after, body }
     }
 }
 
@@ -386,21 +347,13 @@ fn accept(shared: &Shared, checked: Result<(&[u8], capture::Checked), Rejection>
         return Reply::refusal(r);
     }
     match store(shared, json, &checked) {
-        Ok(()) => Reply {
-            status: 200,
-            retry_after: None,
-            body: OK_BODY.to_string(),
-        },
+        Ok(()) => Reply { status: 200, retry_after: None, body: OK_BODY.to_string() },
         Err(e) => Reply::refusal(&Rejection::new(500, "store_failed", e.to_string())),
     }
 }
 
 fn too_large(writer: &mut TcpStream, limit: usize, keep: bool) -> io::Result<()> {
-    let r = Rejection::new(
-        413,
-        "payload_too_large",
-        format!("body is over {limit} bytes"),
-    );
+    let r = Rejection::new(413, "payload_too_large", format!("body is over {limit} bytes"));
     http::write_response(writer, 413, &[], &r.body(), keep)
 }
 
@@ -444,11 +397,7 @@ impl RequestRecord {
         self.sent_at = checked.sent_at.clone();
         self.api_key_ok = checked.api_key_ok;
         if with_uuids {
-            self.uuids = checked
-                .uuids
-                .iter()
-                .map(|&u| capture::format_uuid(u))
-                .collect();
+            self.uuids = checked.uuids.iter().map(|&u| capture::format_uuid(u)).collect();
         }
     }
 }

@@ -35,17 +35,12 @@ impl State {
     pub fn open(store: &Store) -> io::Result<State> {
         let sink = match store {
             Store::Memory => Sink::Memory(Vec::new()),
-            Store::Jsonl(path) => Sink::Jsonl(BufWriter::new(
-                OpenOptions::new().create(true).append(true).open(path)?,
-            )),
+            Store::Jsonl(path) => {
+                Sink::Jsonl(BufWriter::new(OpenOptions::new().create(true).append(true).open(path)?))
+            }
             Store::CountOnly => Sink::CountOnly,
         };
-        Ok(State {
-            stats: ReceiverStats::default(),
-            uuids: HashSet::default(),
-            sink,
-            records: Vec::new(),
-        })
+        Ok(State { stats: ReceiverStats::default(), uuids: HashSet::default(), sink, records: Vec::new() })
     }
 
     /// Turns accepted JSON into what this store keeps. Costly, so done before locking.

@@ -56,10 +56,7 @@ fn gzip_batch_with_and_without_hints() {
     assert_eq!(c.post("/batch/", &[], &body).status, 200);
     let hinted = [("Content-Encoding", "gzip")];
     assert_eq!(c.post("/batch/", &hinted, &body).status, 200);
-    assert_eq!(
-        c.post("/batch/?compression=gzip-js", &[], &body).status,
-        200
-    );
+    assert_eq!(c.post("/batch/?compression=gzip-js", &[], &body).status, 200);
 
     let stats = r.stats();
     assert_eq!(stats.gzip_requests, 3);
@@ -106,10 +103,7 @@ fn numeric_distinct_id_and_empty_uuid_are_accepted() {
 
 #[test]
 fn count_only_keeps_counts_and_uuids() {
-    let cfg = ReceiverConfig {
-        store: Store::CountOnly,
-        ..Default::default()
-    };
+    let cfg = ReceiverConfig { store: Store::CountOnly, ..Default::default() };
     let r = Receiver::start(cfg).unwrap();
     let mut c = Client::connect(&r);
     let first = gzip(&batch(&[event(1), event(2), event(3)]));
@@ -129,10 +123,7 @@ fn count_only_keeps_counts_and_uuids() {
 fn jsonl_appends_one_event_per_line_without_keys() {
     let path = std::env::temp_dir().join(format!("fasthog-receiver-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    let cfg = ReceiverConfig {
-        store: Store::Jsonl(path.clone()),
-        ..Default::default()
-    };
+    let cfg = ReceiverConfig { store: Store::Jsonl(path.clone()), ..Default::default() };
     let r = Receiver::start(cfg).unwrap();
     let mut keyed = event(2);
     keyed["api_key"] = json!(KEY);
@@ -143,19 +134,13 @@ fn jsonl_appends_one_event_per_line_without_keys() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert!(!text.contains(KEY));
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines, vec![event(1), event(2)]);
 }
 
 #[test]
 fn expected_api_key_refuses_other_keys() {
-    let cfg = ReceiverConfig {
-        expected_api_key: Some("phc_right".into()),
-        ..Default::default()
-    };
+    let cfg = ReceiverConfig { expected_api_key: Some("phc_right".into()), ..Default::default() };
     let r = Receiver::start(cfg).unwrap();
     let wrong = post(&r, &batch(&[event(1)]));
     assert_eq!(wrong.status, 401);
@@ -177,10 +162,8 @@ fn wait_for_events_sees_events_from_another_thread() {
         std::thread::sleep(Duration::from_millis(50));
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         let body = batch(&[event(1), event(2), event(3)]);
-        let head = format!(
-            "POST /batch/ HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
+        let head =
+            format!("POST /batch/ HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
         std::io::Write::write_all(&mut s, &[head.as_bytes(), &body].concat()).unwrap();
         let mut out = String::new();
         std::io::Read::read_to_string(&mut s, &mut out).unwrap();

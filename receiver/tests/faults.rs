@@ -12,10 +12,7 @@ fn start() -> Receiver {
 }
 
 fn status(code: u16, retry_after: Option<&str>) -> Fault {
-    Fault::Status {
-        code,
-        retry_after: retry_after.map(String::from),
-    }
+    Fault::Status { code, retry_after: retry_after.map(String::from) }
 }
 
 #[test]
@@ -37,10 +34,7 @@ fn status_faults_answer_in_order_and_store_nothing() {
     assert_eq!(second.header("retry-after"), Some("2"));
     // A 200 fault is a silent drop, like a project over quota.
     let third = c.post("/batch/", &[], &body);
-    assert_eq!(
-        (third.status, third.body.as_str()),
-        (200, r#"{"status":"Ok"}"#)
-    );
+    assert_eq!((third.status, third.body.as_str()), (200, r#"{"status":"Ok"}"#));
     assert_eq!(r.stats().events_accepted, 0);
     assert_eq!(r.pending_faults(), 0);
 
@@ -115,11 +109,8 @@ fn delay_fault_then_normal_handling() {
 
 #[test]
 fn persistent_delay_applies_to_every_request() {
-    let r = Receiver::start(ReceiverConfig {
-        delay: Some(Duration::from_millis(100)),
-        ..Default::default()
-    })
-    .unwrap();
+    let r = Receiver::start(ReceiverConfig { delay: Some(Duration::from_millis(100)), ..Default::default() })
+        .unwrap();
     let mut c = Client::connect(&r);
     for i in 0..2 {
         let t = Instant::now();
@@ -155,13 +146,7 @@ fn hang_holds_the_connection_until_shutdown() {
     hung.set_read_timeout(Duration::from_millis(200));
     hung.send("/batch/", &[], &batch(&[event(1)])).unwrap();
     let err = hung.read_response().unwrap_err();
-    assert!(
-        matches!(
-            err.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "{err:?}");
     // Other connections are unaffected, and the hung request is logged as unanswered.
     assert_eq!(post(&r, &batch(&[event(2)])).status, 200);
     assert_eq!(r.stats().events_accepted, 1);

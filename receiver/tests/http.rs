@@ -50,8 +50,7 @@ fn connection_close_is_honoured() {
 
     // HTTP/1.0 closes unless asked to keep alive.
     let mut c = Client::connect(&r);
-    c.send_raw(b"POST /batch/ HTTP/1.0\r\nContent-Length: 2\r\n\r\n[]")
-        .unwrap();
+    c.send_raw(b"POST /batch/ HTTP/1.0\r\nContent-Length: 2\r\n\r\n[]").unwrap();
     let resp = c.read_response().unwrap();
     assert_eq!(resp.status, 401);
     assert_eq!(resp.header("connection"), Some("close"));
@@ -85,10 +84,8 @@ fn expect_continue_gets_an_interim_response() {
     let r = start();
     let body = batch(&[event(1)]);
     let mut c = Client::connect(&r);
-    let head = format!(
-        "POST /batch/ HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        body.len()
-    );
+    let head =
+        format!("POST /batch/ HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n", body.len());
     c.send_raw(head.as_bytes()).unwrap();
     assert_eq!(c.read_response().unwrap().status, 100);
     c.send_raw(&body).unwrap();
@@ -102,17 +99,13 @@ fn other_paths_and_methods_are_refused() {
     let resp = c.post("/e/", &[], &batch(&[event(1)]));
     assert_eq!(resp.status, 404);
     assert_eq!(resp.code(), "not_found");
-    c.send_raw(b"GET /batch/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    c.send_raw(b"GET /batch/ HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let resp = c.read_response().unwrap();
     assert_eq!(resp.status, 405);
     assert_eq!(resp.header("allow"), Some("POST"));
     assert_eq!(c.post("/batch/", &[], &batch(&[event(1)])).status, 200);
     let stats = r.stats();
-    assert_eq!(
-        (stats.status(404), stats.status(405), stats.status(200)),
-        (1, 1, 1)
-    );
+    assert_eq!((stats.status(404), stats.status(405), stats.status(200)), (1, 1, 1));
     assert_eq!(r.requests()[0].path, "/e/");
 }
 

@@ -22,11 +22,7 @@ fn refused(r: &Receiver, body: &[u8], status: u16, code: &str) {
     assert_eq!(json["code"], code, "{text:.200} -> {}", resp.body);
     assert!(json["detail"].as_str().is_some_and(|d| !d.is_empty()));
     assert!(!resp.body.contains(KEY), "key echoed: {}", resp.body);
-    assert_eq!(
-        r.stats().events_accepted,
-        before,
-        "refused events were stored"
-    );
+    assert_eq!(r.stats().events_accepted, before, "refused events were stored");
 }
 
 /// A batch of one good event and `bad`: the whole request must be refused.
@@ -39,19 +35,9 @@ fn envelope_rules() {
     let r = start();
     refused(&r, b"not json", 400, "invalid_payload");
     refused(&r, b"\"a string\"", 400, "invalid_payload");
-    refused(
-        &r,
-        b"{\"api_key\": \"phc_x\", \"batch\": [",
-        400,
-        "invalid_payload",
-    );
+    refused(&r, b"{\"api_key\": \"phc_x\", \"batch\": [", 400, "invalid_payload");
     let both = json!({"api_key": KEY, "token": KEY, "batch": [event(1)]});
-    refused(
-        &r,
-        both.to_string().as_bytes(),
-        400,
-        "both_api_key_and_token",
-    );
+    refused(&r, both.to_string().as_bytes(), 400, "both_api_key_and_token");
     let empty = json!({"api_key": KEY, "batch": []});
     refused(&r, empty.to_string().as_bytes(), 400, "empty_batch");
     let missing = json!({"api_key": KEY});
@@ -88,10 +74,7 @@ fn token_rules_are_401() {
     assert_eq!(post(&r, padded.as_bytes()).status, 200);
     let token = json!({"token": KEY, "batch": [event(1)]}).to_string();
     assert_eq!(post(&r, token.as_bytes()).status, 200);
-    assert!(r
-        .requests()
-        .iter()
-        .all(|rec| rec.api_key_ok == (rec.status == 200)));
+    assert!(r.requests().iter().all(|rec| rec.api_key_ok == (rec.status == 200)));
 }
 
 #[test]
@@ -102,54 +85,21 @@ fn event_rules_refuse_the_whole_request() {
         (json!({"event": "", "distinct_id": "d"}), "invalid_event"),
         (json!({"event": 5, "distinct_id": "d"}), "invalid_event"),
         (json!({"event": "e"}), "missing_distinct_id"),
-        (
-            json!({"event": "e", "distinct_id": null}),
-            "missing_distinct_id",
-        ),
-        (
-            json!({"event": "e", "distinct_id": ""}),
-            "missing_distinct_id",
-        ),
-        (
-            json!({"event": "e", "distinct_id": " \t\n"}),
-            "missing_distinct_id",
-        ),
-        (
-            json!({"event": "e", "distinct_id": true}),
-            "invalid_distinct_id",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "properties": null}),
-            "invalid_properties",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "properties": [1]}),
-            "invalid_properties",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "timestamp": 1714564800}),
-            "invalid_timestamp",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "uuid": "not-a-uuid"}),
-            "invalid_uuid",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "uuid": 7}),
-            "invalid_uuid",
-        ),
+        (json!({"event": "e", "distinct_id": null}), "missing_distinct_id"),
+        (json!({"event": "e", "distinct_id": ""}), "missing_distinct_id"),
+        (json!({"event": "e", "distinct_id": " \t\n"}), "missing_distinct_id"),
+        (json!({"event": "e", "distinct_id": true}), "invalid_distinct_id"),
+        (json!({"event": "e", "distinct_id": "d", "properties": null}), "invalid_properties"),
+        (json!({"event": "e", "distinct_id": "d", "properties": [1]}), "invalid_properties"),
+        (json!({"event": "e", "distinct_id": "d", "timestamp": 1714564800}), "invalid_timestamp"),
+        (json!({"event": "e", "distinct_id": "d", "uuid": "not-a-uuid"}), "invalid_uuid"),
+        (json!({"event": "e", "distinct_id": "d", "uuid": 7}), "invalid_uuid"),
         (
             json!({"event": "e", "distinct_id": "d", "properties": {"$cookieless_mode": "yes"}}),
             "invalid_cookieless_mode",
         ),
-        (
-            json!({"event": "e", "distinct_id": "d", "offset": "1"}),
-            "invalid_offset",
-        ),
-        (
-            json!({"event": "e", "distinct_id": "d", "$set": "x"}),
-            "invalid_set",
-        ),
+        (json!({"event": "e", "distinct_id": "d", "offset": "1"}), "invalid_offset"),
+        (json!({"event": "e", "distinct_id": "d", "$set": "x"}), "invalid_set"),
     ];
     for (bad, code) in cases {
         refused(&r, &with_bad_event(bad), 400, code);
@@ -157,10 +107,7 @@ fn event_rules_refuse_the_whole_request() {
     assert!(r.events().is_empty());
     // The detail names the offending event.
     let resp = post(&r, &with_bad_event(json!({"event": "e"})));
-    assert!(resp.json()["detail"]
-        .as_str()
-        .unwrap()
-        .starts_with("batch[1]"));
+    assert!(resp.json()["detail"].as_str().unwrap().starts_with("batch[1]"));
 }
 
 #[test]
@@ -178,11 +125,7 @@ fn oversized_event_is_413() {
     assert_eq!(post(&r, &batch(&[fine])).status, 200);
 
     // The limit is configurable.
-    let small = Receiver::start(ReceiverConfig {
-        max_event_bytes: 2_000,
-        ..Default::default()
-    })
-    .unwrap();
+    let small = Receiver::start(ReceiverConfig { max_event_bytes: 2_000, ..Default::default() }).unwrap();
     let mut e = event(5);
     e["properties"]["blob"] = json!("x".repeat(2_000));
     refused(&small, &batch(&[e]), 413, "event_too_large");
@@ -207,10 +150,7 @@ fn body_limit_is_413_and_keeps_the_connection() {
     assert_eq!(r.stats().events_accepted, 51);
     assert_eq!(r.requests()[0].body_len, big.len());
 
-    let cfg = ReceiverConfig {
-        max_body_bytes: 100,
-        ..Default::default()
-    };
+    let cfg = ReceiverConfig { max_body_bytes: 100, ..Default::default() };
     let configured = Receiver::start(cfg).unwrap();
     assert_eq!(post(&configured, &batch(&[event(1)])).status, 413);
 }

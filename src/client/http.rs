@@ -105,12 +105,8 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, now));
-    let detail = resp
-        .body_mut()
-        .with_config()
-        .limit(DETAIL_BYTES as u64 * 4)
-        .read_to_vec()
-        .unwrap_or_default();
+    let detail =
+        resp.body_mut().with_config().limit(DETAIL_BYTES as u64 * 4).read_to_vec().unwrap_or_default();
     Ok(Response::new(resp.status().as_u16()).with_retry_after_ms(retry_after).with_detail(&detail))
 }
 

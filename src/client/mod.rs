@@ -272,7 +272,8 @@ impl Builder {
         match err {
             Error::InvalidHost { host } => {
                 let key = self.api_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-                let secret = key.is_some_and(|k| host.contains(k)) || host.contains("phc_") || host.contains("phx_");
+                let secret =
+                    key.is_some_and(|k| host.contains(k)) || host.contains("phc_") || host.contains("phx_");
                 let host = if secret { "(withheld: it looks like an API key)".into() } else { host };
                 Error::InvalidHost { host }
             }
@@ -401,8 +402,16 @@ fn spawn_flusher<T: Transport + Send + 'static>(
                 super_properties: &super_refs,
             };
             let encoder = Encoder::new(enrichment, random_seed());
-            let flusher =
-                Flusher::new(consumer, transport, SmolTimer::new(), clock.clone(), encoder, envelope, flush, batches);
+            let flusher = Flusher::new(
+                consumer,
+                transport,
+                SmolTimer::new(),
+                clock.clone(),
+                encoder,
+                envelope,
+                flush,
+                batches,
+            );
             smol::block_on(clock.refreshing(flusher.run()));
         })
         .map_err(Error::Spawn)
@@ -412,7 +421,9 @@ fn spawn_flusher<T: Transport + Send + 'static>(
 fn random_seed() -> u64 {
     use core::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -475,12 +486,22 @@ impl Client {
     /// sends nothing.
     pub fn disabled() -> Client {
         let queue = Arc::new(HeapQueue::with_capacity(1, 2));
-        let client = Client::from_parts(queue, ClientClock::Coarse(Arc::new(CoarseClock::new())), None, Duration::ZERO);
+        let client = Client::from_parts(
+            queue,
+            ClientClock::Coarse(Arc::new(CoarseClock::new())),
+            None,
+            Duration::ZERO,
+        );
         client.inner.closed.store(true, Ordering::Release);
         client
     }
 
-    fn from_parts(queue: Arc<HeapQueue>, clock: ClientClock, flusher: Option<JoinHandle<()>>, shutdown_timeout: Duration) -> Client {
+    fn from_parts(
+        queue: Arc<HeapQueue>,
+        clock: ClientClock,
+        flusher: Option<JoinHandle<()>>,
+        shutdown_timeout: Duration,
+    ) -> Client {
         Client {
             inner: Arc::new(Inner {
                 queue,

@@ -21,7 +21,8 @@ impl TscClock {
     pub fn new() -> Self {
         let clock = quanta::Clock::new();
         let anchor_raw = clock.raw();
-        let anchor_unix_nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let anchor_unix_nanos =
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
         TscClock { clock, anchor_raw, anchor_unix_nanos }
     }
 }

@@ -4,7 +4,7 @@
 use core::ops::Deref;
 
 use super::mpsc::Seqs;
-use super::{sealed, SharedPtr, SharedRing, Full, Ring, Storage};
+use super::{sealed, Full, Ring, SharedPtr, SharedRing, Storage};
 use crate::sync::{AtomicBool, Ordering};
 
 /// A set of lanes and a shared fallback ring, all holding `T` records.
@@ -158,11 +158,8 @@ impl<T, S: Storage<T>, Q: Seqs, C: Rings<T, S>> Lanes<T, S, Q, C> {
 /// shared ring then.
 pub fn try_producer<R: LanesRef>(owner: R) -> Option<LaneProducer<R>> {
     let lanes = owner.lanes();
-    let (index, tail) = lanes
-        .rings()
-        .iter()
-        .enumerate()
-        .find_map(|(i, ring)| Some((i, ring.try_claim_producer()?)))?;
+    let (index, tail) =
+        lanes.rings().iter().enumerate().find_map(|(i, ring)| Some((i, ring.try_claim_producer()?)))?;
     let cached_head = tail.wrapping_sub(lanes.rings()[index].len());
     Some(LaneProducer { owner, index, tail, cached_head })
 }

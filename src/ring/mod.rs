@@ -18,8 +18,7 @@ mod mpsc;
 mod spsc;
 
 pub use lanes::{
-    try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef,
-    Rings,
+    try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef, Rings,
 };
 #[cfg(feature = "std")]
 pub use mpsc::heap_seqs;

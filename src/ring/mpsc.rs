@@ -100,7 +100,10 @@ impl<T, S: Storage<T>, Q: Seqs> SharedRing<T, S, Q> {
     /// otherwise positions would alias slots.
     pub fn with_storage(slots: S, seqs: Q) -> Self {
         let (n, q) = (slots.slots().len(), seqs.seqs());
-        assert!(n.is_power_of_two() && n >= 2, "shared ring capacity must be a power of two, at least 2, not {n}");
+        assert!(
+            n.is_power_of_two() && n >= 2,
+            "shared ring capacity must be a power of two, at least 2, not {n}"
+        );
         assert_eq!(q.len(), n, "one sequence number per slot");
         assert!(
             q.iter().enumerate().all(|(i, s)| s.load(Ordering::Relaxed) == i),

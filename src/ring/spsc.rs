@@ -85,10 +85,7 @@ impl<T, S: Storage<T>> Ring<T, S> {
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
             }),
-            cons: CachePadded(ConsumerSide {
-                head: AtomicUsize::new(0),
-                claimed: AtomicBool::new(false),
-            }),
+            cons: CachePadded(ConsumerSide { head: AtomicUsize::new(0), claimed: AtomicBool::new(false) }),
             slots,
             _records: PhantomData,
         }
@@ -104,10 +101,7 @@ impl<T, S: Storage<T>> Ring<T, S> {
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
             }),
-            cons: CachePadded(ConsumerSide {
-                head: AtomicUsize::new(0),
-                claimed: AtomicBool::new(false),
-            }),
+            cons: CachePadded(ConsumerSide { head: AtomicUsize::new(0), claimed: AtomicBool::new(false) }),
             slots,
             _records: PhantomData,
         }
@@ -156,19 +150,13 @@ impl<T, S: Storage<T>> Ring<T, S> {
 
     /// The consumer handle, unless one exists.
     pub fn try_consumer<R: RingRef<Record = T, Storage = S>>(ring: R) -> Option<Consumer<R>> {
-        ring.cons
-            .claimed
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
+        ring.cons.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok()?;
         Some(Consumer { ring })
     }
 
     /// Claims the producer side: one CAS, never retried. Returns the current tail.
     pub(super) fn try_claim_producer(&self) -> Option<usize> {
-        self.prod
-            .claimed
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()?;
+        self.prod.claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).ok()?;
         // Acquire on the claim orders this after the previous producer's last tail store.
         Some(self.prod.tail.load(Ordering::Relaxed))
     }

@@ -104,7 +104,11 @@ pub fn assert_no_key_logged() {
 #[track_caller]
 pub fn assert_accounted(s: &Snapshot) {
     assert_eq!(s.pending, 0, "events still pending after shutdown: {s:?}");
-    assert_eq!(s.captured, s.sent + s.failed + s.dropped + s.rejected, "captured != sent + failed + dropped + rejected: {s:?}");
+    assert_eq!(
+        s.captured,
+        s.sent + s.failed + s.dropped + s.rejected,
+        "captured != sent + failed + dropped + rejected: {s:?}"
+    );
 }
 
 /// Shuts `client` down (must succeed within `deadline` + 1 s), checks the accounting and that
@@ -189,7 +193,8 @@ pub fn full_backlog() -> Option<FullBacklog> {
 /// `unix_secs` as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), for `Retry-After`.
 pub fn imf_fixdate(unix_secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let days = unix_secs / 86_400;
     let sod = unix_secs % 86_400;
     // Howard Hinnant's civil_from_days.

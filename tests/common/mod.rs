@@ -18,7 +18,11 @@ pub const SERVER_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 pub const SERVER_EVENT_OVERHEAD: usize = 256;
 
 /// Encodes one event alone into a fresh buffer and returns its JSON text and notes.
-pub fn encode_one(encoder: &mut Encoder<'_>, event: &impl fasthog::AsRecord, clock: &impl Clock) -> (String, Notes) {
+pub fn encode_one(
+    encoder: &mut Encoder<'_>,
+    event: &impl fasthog::AsRecord,
+    clock: &impl Clock,
+) -> (String, Notes) {
     let mut buf = vec![0u8; 4 << 20];
     let mut w = Writer::new(&mut buf, 0);
     let notes = encoder.encode(event, clock, &mut w);
@@ -44,10 +48,7 @@ where
 /// Keys that occur twice in one object anywhere in `json` (which must be valid JSON).
 pub fn duplicate_keys(json: &str) -> Vec<String> {
     enum Frame {
-        Object {
-            keys: HashSet<String>,
-            expect_key: bool,
-        },
+        Object { keys: HashSet<String>, expect_key: bool },
         Array,
     }
     let b = json.as_bytes();
@@ -56,10 +57,7 @@ pub fn duplicate_keys(json: &str) -> Vec<String> {
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'{' => stack.push(Frame::Object {
-                keys: HashSet::new(),
-                expect_key: true,
-            }),
+            b'{' => stack.push(Frame::Object { keys: HashSet::new(), expect_key: true }),
             b'[' => stack.push(Frame::Array),
             b'}' | b']' => {
                 stack.pop();
@@ -139,23 +137,16 @@ pub fn is_rfc3339_utc_micros(s: &str) -> bool {
 /// The size PostHog measures for an event: its JSON embedded once more as an escaped string
 /// (quotes and backslashes cost double), plus the fields the server adds.
 pub fn server_event_size(event_json: &str) -> usize {
-    let escapes = event_json
-        .bytes()
-        .filter(|&b| b == b'"' || b == b'\\')
-        .count();
+    let escapes = event_json.bytes().filter(|&b| b == b'"' || b == b'\\').count();
     event_json.len() + escapes + 2 + SERVER_EVENT_OVERHEAD
 }
 
 /// Checks one event's JSON text against the capture rules and returns it parsed.
 pub fn check_event_json(text: &str) -> Value {
-    let v: Value = serde_json::from_str(text)
-        .unwrap_or_else(|e| panic!("event is not JSON ({e}): {}", preview(text)));
+    let v: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("event is not JSON ({e}): {}", preview(text)));
     let dups = duplicate_keys(text);
-    assert!(
-        dups.is_empty(),
-        "duplicate keys {dups:?} in {}",
-        preview(text)
-    );
+    assert!(dups.is_empty(), "duplicate keys {dups:?} in {}", preview(text));
     check_event_value(&v);
     let size = server_event_size(text);
     assert!(
@@ -168,33 +159,15 @@ pub fn check_event_json(text: &str) -> Value {
 /// Checks a parsed event against the capture rules.
 pub fn check_event_value(v: &Value) {
     let obj = v.as_object().expect("event is an object");
-    let event = obj
-        .get("event")
-        .and_then(Value::as_str)
-        .expect("`event` is a string");
+    let event = obj.get("event").and_then(Value::as_str).expect("`event` is a string");
     assert!(!event.is_empty(), "`event` is empty");
-    let did = obj
-        .get("distinct_id")
-        .and_then(Value::as_str)
-        .expect("`distinct_id` is a string");
-    assert!(
-        !did.trim().is_empty(),
-        "`distinct_id` is empty or whitespace: {did:?}"
-    );
+    let did = obj.get("distinct_id").and_then(Value::as_str).expect("`distinct_id` is a string");
+    assert!(!did.trim().is_empty(), "`distinct_id` is empty or whitespace: {did:?}");
     let props = obj.get("properties").expect("`properties` present");
     let props = props.as_object().expect("`properties` is an object");
-    let ts = obj
-        .get("timestamp")
-        .and_then(Value::as_str)
-        .expect("`timestamp` is a string");
-    assert!(
-        is_rfc3339_utc_micros(ts),
-        "timestamp {ts:?} is not RFC 3339 UTC"
-    );
-    let uuid = obj
-        .get("uuid")
-        .and_then(Value::as_str)
-        .expect("`uuid` is a string");
+    let ts = obj.get("timestamp").and_then(Value::as_str).expect("`timestamp` is a string");
+    assert!(is_rfc3339_utc_micros(ts), "timestamp {ts:?} is not RFC 3339 UTC");
+    let uuid = obj.get("uuid").and_then(Value::as_str).expect("`uuid` is a string");
     assert!(is_uuid_v7(uuid), "uuid {uuid:?} is not a UUIDv7");
     for key in ["$set", "$set_once"] {
         if let Some(set) = obj.get(key) {
@@ -205,10 +178,7 @@ pub fn check_event_value(v: &Value) {
         assert!(c.is_boolean(), "$cookieless_mode must be a bool");
     }
     if let Some(offset) = obj.get("offset") {
-        assert!(
-            offset.is_i64() || offset.is_null(),
-            "offset must be an integer"
-        );
+        assert!(offset.is_i64() || offset.is_null(), "offset must be an integer");
     }
 }
 
@@ -216,64 +186,39 @@ pub fn check_event_value(v: &Value) {
 pub fn check_body(body: &[u8]) -> Value {
     assert!(body.len() <= SERVER_MAX_BODY_BYTES, "body over 20 MiB");
     let text = std::str::from_utf8(body).expect("body is UTF-8");
-    let v: Value = serde_json::from_str(text)
-        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", preview(text)));
+    let v: Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", preview(text)));
     let dups = duplicate_keys(text);
     assert!(dups.is_empty(), "duplicate keys {dups:?}");
     let top = v.as_object().expect("body is an object");
-    let key = top
-        .get("api_key")
-        .and_then(Value::as_str)
-        .expect("api_key is a string");
+    let key = top.get("api_key").and_then(Value::as_str).expect("api_key is a string");
     let key = key.trim();
     assert!(!key.is_empty() && key.len() <= 64 && key.is_ascii() && !key.contains('\0'));
     assert!(!key.starts_with("phx_"));
-    assert!(
-        top.get("token").is_none(),
-        "api_key and token together are a 400"
-    );
-    assert!(top
-        .get("historical_migration")
-        .is_some_and(Value::is_boolean));
-    let sent_at = top
-        .get("sent_at")
-        .and_then(Value::as_str)
-        .expect("sent_at is a string");
+    assert!(top.get("token").is_none(), "api_key and token together are a 400");
+    assert!(top.get("historical_migration").is_some_and(Value::is_boolean));
+    let sent_at = top.get("sent_at").and_then(Value::as_str).expect("sent_at is a string");
     assert!(is_rfc3339_utc_micros(sent_at));
-    let batch = top
-        .get("batch")
-        .and_then(Value::as_array)
-        .expect("batch is an array");
+    let batch = top.get("batch").and_then(Value::as_array).expect("batch is an array");
     assert!(!batch.is_empty(), "an empty batch is a 400");
     for event in batch {
         check_event_value(event);
         let re = serde_json::to_string(event).expect("re-serialize");
-        assert!(
-            server_event_size(&re) <= SERVER_MAX_EVENT_BYTES,
-            "event over 1 MB re-encoded"
-        );
+        assert!(server_event_size(&re) <= SERVER_MAX_EVENT_BYTES, "event over 1 MB re-encoded");
     }
     v
 }
 
 /// Checks every event of a batch, from its own bytes, and the body as a whole. Returns the
 /// parsed body.
-pub fn check_batch<B, E>(
-    envelope: &Envelope<'_>,
-    sent_at: u64,
-    batch: &Batch<B, E>,
-    limits: &Limits,
-) -> Value
+pub fn check_batch<B, E>(envelope: &Envelope<'_>, sent_at: u64, batch: &Batch<B, E>, limits: &Limits) -> Value
 where
     B: AsRef<[u8]> + AsMut<[u8]>,
     E: AsRef<[u32]> + AsMut<[u32]>,
 {
     for i in 0..batch.len() {
         let raw = std::str::from_utf8(batch.events(i..i + 1)).expect("UTF-8");
-        assert!(
-            raw.len() <= limits.max_event_bytes,
-            "event {i} over max_event_bytes"
-        );
+        assert!(raw.len() <= limits.max_event_bytes, "event {i} over max_event_bytes");
         check_event_json(raw);
     }
     let body = body(envelope, sent_at, batch);
@@ -307,9 +252,7 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_eq(a, b))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -318,10 +261,7 @@ pub fn json_eq(a: &Value, b: &Value) -> bool {
 /// Asserts [`json_eq`], printing both on failure.
 #[track_caller]
 pub fn assert_json_eq(actual: &Value, expected: &Value) {
-    assert!(
-        json_eq(actual, expected),
-        "JSON differs\n  actual:   {actual}\n  expected: {expected}"
-    );
+    assert!(json_eq(actual, expected), "JSON differs\n  actual:   {actual}\n  expected: {expected}");
 }
 
 /// The first 300 characters of `s`, for messages.
@@ -334,9 +274,7 @@ pub fn preview(s: &str) -> String {
 pub fn post_to_receiver(receiver: &fasthog_receiver::Receiver, body: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(receiver.addr()).expect("connect");
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let head = format!(
         "POST /batch/ HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -352,9 +290,6 @@ pub fn post_to_receiver(receiver: &fasthog_receiver::Receiver, body: &[u8]) -> (
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }

@@ -25,10 +25,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn json(&self) -> Value {
@@ -44,13 +41,8 @@ impl Response {
 impl Client {
     pub fn connect(receiver: &Receiver) -> Client {
         let stream = TcpStream::connect(receiver.addr()).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        }
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Client { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
     }
 
     pub fn set_read_timeout(&self, t: Duration) {
@@ -90,11 +82,7 @@ impl Client {
         if self.reader.read_line(&mut line)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
+        let status = line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line");
         let mut headers = Vec::new();
         loop {
             line.clear();
@@ -106,15 +94,8 @@ impl Client {
             let (n, v) = l.split_once(':').expect("header");
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
-        let mut response = Response {
-            status,
-            headers,
-            body: String::new(),
-        };
-        let len: usize = response
-            .header("content-length")
-            .map(|v| v.parse().unwrap())
-            .unwrap_or(0);
+        let mut response = Response { status, headers, body: String::new() };
+        let len: usize = response.header("content-length").map(|v| v.parse().unwrap()).unwrap_or(0);
         let mut body = vec![0; len];
         self.reader.read_exact(&mut body)?;
         response.body = String::from_utf8(body).unwrap();
@@ -150,9 +131,7 @@ pub fn uuid(i: u32) -> String {
 
 /// A batch body with the test key.
 pub fn batch(events: &[Value]) -> Vec<u8> {
-    json!({"api_key": KEY, "batch": events, "sent_at": "2024-05-01T12:00:01Z"})
-        .to_string()
-        .into_bytes()
+    json!({"api_key": KEY, "batch": events, "sent_at": "2024-05-01T12:00:01Z"}).to_string().into_bytes()
 }
 
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {
