@@ -37,11 +37,7 @@ struct Register<'g, 'c> {
 
 impl Visit for Register<'_, '_> {
     fn visit<P: Capture + 'static>(&mut self, s: Setup<P>) {
-        let Setup {
-            kind,
-            mut producers,
-            drainer,
-        } = s;
+        let Setup { kind, mut producers, drainer } = s;
         let mut p = producers.pop().expect("one producer");
         let user = user_id(0);
         // Everything the setup spawned runs on the last CPU; measure on CPU 0.
@@ -49,11 +45,7 @@ impl Visit for Register<'_, '_> {
         let mut sent = 0u64;
         let settle = |sent: u64| match &drainer {
             Drainer::Spinner(sp) => {
-                assert!(
-                    sp.wait_consumed(sent, Duration::from_secs(30)),
-                    "{} consumer stalled",
-                    kind.name()
-                );
+                assert!(sp.wait_consumed(sent, Duration::from_secs(30)), "{} consumer stalled", kind.name());
             }
             Drainer::External { settle, .. } => settle(),
         };
@@ -96,12 +88,7 @@ impl Visit for Register<'_, '_> {
             Drainer::External { lost, .. } => lost(),
             Drainer::Spinner(_) => 0,
         };
-        assert_eq!(
-            refused + lost,
-            0,
-            "{}: captures refused or dropped",
-            kind.name()
-        );
+        assert_eq!(refused + lost, 0, "{}: captures refused or dropped", kind.name());
         drop(p);
         drop(drainer);
         sys::pin(&[self.cpus - 1]);
@@ -111,11 +98,8 @@ impl Visit for Register<'_, '_> {
 fn run(c: &mut Criterion, name: &str, prebuilt: bool) {
     let cpus = sys::nproc().max(1);
     sys::pin(&[cpus - 1]);
-    let receiver = Receiver::start(ReceiverConfig {
-        store: Store::CountOnly,
-        ..Default::default()
-    })
-    .expect("start receiver");
+    let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
+        .expect("start receiver");
     let params = Params {
         producers: 1,
         capacity: (CHUNK * 2) as usize,
@@ -125,15 +109,7 @@ fn run(c: &mut Criterion, name: &str, prebuilt: bool) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     for kind in Kind::ALL {
-        setup(
-            kind,
-            &params,
-            &mut Register {
-                group: &mut group,
-                prebuilt,
-                cpus,
-            },
-        );
+        setup(kind, &params, &mut Register { group: &mut group, prebuilt, cpus });
     }
     group.finish();
     sys::pin(&(0..cpus).collect::<Vec<_>>());

@@ -76,11 +76,7 @@ impl E2eArgs {
             self.url.clone(),
             self.secs.to_string(),
             self.batch.to_string(),
-            if self.count_allocs {
-                "count".into()
-            } else {
-                "nocount".into()
-            },
+            if self.count_allocs { "count".into() } else { "nocount".into() },
         ]
     }
 
@@ -209,11 +205,7 @@ impl RssSampler {
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        RssSampler {
-            stop,
-            peak,
-            handle: Some(handle),
-        }
+        RssSampler { stop, peak, handle: Some(handle) }
     }
 
     fn finish(mut self) -> u64 {
@@ -232,10 +224,7 @@ pub fn child_main(args: &E2eArgs) {
 }
 
 fn run(a: &E2eArgs) -> E2eResult {
-    let mut r = E2eResult {
-        rss_start_kb: crate::sys::rss_kb(),
-        ..Default::default()
-    };
+    let mut r = E2eResult { rss_start_kb: crate::sys::rss_kb(), ..Default::default() };
     let sampler = RssSampler::start();
     crate::alloc::set_counting(a.count_allocs);
     let process0 = crate::alloc::process_allocs();
@@ -275,9 +264,7 @@ fn run(a: &E2eArgs) -> E2eResult {
             r.producer_allocs = crate::alloc::thread_allocs() - a0;
             r.capture_secs = start.elapsed().as_secs_f64();
             r.captured = i;
-            let stats = client
-                .shutdown(Duration::from_secs(60))
-                .expect("fasthog shutdown");
+            let stats = client.shutdown(Duration::from_secs(60)).expect("fasthog shutdown");
             r.delivered = stats.sent;
             // Drops at capture are the producer's retries (counted in `lane_full`); any other
             // drop or failure is a lost event.
@@ -334,17 +321,10 @@ fn run(a: &E2eArgs) -> E2eResult {
 /// Runs one end-to-end measurement in a child process of this binary.
 pub fn spawn_run(a: &E2eArgs) -> std::io::Result<E2eResult> {
     let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .arg("--e2e")
-        .args(a.to_args())
-        .stderr(Stdio::inherit())
-        .output()?;
+    let out = Command::new(exe).arg("--e2e").args(a.to_args()).stderr(Stdio::inherit()).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines().find_map(E2eResult::parse).ok_or_else(|| {
-        std::io::Error::other(format!(
-            "e2e child printed no result (status {}): {text}",
-            out.status
-        ))
+        std::io::Error::other(format!("e2e child printed no result (status {}): {text}", out.status))
     })
 }
 
@@ -369,11 +349,8 @@ pub fn receiver_child_main(cpu: Option<usize>) {
     if let Some(cpu) = cpu {
         crate::sys::pin(&[cpu]);
     }
-    let receiver = Receiver::start(ReceiverConfig {
-        store: Store::CountOnly,
-        ..Default::default()
-    })
-    .expect("start receiver");
+    let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
+        .expect("start receiver");
     println!("URL {}", receiver.url());
     let _ = std::io::stdout().flush();
     let stdin = std::io::stdin();
@@ -381,12 +358,7 @@ pub fn receiver_child_main(cpu: Option<usize>) {
         let Ok(line) = line else { break };
         if line.trim() == "stats" {
             let s = receiver.stats();
-            let not_ok: u64 = s
-                .by_status
-                .iter()
-                .filter(|(k, _)| **k != 200)
-                .map(|(_, v)| v)
-                .sum();
+            let not_ok: u64 = s.by_status.iter().filter(|(k, _)| **k != 200).map(|(_, v)| v).sum();
             println!(
                 "STATS events={} requests={} gzip={} bytes={} not_ok={}",
                 s.events_accepted, s.requests, s.gzip_requests, s.bytes_received, not_ok
@@ -413,11 +385,7 @@ impl ReceiverChild {
         if let Some(c) = cpu {
             cmd.arg(c.to_string());
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
@@ -427,12 +395,7 @@ impl ReceiverChild {
             .strip_prefix("URL ")
             .ok_or_else(|| std::io::Error::other(format!("receiver said {line:?}")))?
             .to_string();
-        Ok(ReceiverChild {
-            child,
-            stdin,
-            stdout,
-            url,
-        })
+        Ok(ReceiverChild { child, stdin, stdout, url })
     }
 
     /// The receiver's base URL.
@@ -446,10 +409,7 @@ impl ReceiverChild {
         let Some(stdin) = self.stdin.as_mut() else {
             return c;
         };
-        if writeln!(stdin, "stats")
-            .and_then(|_| stdin.flush())
-            .is_err()
-        {
+        if writeln!(stdin, "stats").and_then(|_| stdin.flush()).is_err() {
             return c;
         }
         let mut line = String::new();

@@ -27,13 +27,7 @@ impl Default for Hist {
 
 impl std::fmt::Debug for Hist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Hist(n={}, p50={}, max={})",
-            self.total,
-            self.quantile(0.5),
-            self.max
-        )
+        write!(f, "Hist(n={}, p50={}, max={})", self.total, self.quantile(0.5), self.max)
     }
 }
 
@@ -60,12 +54,7 @@ fn low(i: usize) -> u64 {
 impl Hist {
     /// An empty histogram.
     pub fn new() -> Self {
-        Hist {
-            counts: vec![0; BUCKETS].into_boxed_slice(),
-            total: 0,
-            sum: 0,
-            max: 0,
-        }
+        Hist { counts: vec![0; BUCKETS].into_boxed_slice(), total: 0, sum: 0, max: 0 }
     }
 
     /// Adds one sample.
@@ -148,18 +137,7 @@ mod tests {
 
     #[test]
     fn buckets_round_trip() {
-        for v in [
-            0u64,
-            1,
-            2047,
-            2048,
-            2049,
-            4095,
-            4096,
-            10_000,
-            1 << 40,
-            u64::MAX,
-        ] {
+        for v in [0u64, 1, 2047, 2048, 2049, 4095, 4096, 10_000, 1 << 40, u64::MAX] {
             let i = index(v);
             assert!(low(i) <= v, "{v}");
             if i + 1 < BUCKETS {

@@ -313,11 +313,7 @@ pub struct Spinner {
 impl Spinner {
     /// Starts a drain thread around `drain` (returns how many records it took). With `poll`
     /// it drains everything, then sleeps that long, like a flusher; without, it spins.
-    pub fn spawn(
-        name: &str,
-        poll: Option<Duration>,
-        mut drain: Box<dyn FnMut() -> usize + Send>,
-    ) -> Spinner {
+    pub fn spawn(name: &str, poll: Option<Duration>, mut drain: Box<dyn FnMut() -> usize + Send>) -> Spinner {
         let active = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let consumed = Arc::new(AtomicU64::new(0));
@@ -356,12 +352,7 @@ impl Spinner {
                 }
             })
             .expect("spawn drain thread");
-        Spinner {
-            active,
-            stop,
-            consumed,
-            handle: Some(handle),
-        }
+        Spinner { active, stop, consumed, handle: Some(handle) }
     }
 
     /// Starts draining.
@@ -465,9 +456,7 @@ pub fn fasthog_client(url: &str, capacity: usize, producers: usize) -> Client {
 /// fasthog's lanes together (so neither drops during a burst).
 pub fn posthog_client(url: &str, max_queue: usize, gzip: bool) -> posthog_rs::Client {
     let mut b = posthog_rs::ClientOptionsBuilder::default();
-    b.api_key(API_KEY.to_string())
-        .host(url.to_string())
-        .max_queue_size(max_queue);
+    b.api_key(API_KEY.to_string()).host(url.to_string()).max_queue_size(max_queue);
     if gzip {
         b.capture_compression(posthog_rs::CaptureCompression::Gzip);
     }
@@ -550,17 +539,12 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
             });
         }
         Kind::FasthogRing => {
-            let rings: Vec<Arc<HeapRing>> = (0..n)
-                .map(|_| Arc::new(Ring::with_storage(heap_storage(cap))))
-                .collect();
-            let producers = rings
-                .iter()
-                .map(|r| RingPush(Ring::try_producer(r.clone()).expect("producer")))
-                .collect();
-            let consumers: Vec<_> = rings
-                .into_iter()
-                .map(|r| Ring::try_consumer(r).expect("consumer"))
-                .collect();
+            let rings: Vec<Arc<HeapRing>> =
+                (0..n).map(|_| Arc::new(Ring::with_storage(heap_storage(cap)))).collect();
+            let producers =
+                rings.iter().map(|r| RingPush(Ring::try_producer(r.clone()).expect("producer"))).collect();
+            let consumers: Vec<_> =
+                rings.into_iter().map(|r| Ring::try_consumer(r).expect("consumer")).collect();
             let drain = Box::new({
                 let mut consumers = consumers;
                 move || {
@@ -582,9 +566,8 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
             });
         }
         Kind::Ringbuf => {
-            let (producers, consumers): (Vec<RbProd>, Vec<RbCons>) = (0..n)
-                .map(|_| ringbuf::HeapRb::<Record>::new(cap).split())
-                .unzip();
+            let (producers, consumers): (Vec<RbProd>, Vec<RbCons>) =
+                (0..n).map(|_| ringbuf::HeapRb::<Record>::new(cap).split()).unzip();
             let drain = spsc_drain!(consumers, |c: &mut RbCons| c.try_pop());
             v.visit(Setup {
                 kind,
@@ -605,9 +588,7 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
         Kind::ArrayQueue => {
             let q = Arc::new(crossbeam_queue::ArrayQueue::<Record>::new(cap * n));
             let producers = (0..n).map(|_| ArrayQueuePush(q.clone())).collect();
-            let drain = spsc_drain!(vec![q], |c: &mut Arc<
-                crossbeam_queue::ArrayQueue<Record>,
-            >| c.pop());
+            let drain = spsc_drain!([q], |c: &mut Arc<crossbeam_queue::ArrayQueue<Record>>| c.pop());
             v.visit(Setup {
                 kind,
                 producers,
@@ -617,9 +598,7 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
         Kind::CrossbeamChannel => {
             let (tx, rx) = crossbeam_channel::bounded::<Record>(cap * n);
             let producers = (0..n).map(|_| CrossbeamSend(tx.clone())).collect();
-            let drain = spsc_drain!(vec![rx], |c: &mut crossbeam_channel::Receiver<Record>| c
-                .try_recv()
-                .ok());
+            let drain = spsc_drain!([rx], |c: &mut crossbeam_channel::Receiver<Record>| c.try_recv().ok());
             v.visit(Setup {
                 kind,
                 producers,
@@ -629,9 +608,7 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
         Kind::StdSyncChannel => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(cap * n);
             let producers = (0..n).map(|_| StdSend(tx.clone())).collect();
-            let drain = spsc_drain!(vec![rx], |c: &mut std::sync::mpsc::Receiver<Record>| c
-                .try_recv()
-                .ok());
+            let drain = spsc_drain!([rx], |c: &mut std::sync::mpsc::Receiver<Record>| c.try_recv().ok());
             v.visit(Setup {
                 kind,
                 producers,
@@ -664,9 +641,7 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
         Kind::GoDesign => {
             let (tx, rx) = crossbeam_channel::bounded::<GoEvent>(cap * n);
             let producers = (0..n).map(|_| GoSend(tx.clone())).collect();
-            let drain = spsc_drain!(vec![rx], |c: &mut crossbeam_channel::Receiver<GoEvent>| c
-                .try_recv()
-                .ok());
+            let drain = spsc_drain!([rx], |c: &mut crossbeam_channel::Receiver<GoEvent>| c.try_recv().ok());
             v.visit(Setup {
                 kind,
                 producers,

@@ -40,11 +40,7 @@ impl Options {
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let mut val = || {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{a} needs a value"))
-            };
+            let mut val = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
             match a.as_str() {
                 "--out" => o.out = PathBuf::from(val()?),
                 "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
@@ -70,7 +66,8 @@ impl Options {
 pub const POLL: Duration = Duration::from_micros(50);
 
 /// Usage text.
-pub const USAGE: &str = "usage: bench-report [--out DIR] [--rounds N] [--burst N] [--secs S] [--no-pin] [--skip-e2e] [--quick]
+pub const USAGE: &str =
+    "usage: bench-report [--out DIR] [--rounds N] [--burst N] [--secs S] [--no-pin] [--skip-e2e] [--quick]
   Runs the tail-latency harness (fasthog and every peer, 1 and 2 producers) and the end-to-end
   throughput runs (fasthog vs posthog-rs, gzip and plain), then writes DIR/REPORT.md and
   DIR/latency.svg (DIR defaults to bench-report/ at the workspace root).";
@@ -117,7 +114,9 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
     let tsc = sys::quanta_uses_tsc(&clock);
     let counting = crate::alloc::installed();
     if !counting {
-        eprintln!("warning: the counting allocator is not installed in this binary; allocations not measured");
+        eprintln!(
+            "warning: the counting allocator is not installed in this binary; allocations not measured"
+        );
     }
     let cpus = machine.nproc.max(1);
     eprintln!(
@@ -150,11 +149,7 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
                 poll,
             };
             let r = tail::run(&cfg);
-            eprintln!(
-                "{}(took {:.1} s)\n",
-                tail::table(&r),
-                r.elapsed.as_secs_f64()
-            );
+            eprintln!("{}(took {:.1} s)\n", tail::table(&r), r.elapsed.as_secs_f64());
             runs.push(r);
         }
     }
@@ -165,21 +160,25 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
         let mut receiver = ReceiverChild::start(None)?;
         let batch = 100;
         let mut plan = Vec::new();
-        for (which, gzip) in [
-            (Which::Fasthog, Some(1)),
-            (Which::Fasthog, Some(6)),
-            (Which::Fasthog, None),
-            (Which::PosthogRs, Some(6)),
-            (Which::PosthogRs, None),
-        ] {
-            plan.push(E2eArgs {
-                which,
-                gzip,
-                url: receiver.url().to_string(),
-                secs: o.e2e_secs,
-                batch,
-                count_allocs: false,
-            });
+        // Every configuration twice, interleaved; the faster run of each is kept (noise on a
+        // shared machine only ever slows a run down).
+        for _ in 0..E2E_REPEATS {
+            for (which, gzip) in [
+                (Which::Fasthog, Some(1)),
+                (Which::Fasthog, Some(6)),
+                (Which::Fasthog, None),
+                (Which::PosthogRs, Some(6)),
+                (Which::PosthogRs, None),
+            ] {
+                plan.push(E2eArgs {
+                    which,
+                    gzip,
+                    url: receiver.url().to_string(),
+                    secs: o.e2e_secs,
+                    batch,
+                    count_allocs: false,
+                });
+            }
         }
         if counting {
             for (which, gzip) in [(Which::Fasthog, Some(1)), (Which::PosthogRs, Some(6))] {
@@ -214,40 +213,42 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
                 result.captured,
                 result.rss_peak_kb
             );
-            rows.push(E2eRow {
-                args,
-                result,
-                receiver: d,
-            });
+            rows.push(E2eRow { args, result, receiver: d });
         }
+        rows = best_runs(rows);
     }
 
     let load_end = sys::loadavg();
     let took = started.elapsed();
     std::fs::create_dir_all(&o.out)?;
     let md = markdown(
-        &Facts {
-            date,
-            machine,
-            tsc,
-            load_start,
-            load_end,
-            took,
-            options: o.clone(),
-            counting,
-        },
+        &Facts { date, machine, tsc, load_start, load_end, took, options: o.clone(), counting },
         &runs,
         &rows,
     );
     let path = o.out.join("REPORT.md");
     std::fs::write(&path, md)?;
     std::fs::write(o.out.join("latency.svg"), svg(&runs))?;
-    eprintln!(
-        "wrote {} and latency.svg in {:.0} s",
-        path.display(),
-        took.as_secs_f64()
-    );
+    eprintln!("wrote {} and latency.svg in {:.0} s", path.display(), took.as_secs_f64());
     Ok(path)
+}
+
+/// Runs of each end-to-end configuration, interleaved.
+const E2E_REPEATS: usize = 2;
+
+/// Keeps the fastest run of each configuration (first-seen order).
+fn best_runs(rows: Vec<E2eRow>) -> Vec<E2eRow> {
+    let rate = |r: &E2eRow| r.receiver.events as f64 / r.result.secs.max(1e-9);
+    let key = |r: &E2eRow| (r.args.which, r.args.gzip, r.args.count_allocs);
+    let mut best: Vec<E2eRow> = Vec::new();
+    for row in rows {
+        match best.iter_mut().find(|b| key(b) == key(&row)) {
+            Some(b) if rate(&row) > rate(b) => *b = row,
+            Some(_) => {}
+            None => best.push(row),
+        }
+    }
+    best
 }
 
 struct Facts {
@@ -320,11 +321,7 @@ fn targets(md: &mut String, runs: &[RunResult], rows: &[E2eRow]) {
         };
         let p50 = fh.hist.quantile(0.5);
         let p999 = fh.hist.quantile(0.999);
-        let _ = writeln!(
-            md,
-            "| capture p50 <= 25 ns | {mode} | {p50} ns | {} |",
-            at_most(p50 as f64, 25.0)
-        );
+        let _ = writeln!(md, "| capture p50 <= 25 ns | {mode} | {p50} ns | {} |", at_most(p50 as f64, 25.0));
         let _ = writeln!(
             md,
             "| capture p99.9 <= 150 ns | {mode} | {p999} ns | {} |",
@@ -366,10 +363,7 @@ fn targets(md: &mut String, runs: &[RunResult], rows: &[E2eRow]) {
             );
         }
     }
-    for row in rows
-        .iter()
-        .filter(|r| r.args.count_allocs && r.args.which == Which::Fasthog)
-    {
+    for row in rows.iter().filter(|r| r.args.count_allocs && r.args.which == Which::Fasthog) {
         let r = &row.result;
         let _ = writeln!(
             md,
@@ -408,8 +402,7 @@ fn tail_table(md: &mut String, run: &RunResult) {
         run.overhead_spread.1,
         run.elapsed.as_secs_f64()
     );
-    let reference =
-        find(run, Kind::FasthogClient).map(|p| (p.hist.quantile(0.5), p.hist.quantile(0.999)));
+    let reference = find(run, Kind::FasthogClient).map(|p| (p.hist.quantile(0.5), p.hist.quantile(0.999)));
     let _ = writeln!(
         md,
         "| peer | consumer | p50 ns | p90 | p99 | p99.9 | p99.99 | max | mean | allocs/capture | refused | p50 / fasthog p50 | p99.9 / fasthog p99.9 |"
@@ -441,8 +434,7 @@ fn tail_table(md: &mut String, run: &RunResult) {
             h.quantile(0.9999),
             h.max(),
             h.mean(),
-            p.allocs_per_capture
-                .map_or("-".to_string(), |a| format!("{a:.2}")),
+            p.allocs_per_capture.map_or("-".to_string(), |a| format!("{a:.2}")),
             p.refused,
             r50,
             r999
@@ -452,17 +444,15 @@ fn tail_table(md: &mut String, run: &RunResult) {
 }
 
 fn e2e_table(md: &mut String, rows: &[E2eRow]) {
-    let _ = writeln!(
-        md,
-        "## End to end: events/s delivered to the local receiver\n"
-    );
+    let _ = writeln!(md, "## End to end: events/s delivered to the local receiver\n");
     let _ = writeln!(
         md,
         "One producer thread captures the typical event for the run's time, keeping at most {} \
          events undelivered in the client (it sleeps 20 µs while at that bound: neither client \
          pushes back on its own, see below), then the client shuts down (fasthog) or flushes \
          (posthog-rs); delivered/s = events the receiver stored / (first capture .. end of \
-         shutdown). Both clients send batches of 100 events (posthog-rs's default; fasthog's \
+         shutdown); each configuration ran twice, interleaved with the others, and the faster \
+         run is shown. Both clients send batches of 100 events (posthog-rs's default; fasthog's \
          default is 64). gzip: fasthog at the level given (its default is 1), posthog-rs at its \
          fixed level (flate2's default, 6); both use the same flate2 backend in this build. The \
          receiver is a separate process on the same 2 cores, so it competes for CPU with the client. \
@@ -537,14 +527,9 @@ fn alloc_table(md: &mut String, runs: &[RunResult], rows: &[E2eRow]) {
          thread of the client process (producer, flusher or worker, HTTP pools) from building the \
          client to the end of its shutdown, divided by events delivered, in a separate short run.\n"
     );
-    let _ = writeln!(
-        md,
-        "| peer | allocs per call site (build + capture, 1 producer) |"
-    );
+    let _ = writeln!(md, "| peer | allocs per call site (build + capture, 1 producer) |");
     let _ = writeln!(md, "|---|--:|");
-    let call = runs
-        .iter()
-        .find(|r| r.config.producers == 1 && r.config.mode == Mode::CallSite);
+    let call = runs.iter().find(|r| r.config.producers == 1 && r.config.mode == Mode::CallSite);
     if let Some(call) = call {
         for p in &call.peers {
             let f = |a: Option<f64>| a.map_or("-".to_string(), |a| format!("{a:.2}"));
@@ -593,60 +578,29 @@ fn markdown(f: &Facts, runs: &[RunResult], rows: &[E2eRow]) -> String {
     let _ = writeln!(md, "| CPU (/proc/cpuinfo) | {} |", m.cpu_model);
     let _ = writeln!(md, "| CPU detail | {} |", m.cpu_detail);
     let _ = writeln!(md, "| nproc | {} |", m.nproc);
-    let _ = writeln!(
-        md,
-        "| virtualized | {} |",
-        if m.virtualized {
-            "yes (hypervisor flag)"
-        } else {
-            "no"
-        }
-    );
+    let _ = writeln!(md, "| virtualized | {} |", if m.virtualized { "yes (hypervisor flag)" } else { "no" });
     let _ = writeln!(md, "| memory | {} |", m.mem_total);
     let _ = writeln!(md, "| kernel | {} |", m.kernel);
     let _ = writeln!(
         md,
         "| clock source | {}; quanta reads the TSC: {} |",
         m.clocksource,
-        if f.tsc {
-            "yes"
-        } else {
-            "NO (OS clock fallback)"
-        }
+        if f.tsc { "yes" } else { "NO (OS clock fallback)" }
     );
     let _ = writeln!(md, "| rustc | {} |", m.rustc);
     let _ = writeln!(
         md,
         "| build | {} |",
-        if cfg!(debug_assertions) {
-            "DEBUG (numbers meaningless)"
-        } else {
-            "optimized"
-        }
+        if cfg!(debug_assertions) { "DEBUG (numbers meaningless)" } else { "optimized" }
     );
-    let _ = writeln!(
-        md,
-        "| load average at start / end | {} / {} |",
-        f.load_start, f.load_end
-    );
+    let _ = writeln!(md, "| load average at start / end | {} / {} |", f.load_start, f.load_end);
     let _ = writeln!(
         md,
         "| threads pinned | {} |",
-        if f.options.pin {
-            "yes: producer k on CPU k, everything else on the last CPU"
-        } else {
-            "no"
-        }
+        if f.options.pin { "yes: producer k on CPU k, everything else on the last CPU" } else { "no" }
     );
-    let _ = writeln!(
-        md,
-        "| counting allocator | {} |\n",
-        if f.counting {
-            "installed"
-        } else {
-            "NOT installed"
-        }
-    );
+    let _ =
+        writeln!(md, "| counting allocator | {} |\n", if f.counting { "installed" } else { "NOT installed" });
 
     targets(&mut md, runs, rows);
 
@@ -686,13 +640,13 @@ fn markdown(f: &Facts, runs: &[RunResult], rows: &[E2eRow]) -> String {
 }
 
 const COLORS: [&str; 11] = [
-    "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#bcbd22",
-    "#7f7f7f", "#e377c2", "#000000",
+    "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#bcbd22", "#7f7f7f",
+    "#e377c2", "#000000",
 ];
 
 /// CDF plots of each run, x = latency (log ns), y = percentile on a "nines" scale.
 pub fn svg(runs: &[RunResult]) -> String {
-    let (w, panel_h, left, right, top, gap) = (980.0, 380.0, 70.0, 300.0, 40.0, 70.0);
+    let (w, panel_h, left, right, top, gap) = (1060.0, 380.0, 70.0, 380.0, 40.0, 70.0);
     let plot_w = w - left - right;
     let plot_h = panel_h - 60.0;
     let h = top + runs.len() as f64 * (panel_h + gap);
@@ -706,23 +660,14 @@ pub fn svg(runs: &[RunResult]) -> String {
         s,
         r#"<text x="{left}" y="22" font-size="15" font-weight="bold">Per-call capture latency, CDF (timer overhead subtracted)</text>"#
     );
-    let max_ns = runs
-        .iter()
-        .flat_map(|r| r.peers.iter().map(|p| p.hist.max()))
-        .max()
-        .unwrap_or(1000)
-        .max(10);
+    let max_ns = runs.iter().flat_map(|r| r.peers.iter().map(|p| p.hist.max())).max().unwrap_or(1000).max(10);
     let x_max_dec = (max_ns as f64).log10().ceil().max(2.0);
     let y_max = 5.0; // p99.999
     for (ri, run) in runs.iter().enumerate() {
         let y0 = top + ri as f64 * (panel_h + gap) + 20.0;
         let x = |ns: f64| left + (ns.max(1.0).log10() / x_max_dec) * plot_w;
         let y = |f: f64| {
-            let nines = if f >= 1.0 {
-                y_max
-            } else {
-                (-(1.0 - f).log10()).min(y_max)
-            };
+            let nines = if f >= 1.0 { y_max } else { (-(1.0 - f).log10()).min(y_max) };
             y0 + plot_h - nines / y_max * plot_h
         };
         let _ = writeln!(
@@ -749,6 +694,7 @@ pub fn svg(runs: &[RunResult]) -> String {
                 5 => "100 µs".into(),
                 6 => "1 ms".into(),
                 7 => "10 ms".into(),
+                8 => "100 ms".into(),
                 d => format!("1e{d} ns"),
             };
             let _ = writeln!(
@@ -787,21 +733,10 @@ pub fn svg(runs: &[RunResult]) -> String {
             let mut prev_f = 0.0;
             for (ns, f) in p.hist.cdf() {
                 // A step: up at this value from the previous fraction.
-                let _ = write!(
-                    pts,
-                    "{:.1},{:.1} {:.1},{:.1} ",
-                    x(ns as f64),
-                    y(prev_f),
-                    x(ns as f64),
-                    y(f)
-                );
+                let _ = write!(pts, "{:.1},{:.1} {:.1},{:.1} ", x(ns as f64), y(prev_f), x(ns as f64), y(f));
                 prev_f = f;
             }
-            let width = if p.kind == Kind::FasthogClient {
-                3.0
-            } else {
-                1.5
-            };
+            let width = if p.kind == Kind::FasthogClient { 3.0 } else { 1.5 };
             let _ = writeln!(
                 s,
                 r#"<polyline fill="none" stroke="{color}" stroke-width="{width}" points="{pts}"/>"#
@@ -826,7 +761,5 @@ pub fn svg(runs: &[RunResult]) -> String {
 }
 
 fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

@@ -34,14 +34,7 @@ pub fn status_kb(field: &str) -> u64 {
         .and_then(|s| {
             s.lines()
                 .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-                .and_then(|l| {
-                    l[field.len() + 1..]
-                        .trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse()
-                        .ok()
-                })
+                .and_then(|l| l[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
 }
@@ -97,10 +90,8 @@ impl Machine {
         };
         let flags = field("flags");
         let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-        let tsc: Vec<&str> = ["constant_tsc", "nonstop_tsc", "tsc_known_freq"]
-            .into_iter()
-            .filter(|f| has(f))
-            .collect();
+        let tsc: Vec<&str> =
+            ["constant_tsc", "nonstop_tsc", "tsc_known_freq"].into_iter().filter(|f| has(f)).collect();
         let cpu_detail = format!(
             "family {} model {} stepping {}, {} MHz, cache {}, TSC flags: {}",
             field("cpu family"),
@@ -108,17 +99,9 @@ impl Machine {
             field("stepping"),
             field("cpu MHz"),
             field("cache size"),
-            if tsc.is_empty() {
-                "none".to_string()
-            } else {
-                tsc.join(" ")
-            }
+            if tsc.is_empty() { "none".to_string() } else { tsc.join(" ") }
         );
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
+        let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default();
         let meminfo = read("/proc/meminfo");
         let mem_total = meminfo
             .lines()
@@ -172,9 +155,7 @@ pub fn quanta_uses_tsc(clock: &quanta::Clock) -> bool {
 
 /// Now as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days.
     let z = days as i64 + 719_468;
@@ -186,10 +167,5 @@ pub fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
 }

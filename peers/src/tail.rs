@@ -180,11 +180,7 @@ impl Visit for Collect<'_> {
     fn visit<P: Capture + 'static>(&mut self, s: Setup<P>) {
         self.0.push(Erased {
             kind: s.kind,
-            producers: s
-                .producers
-                .into_iter()
-                .map(|p| Box::new(p) as Box<dyn ProducerDyn>)
-                .collect(),
+            producers: s.producers.into_iter().map(|p| Box::new(p) as Box<dyn ProducerDyn>).collect(),
             drainer: s.drainer,
         });
     }
@@ -258,13 +254,8 @@ pub fn run(cfg: &Config) -> RunResult {
             .into_iter()
             .enumerate()
             .map(|(t, mut producers)| {
-                let (barrier, current, phase, queued_total, clock) = (
-                    barrier.clone(),
-                    current.clone(),
-                    phase.clone(),
-                    queued_total.clone(),
-                    clock.clone(),
-                );
+                let (barrier, current, phase, queued_total, clock) =
+                    (barrier.clone(), current.clone(), phase.clone(), queued_total.clone(), clock.clone());
                 let pin = cfg.pin;
                 let (burst, mode) = (cfg.burst as u64, cfg.mode);
                 s.spawn(move || {
@@ -294,15 +285,10 @@ pub fn run(cfg: &Config) -> RunResult {
                             mode,
                             record,
                         };
-                        let hist = if record {
-                            &mut hists[idx]
-                        } else {
-                            &mut scratch
-                        };
+                        let hist = if record { &mut hists[idx] } else { &mut scratch };
                         let (q, r) = producers[idx].burst(&args, hist);
                         if count {
-                            allocs[idx] =
-                                Some((crate::alloc::thread_allocs() - a0) as f64 / burst as f64);
+                            allocs[idx] = Some((crate::alloc::thread_allocs() - a0) as f64 / burst as f64);
                         }
                         {
                             let mut qt = queued_total.lock().unwrap();
@@ -313,11 +299,7 @@ pub fn run(cfg: &Config) -> RunResult {
                     }
                     // Producers (lane claims, senders) are dropped here, on their own thread.
                     drop(producers);
-                    ThreadOut {
-                        hists,
-                        overhead,
-                        allocs,
-                    }
+                    ThreadOut { hists, overhead, allocs }
                 })
             })
             .collect();
@@ -343,10 +325,7 @@ pub fn run(cfg: &Config) -> RunResult {
                     Drainer::Spinner(sp) => {
                         let want = queued_total.lock().unwrap()[idx].0;
                         if !sp.wait_consumed(want, Duration::from_secs(30)) {
-                            eprintln!(
-                                "warning: {} consumer did not catch up",
-                                drainers[idx].0.name()
-                            );
+                            eprintln!("warning: {} consumer did not catch up", drainers[idx].0.name());
                         }
                         sp.deactivate();
                     }
@@ -356,10 +335,7 @@ pub fn run(cfg: &Config) -> RunResult {
         }
         current.store(usize::MAX, Ordering::Release);
         barrier.wait();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("producer thread"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("producer thread")).collect()
     });
 
     let qt = queued_total.lock().unwrap().clone();
@@ -377,12 +353,7 @@ pub fn run(cfg: &Config) -> RunResult {
             .iter()
             .filter_map(|o| o.allocs[idx])
             .fold(None, |acc: Option<f64>, a| Some(acc.unwrap_or(0.0).max(a)));
-        results.push(PeerResult {
-            kind: *kind,
-            hist,
-            refused: qt[idx].1 + lost,
-            allocs_per_capture: allocs,
-        });
+        results.push(PeerResult { kind: *kind, hist, refused: qt[idx].1 + lost, allocs_per_capture: allocs });
     }
     drop(drainers);
     if cfg.pin {
@@ -392,9 +363,7 @@ pub fn run(cfg: &Config) -> RunResult {
         config: cfg.clone(),
         peers: results,
         overhead_ns: outs.iter().map(|o| o.overhead.0).collect(),
-        overhead_spread: outs
-            .first()
-            .map_or((0, 0), |o| (o.overhead.1, o.overhead.2)),
+        overhead_spread: outs.first().map_or((0, 0), |o| (o.overhead.1, o.overhead.2)),
         elapsed: started.elapsed(),
     }
 }
@@ -430,8 +399,7 @@ pub fn table(r: &RunResult) -> String {
             h.quantile(0.999),
             h.max(),
             h.mean(),
-            p.allocs_per_capture
-                .map_or("-".to_string(), |a| format!("{a:.2}")),
+            p.allocs_per_capture.map_or("-".to_string(), |a| format!("{a:.2}")),
             p.refused
         );
     }

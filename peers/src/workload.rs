@@ -11,11 +11,7 @@ pub const NAME: &str = "order_filled";
 
 /// A 36-character, UUID-shaped distinct_id, different per producer thread.
 pub fn user_id(thread: usize) -> String {
-    let id = format!(
-        "{:08x}-7a34-4a63-9d0b-{:012x}",
-        0x2f1c_8f5e_u32 ^ thread as u32,
-        0x0c5b_8d1f_2e3a_u64
-    );
+    let id = format!("{:08x}-7a34-4a63-9d0b-{:012x}", 0x2f1c_8f5e_u32 ^ thread as u32, 0x0c5b_8d1f_2e3a_u64);
     debug_assert_eq!(id.len(), 36);
     id
 }
@@ -60,10 +56,7 @@ pub fn go_event(user: &str, i: u64) -> GoEvent {
     let mut properties = HashMap::new();
     properties.insert("qty".to_string(), serde_json::Value::from((i % 100) as i64));
     properties.insert("seq".to_string(), serde_json::Value::from(i as i64));
-    properties.insert(
-        "price".to_string(),
-        serde_json::Value::from(101.25 + (i % 7) as f64),
-    );
+    properties.insert("price".to_string(), serde_json::Value::from(101.25 + (i % 7) as f64));
     properties.insert("venue".to_string(), serde_json::Value::from("XNAS"));
     GoEvent {
         event: NAME.to_string(),

@@ -30,15 +30,9 @@ fn main() {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || {
-            it.next()
-                .cloned()
-                .unwrap_or_else(|| usage(&format!("{a} needs a value")))
-        };
+        let mut val = || it.next().cloned().unwrap_or_else(|| usage(&format!("{a} needs a value")));
         match a.as_str() {
-            "--producers" => {
-                cfg.producers = val().parse().unwrap_or_else(|_| usage("--producers N"))
-            }
+            "--producers" => cfg.producers = val().parse().unwrap_or_else(|_| usage("--producers N")),
             "--prebuilt" => cfg.mode = Mode::Prebuilt,
             "--rounds" => cfg.rounds = val().parse().unwrap_or_else(|_| usage("--rounds N")),
             "--burst" => cfg.burst = val().parse().unwrap_or_else(|_| usage("--burst N")),
@@ -51,9 +45,7 @@ fn main() {
             "--peers" => {
                 cfg.kinds = val()
                     .split(',')
-                    .map(|s| {
-                        Kind::parse(s.trim()).unwrap_or_else(|| usage(&format!("unknown peer {s}")))
-                    })
+                    .map(|s| Kind::parse(s.trim()).unwrap_or_else(|| usage(&format!("unknown peer {s}"))))
                     .collect()
             }
             other => usage(&format!("unknown flag {other}")),
