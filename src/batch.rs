@@ -416,6 +416,11 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
         self.count == 0
     }
 
+    /// How many more events the count limit allows.
+    pub fn room(&self) -> usize {
+        self.limits.max_events.min(self.ends.as_ref().len()).saturating_sub(self.count)
+    }
+
     /// True when no further event can be added (count limit reached).
     pub fn is_full(&self) -> bool {
         self.count >= self.limits.max_events

@@ -475,7 +475,11 @@ where
         let Intake { consumer, clock, encoder, pool, drained, .. } = self;
         let mut notes = crate::batch::Notes::default();
         let (mut rejected, mut dropped) = (0, 0);
-        let n = consumer.drain_with(usize::MAX, |event| {
+        // Take only what the batches have room for: the rest waits in the lanes, and when they
+        // fill, capture itself reports `Dropped` (rather than returning `Queued` for an event
+        // the flusher would then drop).
+        let room = pool.room();
+        let n = consumer.drain_with(room, |event| {
             *drained = drained.wrapping_add(1);
             loop {
                 let seq = *drained;
@@ -582,6 +586,14 @@ impl<P: Batches> Pool<P> {
         }
         let i = (self.head + self.sealed) % len;
         Some(&mut self.batches.batches()[i])
+    }
+
+    /// Events the unsealed batches can still take (by count; a batch may fill by bytes first).
+    fn room(&mut self) -> usize {
+        let len = self.len();
+        let (head, sealed) = (self.head, self.sealed);
+        let batches = self.batches.batches();
+        (sealed..len).map(|k| batches[(head + k) % len].room()).sum()
     }
 
     /// Seals the filling batch. With every slot sealed, `filling` returns `None` (and events

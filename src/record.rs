@@ -253,5 +253,10 @@ impl Record {
 /// Empty or whitespace-only (stops at the first non-space character).
 #[inline]
 pub(crate) fn is_blank(s: &str) -> bool {
-    !s.chars().any(|c| !c.is_whitespace())
+    // Most ids and names start with a printable ASCII byte: decide on it without decoding.
+    match s.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        Some(_) => !s.chars().any(|c| !c.is_whitespace()),
+    }
 }

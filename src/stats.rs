@@ -81,8 +81,9 @@ pub struct Snapshot {
     /// Events given up on: a final HTTP error, retries exhausted, or still unconfirmed at a
     /// shutdown deadline.
     pub failed: u64,
-    /// Events dropped for lack of room: a full lane at capture, or a full pending buffer while
-    /// the server is backing us off.
+    /// Events dropped for lack of room: a full lane at capture. (The flusher stops taking from
+    /// the lanes while its pending batches are full, as when PostHog backs us off, so the lanes
+    /// fill and capture reports `Dropped` itself.)
     pub dropped: u64,
     /// Invalid events: empty or whitespace-only name or distinct_id, or an encoding over the
     /// per-event byte limit.
