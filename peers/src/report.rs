@@ -448,8 +448,7 @@ fn e2e_table(md: &mut String, rows: &[E2eRow]) {
     let _ = writeln!(
         md,
         "One producer thread captures the typical event for the run's time, keeping at most {} \
-         events undelivered in the client (it sleeps 20 µs while at that bound: neither client \
-         pushes back on its own, see below), then the client shuts down (fasthog) or flushes \
+         events undelivered in the client (it sleeps 20 µs while at that bound, see below), then the client shuts down (fasthog) or flushes \
          (posthog-rs); delivered/s = events the receiver stored / (first capture .. end of \
          shutdown); each configuration ran twice, interleaved with the others, and the faster \
          run is shown. Both clients send batches of 100 events (posthog-rs's default; fasthog's \
@@ -457,10 +456,9 @@ fn e2e_table(md: &mut String, rows: &[E2eRow]) {
          fixed level (flate2's default, 6); both use the same flate2 backend in this build. The \
          receiver is a separate process on the same 2 cores, so it competes for CPU with the client. \
          Client CPU = user + system time of the client process. RSS = VmRSS of the client process. \
-         Why the bound: fasthog's flusher drains lanes into its batch buffers and drops (and \
-         counts) what finds no room when every pending batch is still being sent, so under \
-         sustained overload a capture returns `Queued` for an event dropped later and the lane \
-         never fills; posthog-rs drops silently at its queue bound (one warning per episode). \
+         Why the bound: both clients drop under sustained overload (fasthog at capture, counted \
+         and returned as `Dropped` once its lanes are full; posthog-rs silently at its queue \
+         bound, one warning per episode), and this table measures delivery without loss. \
          `lost` = events a client accepted and did not deliver (must be 0).\n",
         e2e::MAX_IN_FLIGHT
     );
