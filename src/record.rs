@@ -83,9 +83,10 @@ pub(crate) mod flag {
     pub const PERSONLESS: u8 = 2;
 }
 
-/// One event as a lane holds it: about 1.1 KB, `Copy`, with its strings inline. Build events
+/// One event as a lane holds it: about 1.1 KB (1,152 bytes, cache-line aligned), `Copy`, with its strings inline. Build events
 /// with [`crate::Event`]; a `Record` is what the flusher drains and encodes.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))] // slots start on a cache line: a producer's writes never share a line with the record before
 pub struct Record {
     pub(crate) name: Text,
     pub(crate) distinct_id: Text,
