@@ -246,7 +246,7 @@ impl Builder {
     }
 
     /// Stamp each event with the TSC at capture (nanosecond resolution, one TSC read per
-    /// capture: 22 ns on a typical cloud VM) instead of a wall clock the flusher thread
+    /// capture: 22.9 ns on the VM of the README's benchmarks) instead of a wall clock the flusher thread
     /// refreshes every millisecond (one relaxed load per capture). Defaults to false.
     pub fn precise_timestamps(mut self, on: bool) -> Self {
         self.precise_timestamps = on;

@@ -93,7 +93,7 @@ fn now_unix_nanos() -> u64 {
 
 /// Wall time kept in an atomic that the flusher thread refreshes every
 /// [`CoarseClock::RESOLUTION`]: a capture reads it with one relaxed load (about a nanosecond)
-/// instead of reading the TSC (46 cycles, 22 ns, on the VM this crate is benchmarked on).
+/// instead of reading the TSC (48 cycles, 22.9 ns, on the VM this crate is benchmarked on).
 /// Events captured within one refresh share a timestamp; their uuids still order them.
 #[derive(Debug)]
 #[repr(align(128))] // its own cache lines: captures read it, only the flusher writes it
