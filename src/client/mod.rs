@@ -576,10 +576,25 @@ impl Inner {
         // second for the thread to notice.
         if wait_until(deadline + Duration::from_secs(1), || control.is_finished()) {
             let _ = handle.join();
+            self.sweep_late_captures();
             Ok(())
         } else {
             log::error!("fasthog: flusher did not stop within its deadline");
             Err(Error::ShutdownTimeout)
+        }
+    }
+}
+
+impl Inner {
+    /// A capture that read "open" just before shutdown closed the client can land in a lane
+    /// after the flusher's last drain: count such events as failed, so none stays pending.
+    fn sweep_late_captures(&self) {
+        if let Some(mut consumer) = try_consumer(self.queue.clone()) {
+            let late = consumer.drain_with(usize::MAX, |_| {});
+            if late > 0 {
+                crate::stats::Counters::add(&crate::QueueParts::counters(&*self.queue).failed, late);
+                log::warn!("fasthog: {late} events captured during shutdown were not sent");
+            }
         }
     }
 }
