@@ -153,19 +153,11 @@ pub fn quanta_uses_tsc(clock: &quanta::Clock) -> bool {
     }
 }
 
-/// Now as `YYYY-MM-DD HH:MM:SS UTC`.
+/// Now as `YYYY-MM-DD HH:MM:SS UTC` (fasthog's own RFC 3339 formatter, reshaped).
 pub fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem / 60 % 60, rem % 60)
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mut text = [0u8; fasthog::json::RFC3339_LEN];
+    fasthog::json::format_rfc3339(nanos, &mut text);
+    let text = String::from_utf8_lossy(&text);
+    format!("{} {} UTC", &text[..10], &text[11..19])
 }
