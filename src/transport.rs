@@ -7,7 +7,7 @@
 //! - if it compresses, compress the whole body and send `Content-Encoding: gzip`; otherwise
 //!   send no compression hint (PostHog refuses a hint on a plain body with 400);
 //! - return `Ok(Response)` for **any** HTTP status, including 4xx and 5xx: the flusher decides
-//!   what to retry. Fill [`Response::retry_after`] from a `Retry-After` header (use
+//!   what to retry. Fill [`Response::retry_after_ms`] from a `Retry-After` header (use
 //!   [`parse_retry_after`]) and [`Response::detail`] with the start of the response body, read
 //!   with a small bound;
 //! - return `Err(TransportError)` only when no HTTP status was received (connect failure,
