@@ -1,9 +1,8 @@
 //! From records to PostHog `/batch/` JSON: enrichment, per-event and per-batch limits, and the
 //! envelope. Pure: no I/O, no allocation (buffers are the caller's).
 
-use crate::event::AsRecord;
+use crate::entry::{flag, tag, AsEntry, EntryView, Item, Scope, Token, ValueReader};
 use crate::json::{TimestampCache, Writer};
-use crate::record::{flag, Prop, Record, Scope, Stored, Time};
 use crate::uuid::UuidV7;
 use crate::Clock;
 use crate::Value;
@@ -82,6 +81,9 @@ pub struct Notes {
     pub truncated: usize,
     /// Entries dropped at capture.
     pub props_dropped: usize,
+    /// The event is one PostHog refuses (a non-boolean `$cookieless_mode`) or bytes capture
+    /// did not write: not added, counted as rejected.
+    pub refused: bool,
 }
 
 /// Turns records into event JSON. Owns the UUID generator, so every event gets its uuid once,
@@ -118,50 +120,51 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes one event object. Returns what it noticed; check `w.overflowed()` for room.
-    pub fn encode(&mut self, event: &impl AsRecord, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
-        event.with_record(|record| self.encode_record(record, clock, w))
+    pub fn encode(
+        &mut self,
+        event: &(impl AsEntry + ?Sized),
+        clock: &impl Clock,
+        w: &mut Writer<'_>,
+    ) -> Notes {
+        event.with_entry(|bytes| match EntryView::parse(bytes) {
+            Some(view) => self.encode_view(&view, clock, w),
+            None => Notes { refused: true, ..Notes::default() },
+        })
     }
 
-    fn encode_record(&mut self, event: &Record, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
-        let unix_nanos = match event.time {
-            Time::Tick(t) => clock.unix_nanos(t),
-            Time::UnixNanos(n) => n,
-            Time::Now => clock.unix_nanos(clock.tick()),
-        };
+    fn encode_view(&mut self, event: &EntryView<'_>, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
+        let unix_nanos =
+            if event.flags() & flag::UNIX_TIME != 0 { event.time() } else { clock.unix_nanos(event.time()) };
         let mut notes = Notes {
-            non_finite: 0,
-            truncated: usize::from(event.truncated),
-            props_dropped: usize::from(event.props_dropped),
+            truncated: event.truncated() as usize,
+            props_dropped: event.dropped() as usize,
+            ..Notes::default()
         };
         w.raw(b"{\"uuid\":");
         w.uuid(&self.uuids.next(unix_nanos / 1_000_000));
         w.raw(b",\"event\":");
-        w.string(event.text_bytes(event.name));
+        w.string(event.name_bytes());
         w.raw(b",\"distinct_id\":");
-        let distinct_id = event.text_bytes(event.distinct_id);
+        let distinct_id = event.distinct_id_bytes();
         w.string(distinct_id);
         w.raw(b",\"timestamp\":");
         self.timestamps.write(w, unix_nanos);
         w.raw(b",\"properties\":{");
 
-        let props = event.props();
-        // Each entry's key once, and which scopes occur: one pass instead of a scan per rule.
-        let mut keys: [&[u8]; crate::record::MAX_PROPS] = [&[]; crate::record::MAX_PROPS];
-        let mut scopes = 0u8;
-        for (k, p) in keys.iter_mut().zip(props) {
-            *k = event.text_bytes(p.key);
-            scopes |= 1 << p.scope as u8;
+        let props = Index::of(event);
+        if props.refused() {
+            notes.refused = true;
+            return notes;
         }
-        let keys = &keys[..props.len()];
+        let scopes = props.scopes;
         let has = |scope: Scope| scopes & (1 << scope as u8) != 0;
         let supers = self.enrichment.super_properties;
-        let event_has =
-            |key: &[u8]| props.iter().zip(keys).any(|(p, k)| p.scope == Scope::Props && *k == key);
-        let user_has = |key: &str| event_has(key.as_bytes()) || supers.iter().any(|(k, _)| *k == key);
-        let workspace = event.text_bytes(event.workspace_id);
+        let user_has =
+            |key: &str| props.has(Scope::Props, key.as_bytes()) || supers.iter().any(|(k, _)| *k == key);
+        let workspace = event.workspace();
         let (has_set, has_set_once) = (has(Scope::Set), has(Scope::SetOnce));
         let (has_groups, has_group_set) = (has(Scope::Groups), has(Scope::GroupSet));
-        let personless = event.flags & flag::PERSONLESS != 0;
+        let personless = event.flags() & flag::PERSONLESS != 0;
         // Keys the enrichment writes itself, so a user property of the same name is skipped
         // rather than sent twice (the Go client's map assignment: enrichment wins).
         let overridden = |key: &[u8]| -> bool {
@@ -185,7 +188,7 @@ impl<'a> Encoder<'a> {
         };
         for (i, (key, value)) in supers.iter().enumerate() {
             let shadowed_super = supers[i + 1..].iter().any(|(k, _)| k == key);
-            if overridden(key.as_bytes()) || event_has(key.as_bytes()) || shadowed_super {
+            if overridden(key.as_bytes()) || props.has(Scope::Props, key.as_bytes()) || shadowed_super {
                 continue;
             }
             sep(w);
@@ -193,16 +196,12 @@ impl<'a> Encoder<'a> {
             w.byte(b':');
             write_value(*value, w, &mut notes);
         }
-        for (i, p) in props.iter().enumerate() {
-            if p.scope != Scope::Props {
-                continue;
+        props.for_each(Scope::Props, |item| {
+            if !overridden(item.key) {
+                sep(w);
+                write_item(&item, w, &mut notes);
             }
-            if overridden(keys[i]) || shadowed(props, keys, i) {
-                continue;
-            }
-            sep(w);
-            write_entry(event, p, w, &mut notes);
-        }
+        });
         if !workspace.is_empty() {
             sep(w);
             w.raw(b"\"workspace_id\":");
@@ -251,18 +250,106 @@ impl<'a> Encoder<'a> {
             w.string(name);
             w.raw(b":{");
             let mut first = true;
-            for (i, p) in props.iter().enumerate() {
-                if p.scope == scope && !shadowed(props, keys, i) {
-                    if !core::mem::take(&mut first) {
-                        w.byte(b',');
-                    }
-                    write_entry(event, p, w, &mut notes);
+            props.for_each(scope, |item| {
+                if !core::mem::take(&mut first) {
+                    w.byte(b',');
                 }
-            }
+                write_item(&item, w, &mut notes);
+            });
             w.byte(b'}');
         }
         w.raw(b"}}");
         notes
+    }
+}
+
+/// How many properties the encoder indexes on its stack; an event with more is read again
+/// for each lookup (slower, same output).
+const INDEXED: usize = 32;
+
+/// An event's top-level properties, with their keys and scopes read once: one pass instead
+/// of a scan per rule.
+struct Index<'e> {
+    event: &'e EntryView<'e>,
+    keys: [&'e [u8]; INDEXED],
+    scope_of: [u8; INDEXED],
+    values: [&'e [u8]; INDEXED],
+    len: usize,
+    /// More properties than indexed.
+    spilled: bool,
+    /// Which scopes occur, a bit each.
+    scopes: u8,
+    /// A property PostHog refuses the whole batch for.
+    refused: bool,
+}
+
+impl<'e> Index<'e> {
+    fn of(event: &'e EntryView<'e>) -> Self {
+        let mut index = Index {
+            event,
+            keys: [&[]; INDEXED],
+            scope_of: [0; INDEXED],
+            values: [&[]; INDEXED],
+            len: 0,
+            spilled: false,
+            scopes: 0,
+            refused: false,
+        };
+        for item in event.items() {
+            index.scopes |= 1 << item.scope as u8;
+            // PostHog fails the whole batch (400) on a non-boolean `$cookieless_mode`.
+            if item.scope == Scope::Props
+                && item.key == b"$cookieless_mode"
+                && !matches!(item.value.first(), Some(&tag::TRUE | &tag::FALSE))
+            {
+                index.refused = true;
+            }
+            if index.len < INDEXED {
+                index.keys[index.len] = item.key;
+                index.scope_of[index.len] = item.scope as u8;
+                index.values[index.len] = item.value;
+                index.len += 1;
+            } else {
+                index.spilled = true;
+            }
+        }
+        index
+    }
+
+    fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// True when the event has a property of `scope` named `key`.
+    fn has(&self, scope: Scope, key: &[u8]) -> bool {
+        if self.spilled {
+            return self.event.items().any(|i| i.scope == scope && i.key == key);
+        }
+        (0..self.len).any(|i| self.scope_of[i] == scope as u8 && self.keys[i] == key)
+    }
+
+    /// Calls `f` with each property of `scope` that no later property of the same scope and
+    /// key shadows: like assigning to a map, the last value wins and the key is written once.
+    fn for_each(&self, scope: Scope, mut f: impl FnMut(Item<'e>)) {
+        if self.spilled {
+            let mut rest = self.event.items();
+            while let Some(item) = rest.next() {
+                if item.scope == scope && !rest.clone().any(|j| j.scope == scope && j.key == item.key) {
+                    f(item);
+                }
+            }
+            return;
+        }
+        for i in 0..self.len {
+            if self.scope_of[i] != scope as u8 {
+                continue;
+            }
+            let shadowed =
+                (i + 1..self.len).any(|j| self.scope_of[j] == scope as u8 && self.keys[j] == self.keys[i]);
+            if !shadowed {
+                f(Item { scope, key: self.keys[i], value: self.values[i] });
+            }
+        }
     }
 }
 
@@ -274,27 +361,57 @@ fn write_fixed_enrichment(e: &Enrichment<'_>, w: &mut Writer<'_>) {
     w.string(e.environment.as_bytes());
 }
 
-/// True when a later entry of the same scope has the same key: like assigning to a map, the
-/// last value wins and the key is written once.
-fn shadowed(props: &[Prop], keys: &[&[u8]], i: usize) -> bool {
-    let scope = props[i].scope;
-    props[i + 1..].iter().zip(&keys[i + 1..]).any(|(q, k)| q.scope == scope && *k == keys[i])
+fn write_item(item: &Item<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
+    w.string(item.key);
+    w.byte(b':');
+    write_stored(item.value, w, notes);
 }
 
-fn write_entry(event: &Record, p: &Prop, w: &mut Writer<'_>, notes: &mut Notes) {
-    w.string(event.text_bytes(p.key));
-    w.byte(b':');
-    match p.value {
-        Stored::Null => w.raw(b"null"),
-        Stored::Bool(b) => w.bool(b),
-        Stored::Int(i) => w.int(i),
-        Stored::UInt(u) => w.uint(u),
-        Stored::Float(f) => {
-            if !w.float(f) {
-                notes.non_finite += 1;
+/// Writes a value as capture stored it, walking nested arrays and objects without recursion.
+fn write_stored(value: &[u8], w: &mut Writer<'_>, notes: &mut Notes) {
+    let mut tokens = ValueReader::new(value);
+    // Bit `d`: the container at depth `d` has had a member, so the next one needs a comma.
+    let mut started = 0u64;
+    let mut depth = 0u32;
+    let mut after_key = false;
+    while let Some(Some(token)) = tokens.next() {
+        let opens_member = !matches!(token, Token::End) && !after_key;
+        if depth > 0 && opens_member {
+            let bit = 1u64 << (depth - 1);
+            if started & bit != 0 {
+                w.byte(b',');
+            }
+            started |= bit;
+        }
+        after_key = false;
+        match token {
+            Token::Null => w.raw(b"null"),
+            Token::Bool(b) => w.bool(b),
+            Token::I64(i) => w.int(i),
+            Token::U64(u) => w.uint(u),
+            Token::F64(f) => {
+                if !w.float(f) {
+                    notes.non_finite += 1;
+                }
+            }
+            Token::Str(s) => w.string(s),
+            Token::Key(k) => {
+                w.string(k);
+                w.byte(b':');
+                after_key = true;
+            }
+            Token::Begin { object } => {
+                w.byte(if object { b'{' } else { b'[' });
+                started &= !(1u64 << depth);
+                depth += 1;
+            }
+            Token::End => {
+                depth -= 1;
+                // The container's kind is the opening byte's: read it from the token stream's
+                // bookkeeping instead of storing it twice.
+                w.byte(if tokens.closed_object() { b'}' } else { b']' });
             }
         }
-        Stored::Str(t) => w.string(event.text_bytes(t)),
     }
 }
 
@@ -310,7 +427,28 @@ fn write_value(value: Value<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
             }
         }
         Value::Str(s) => w.string(s.as_bytes()),
-        Value::Static(s) => w.string(s.as_bytes()),
+        Value::Array(items) => {
+            w.byte(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    w.byte(b',');
+                }
+                write_value(*v, w, notes);
+            }
+            w.byte(b']');
+        }
+        Value::Object(members) => {
+            w.byte(b'{');
+            for (i, (k, v)) in members.iter().enumerate() {
+                if i > 0 {
+                    w.byte(b',');
+                }
+                w.string(k.as_bytes());
+                w.byte(b':');
+                write_value(*v, w, notes);
+            }
+            w.byte(b'}');
+        }
     }
 }
 
@@ -361,8 +499,9 @@ pub enum Pushed {
     /// Not added, and never will be: its encoding is over the per-event limit (or larger
     /// than an empty batch can hold). Count it as rejected.
     TooLarge,
-    /// Not added: the event is invalid (see [`Record::is_invalid`]); the server would refuse
-    /// the whole request. Count it as rejected.
+    /// Not added: the event is invalid (see [`crate::Event::is_invalid`]) or one PostHog
+    /// refuses (see [`Notes::refused`]); the server would refuse the whole request. Count it
+    /// as rejected.
     Invalid,
 }
 
@@ -438,12 +577,17 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
     }
 
     /// Encodes `event` at the end of the batch, or says why not.
-    pub fn push(&mut self, encoder: &mut Encoder<'_>, event: &impl AsRecord, clock: &impl Clock) -> Pushed {
-        event.with_record(|record| self.push_record(encoder, record, clock))
+    pub fn push(
+        &mut self,
+        encoder: &mut Encoder<'_>,
+        event: &(impl AsEntry + ?Sized),
+        clock: &impl Clock,
+    ) -> Pushed {
+        event.with_entry(|bytes| self.push_entry(encoder, bytes, clock))
     }
 
-    fn push_record(&mut self, encoder: &mut Encoder<'_>, event: &Record, clock: &impl Clock) -> Pushed {
-        if event.is_invalid() {
+    fn push_entry(&mut self, encoder: &mut Encoder<'_>, event: &[u8], clock: &impl Clock) -> Pushed {
+        if event.first().is_none_or(|f| f & flag::INVALID != 0) {
             return Pushed::Invalid;
         }
         if self.is_full() {
@@ -461,6 +605,9 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>, E: AsRef<[u32]> + AsMut<[u32]>> Batch<B, E> {
         }
         let mut w = Writer::new(buf, start);
         let notes = encoder.encode(event, clock, &mut w);
+        if notes.refused {
+            return Pushed::Invalid;
+        }
         if w.overflowed() {
             // Too big for what is left. If it had the whole limit to itself, it never fits.
             let alone = self.count == 0 || room >= self.limits.max_event_bytes;

@@ -1,13 +1,18 @@
-//! The event builder: what a call site writes. It holds only references and values on the
-//! stack (no fixed-size record, nothing to initialise), and capture writes it straight into a
-//! lane's slot, so building and capturing an event costs the bytes it uses.
+//! The event builder: what a call site writes. It holds references and values on the stack
+//! (nothing to initialise, no fixed-size record), and capture writes it straight into a lane
+//! as a compact entry (see `entry.rs`), so an event costs the bytes it uses.
 
-use crate::record::{flag, is_blank, Record, Scope, Text, Time, INLINE_BYTES, MAX_DISTINCT_ID};
-use crate::ring::Empty;
+use crate::entry::{flag, EntryWriter, Scope};
 
-/// A property value given to the builder. Build one with `From` (`3`, `2.5`, `true`, `"text"`,
-/// `None::<i64>`) or [`Static`] for a `'static` string that should not be copied.
+/// The longest distinct_id PostHog keeps, in characters: longer ones are cut (and counted).
+pub const MAX_DISTINCT_ID_CHARS: usize = 200;
+
+/// A property value. Build one with `From` (`3`, `2.5`, `true`, `"text"`, `None::<i64>`), or
+/// nest with [`Value::array`] and [`Value::object`]. Any [`PropValue`] (owned `String`s,
+/// `Option`s, slices, `Vec`s) can be a property directly; `Value` is the one type for
+/// values whose kind is known only at run time.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Value<'a> {
     /// JSON `null`.
     Null,
@@ -19,19 +24,42 @@ pub enum Value<'a> {
     UInt(u64),
     /// A float; NaN and infinities are sent as `null` and counted.
     Float(f64),
-    /// A string, copied into the record.
+    /// A string (copied into the lane at capture, like every string).
     Str(&'a str),
-    /// A `'static` string, stored by reference (free).
-    Static(&'static str),
+    /// A JSON array.
+    Array(&'a [Value<'a>]),
+    /// A JSON object.
+    Object(&'a [(&'a str, Value<'a>)]),
 }
 
-/// A `'static` string value stored by reference, not copied: `.prop("plan", Static("pro"))`.
+impl<'a> Value<'a> {
+    /// A JSON array of these values.
+    ///
+    /// ```
+    /// use fasthog::Value;
+    /// let tags = [Value::from("a"), Value::from(2)];
+    /// let v = Value::array(&tags);
+    /// # let _ = v;
+    /// ```
+    pub const fn array(values: &'a [Value<'a>]) -> Self {
+        Value::Array(values)
+    }
+
+    /// A JSON object of these members (a later key wins over an earlier one on the server).
+    pub const fn object(members: &'a [(&'a str, Value<'a>)]) -> Self {
+        Value::Object(members)
+    }
+}
+
+/// A string value that lives for the whole program. Since fasthog 0.2 every string is copied
+/// into the lane (short keys and values cost fewer lane bytes copied than a pointer and a
+/// length would); `Static` is kept so that code written for 0.1 compiles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Static(pub &'static str);
 
 impl From<Static> for Value<'_> {
     fn from(s: Static) -> Self {
-        Value::Static(s.0)
+        Value::Str(s.0)
     }
 }
 
@@ -66,17 +94,23 @@ impl From<f32> for Value<'_> {
     }
 }
 
-macro_rules! from_int {
-    ($variant:ident: $($t:ty),*) => {$(
+macro_rules! ints {
+    ($variant:ident, $write:ident, $wide:ty: $($t:ty),*) => {$(
         impl From<$t> for Value<'_> {
             fn from(v: $t) -> Self {
-                Value::$variant(v as _)
+                Value::$variant(v as $wide)
+            }
+        }
+        impl PropValue for $t {
+            #[inline(always)]
+            fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+                w.$write(*self as $wide)
             }
         }
     )*};
 }
-from_int!(Int: i8, i16, i32, i64, isize);
-from_int!(UInt: u8, u16, u32, u64, usize);
+ints!(Int, i64, i64: i8, i16, i32, i64, isize);
+ints!(UInt, u64, u64: u8, u16, u32, u64, usize);
 
 impl<'a, V: Into<Value<'a>>> From<Option<V>> for Value<'a> {
     fn from(v: Option<V>) -> Self {
@@ -84,18 +118,272 @@ impl<'a, V: Into<Value<'a>>> From<Option<V>> for Value<'a> {
     }
 }
 
-/// A string the builder holds: `'static` (stored by reference) or borrowed (copied at capture).
-#[derive(Debug, Clone, Copy)]
-enum Str<'a> {
-    Static(&'static str),
-    Borrowed(&'a str),
+/// A value capture can write into a lane: numbers, `bool`, strings (`&str`, `String`),
+/// `Option`s (`None` is `null`), slices, arrays and `Vec`s (JSON arrays), [`Value`], and with
+/// the `serde` feature any `Serialize` type through [`crate::Serde`]. Implement it for your
+/// own types with the [`EntryWriter`] methods.
+pub trait PropValue {
+    /// Writes the value; false when it did not fit (the property is then dropped, counted).
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool;
 }
 
-impl<'a> Str<'a> {
-    fn as_str(&self) -> &'a str {
+impl<T: PropValue + ?Sized> PropValue for &T {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        (**self).write_value(w)
+    }
+}
+
+impl PropValue for bool {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.bool(*self)
+    }
+}
+
+impl PropValue for f64 {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.f64(*self)
+    }
+}
+
+impl PropValue for f32 {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.f64((*self).into())
+    }
+}
+
+impl PropValue for str {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.str(self)
+    }
+}
+
+#[cfg(feature = "std")]
+impl PropValue for alloc::string::String {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.str(self)
+    }
+}
+
+impl PropValue for Static {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        w.str(self.0)
+    }
+}
+
+impl<T: PropValue> PropValue for Option<T> {
+    #[inline(always)]
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        match self {
+            Some(v) => v.write_value(w),
+            None => w.null(),
+        }
+    }
+}
+
+impl<T: PropValue> PropValue for [T] {
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        write_array(w, self.iter())
+    }
+}
+
+impl<T: PropValue, const N: usize> PropValue for [T; N] {
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        write_array(w, self.iter())
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T: PropValue> PropValue for alloc::vec::Vec<T> {
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
+        write_array(w, self.iter())
+    }
+}
+
+/// Writes an array of values, dropping (and counting) the elements that do not fit.
+fn write_array<V: PropValue>(w: &mut EntryWriter<'_>, items: impl Iterator<Item = V>) -> bool {
+    if !w.begin(false) {
+        return w.null();
+    }
+    for item in items {
+        let at = w.mark();
+        let ok = item.write_value(w);
+        w.end_member(at, ok);
+    }
+    w.end();
+    true
+}
+
+impl PropValue for Value<'_> {
+    fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
         match *self {
-            Str::Static(s) => s,
-            Str::Borrowed(s) => s,
+            Value::Null => w.null(),
+            Value::Bool(b) => w.bool(b),
+            Value::Int(i) => w.i64(i),
+            Value::UInt(u) => w.u64(u),
+            Value::Float(f) => w.f64(f),
+            Value::Str(s) => w.str(s),
+            Value::Array(items) => write_array(w, items.iter()),
+            Value::Object(members) => {
+                if !w.begin(true) {
+                    return w.null();
+                }
+                for (key, value) in members {
+                    if let Some(at) = w.key(key) {
+                        let ok = value.write_value(w);
+                        w.end_member(at, ok);
+                    }
+                }
+                w.end();
+                true
+            }
+        }
+    }
+}
+
+/// One property of a builder: a key (any `AsRef<str>`: `&'static str`, `&str`, `String`), a
+/// value of its own type, and which object it goes in.
+#[derive(Debug, Clone, Copy)]
+pub struct Prop<K, V> {
+    scope: Scope,
+    key: K,
+    value: V,
+}
+
+/// A property entry whose kind is known only at run time: `.props([Entry::prop("a", 1),
+/// Entry::set("plan", "pro")])`.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    scope: Scope,
+    key: &'a str,
+    value: Value<'a>,
+}
+
+impl<'a> Entry<'a> {
+    /// A property.
+    pub fn prop(key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::Props, key, value: value.into() }
+    }
+
+    /// A property (the same as [`Entry::prop`]: every key is copied).
+    pub fn prop_dyn(key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        Entry::prop(key, value)
+    }
+
+    /// A `$set` person property.
+    pub fn set(key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::Set, key, value: value.into() }
+    }
+
+    /// A `$set_once` person property.
+    pub fn set_once(key: &'a str, value: impl Into<Value<'a>>) -> Self {
+        Entry { scope: Scope::SetOnce, key, value: value.into() }
+    }
+}
+
+/// Something `.props(iter)` can take an entry from: an [`Entry`], a `(key, value)` pair, or a
+/// reference to one (so `&HashMap<String, i64>` and `&Vec<(String, i64)>` work as they are).
+pub trait IntoEntry {
+    /// Writes the entry.
+    #[doc(hidden)]
+    fn write_entry(&self, w: &mut EntryWriter<'_>);
+}
+
+#[inline(always)]
+fn write_prop(w: &mut EntryWriter<'_>, scope: Scope, key: &str, value: &(impl PropValue + ?Sized)) {
+    if let Some(at) = w.entry(scope, key) {
+        let ok = value.write_value(w);
+        w.end_entry(at, ok);
+    }
+}
+
+impl IntoEntry for Entry<'_> {
+    fn write_entry(&self, w: &mut EntryWriter<'_>) {
+        write_prop(w, self.scope, self.key, &self.value);
+    }
+}
+
+impl<K: AsRef<str>, V: PropValue> IntoEntry for (K, V) {
+    fn write_entry(&self, w: &mut EntryWriter<'_>) {
+        write_prop(w, Scope::Props, self.0.as_ref(), &self.1);
+    }
+}
+
+impl<T: IntoEntry + ?Sized> IntoEntry for &T {
+    fn write_entry(&self, w: &mut EntryWriter<'_>) {
+        (**self).write_entry(w)
+    }
+}
+
+/// Property entries from an iterator (see [`Event::props`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Many<I>(I);
+
+/// A property that is added only when a condition holds (see [`Event::prop_if`]).
+#[derive(Debug, Clone, Copy)]
+pub struct When<T>(Option<T>);
+
+mod sealed {
+    pub trait Props {}
+    impl Props for () {}
+    impl<P: Props, K, V> Props for (P, super::Prop<K, V>) {}
+    impl<P: Props, I> Props for (P, super::Many<I>) {}
+    impl<P: Props, T> Props for (P, super::When<T>) {}
+}
+
+/// The properties of a builder: `()` or `(earlier properties, Prop)`, one type per shape, so
+/// a chain of `.prop(...)` calls compiles to straight-line writes. Sealed. A function that
+/// takes any event is `fn track(client: &Client, event: &Event<'_, impl Props>)`.
+pub trait Props: sealed::Props {
+    /// Writes the properties into an entry, oldest first.
+    #[doc(hidden)]
+    fn write(&self, w: &mut EntryWriter<'_>);
+}
+
+impl Props for () {
+    #[inline(always)]
+    fn write(&self, _: &mut EntryWriter<'_>) {}
+}
+
+impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, Prop<K, V>) {
+    #[inline(always)]
+    fn write(&self, w: &mut EntryWriter<'_>) {
+        self.0.write(w);
+        if !w.is_abandoned() {
+            write_prop(w, self.1.scope, self.1.key.as_ref(), &self.1.value);
+        }
+    }
+}
+
+impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, When<Prop<K, V>>) {
+    #[inline(always)]
+    fn write(&self, w: &mut EntryWriter<'_>) {
+        self.0.write(w);
+        if let Some(p) = &self.1 .0 {
+            write_prop(w, p.scope, p.key.as_ref(), &p.value);
+        }
+    }
+}
+
+impl<P, I> Props for (P, Many<I>)
+where
+    P: Props,
+    I: IntoIterator + Clone,
+    I::Item: IntoEntry,
+{
+    fn write(&self, w: &mut EntryWriter<'_>) {
+        self.0.write(w);
+        for entry in self.1 .0.clone() {
+            if w.is_abandoned() {
+                return;
+            }
+            entry.write_entry(w);
         }
     }
 }
@@ -103,166 +391,68 @@ impl<'a> Str<'a> {
 /// Who an event is about.
 #[derive(Debug, Clone, Copy)]
 enum Id<'a> {
-    Static(&'static str),
-    Borrowed(&'a str),
+    Str(&'a str),
     /// `${group_type}_{group_key}`, for `$groupidentify`.
-    Group(&'static str, &'a str),
-}
-
-/// One property entry of a builder.
-#[derive(Debug, Clone, Copy)]
-pub struct Entry<'a> {
-    scope: Scope,
-    key: Str<'a>,
-    value: Value<'a>,
-}
-
-/// Property entries from an iterator, for events whose shape is known only at run time (see
-/// [`Event::props`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Many<I>(I);
-
-mod sealed {
-    pub trait Props {}
-    impl Props for () {}
-    impl<P: Props> Props for (P, super::Entry<'_>) {}
-    impl<P: Props, I> Props for (P, super::Many<I>) {}
-}
-
-/// The property entries of a builder: `()` or `(earlier entries, Entry)`, one type per shape, so
-/// a chain of `.prop(...)` calls compiles to straight-line writes. Sealed.
-pub trait Props: sealed::Props {
-    /// Writes the entries into a record, oldest first.
-    #[doc(hidden)]
-    fn write(&self, record: &mut Record);
-}
-
-impl Props for () {
-    #[inline(always)]
-    fn write(&self, _: &mut Record) {}
-}
-
-impl<P: Props> Props for (P, Entry<'_>) {
-    #[inline(always)]
-    fn write(&self, record: &mut Record) {
-        self.0.write(record);
-        self.1.write(record);
-    }
-}
-
-impl<'b, P, I> Props for (P, Many<I>)
-where
-    P: Props,
-    I: IntoIterator + Clone,
-    I::Item: Into<Entry<'b>>,
-{
-    fn write(&self, record: &mut Record) {
-        self.0.write(record);
-        for entry in self.1 .0.clone() {
-            entry.into().write(record);
-        }
-    }
-}
-
-impl<'a> Entry<'a> {
-    /// A property with a `'static` key.
-    pub fn prop(key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        Entry { scope: Scope::Props, key: Str::Static(key), value: value.into() }
-    }
-
-    /// A property whose key is copied at capture.
-    pub fn prop_dyn(key: &'a str, value: impl Into<Value<'a>>) -> Self {
-        Entry { scope: Scope::Props, key: Str::Borrowed(key), value: value.into() }
-    }
-
-    /// A `$set` person property.
-    pub fn set(key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        Entry { scope: Scope::Set, key: Str::Static(key), value: value.into() }
-    }
-
-    /// A `$set_once` person property.
-    pub fn set_once(key: &'static str, value: impl Into<Value<'a>>) -> Self {
-        Entry { scope: Scope::SetOnce, key: Str::Static(key), value: value.into() }
-    }
-
-    #[inline(always)]
-    fn write(self, record: &mut Record) {
-        let Entry { scope, key, value } = self;
-        let key = match key {
-            Str::Static(s) => Text::Static(s),
-            Str::Borrowed(s) => {
-                // Checked before copying: a dropped entry spends no inline bytes.
-                if record.dropped_when_full() {
-                    return;
-                }
-                record.copy_in(s, INLINE_BYTES)
-            }
-        };
-        record.push(scope, key, value);
-    }
-}
-
-/// A `(key, value)` pair is a property whose key is copied at capture.
-impl<'a, K: AsRef<str> + ?Sized, V: Into<Value<'a>>> From<(&'a K, V)> for Entry<'a> {
-    fn from((key, value): (&'a K, V)) -> Self {
-        Entry::prop_dyn(key.as_ref(), value)
-    }
+    Group(&'a str, &'a str),
 }
 
 /// One analytics event, built at the call site and captured without allocation:
 ///
 /// ```
-/// use fasthog::{Event, Static};
+/// use fasthog::Event;
 /// let user = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
+/// let plan = String::from("pro");
 /// let event = Event::new("order_filled", user)
 ///     .prop("qty", 3)
 ///     .prop("price", 101.25)
-///     .prop("venue", Static("XNAS"))
-///     .set("plan", "pro");
+///     .prop("venue", "XNAS")
+///     .prop("coupon", None::<&str>) // null
+///     .set("plan", &plan);
 /// assert_eq!(event.name(), "order_filled");
 /// assert_eq!(event.distinct_id(), user);
 /// ```
 ///
-/// The builder only holds references; strings that are not `'static` are copied into the
-/// lane's record at capture, within the record's limits ([`MAX_PROPS`](crate::MAX_PROPS)
-/// entries, [`INLINE_BYTES`] of copied strings, a [`MAX_DISTINCT_ID`]-byte distinct_id): past
-/// them strings are cut on a UTF-8 boundary and entries dropped, and both are counted.
+/// The builder holds references; capture copies the strings into the lane. An event may use
+/// up to the lanes' entry limit (`max_event_bytes`, 32 KiB by default): past it strings are cut
+/// on a UTF-8 boundary and properties dropped, and both are counted.
 #[derive(Debug, Clone, Copy)]
 #[must_use = "an event does nothing until it is captured"]
 pub struct Event<'a, P = ()> {
-    name: Str<'a>,
+    name: &'a str,
     distinct_id: Id<'a>,
     workspace_id: &'a str,
     time: Option<u64>,
     flags: u8,
+    invalid: bool,
     props: P,
 }
 
 impl<'a> Event<'a> {
-    /// An event named by a `'static` string (free), about `distinct_id`.
+    /// An event named `name` about `distinct_id`.
     ///
     /// An empty or whitespace-only name or distinct_id makes the event invalid: capture
-    /// rejects and counts it instead of sending a batch the server would refuse.
+    /// rejects and counts it instead of sending a batch the server would refuse. So does the
+    /// name `$performance_event`, which PostHog accepts and then discards.
     #[inline(always)]
-    pub fn new(name: &'static str, distinct_id: &'a str) -> Self {
-        Event::with(Str::Static(name), Id::Borrowed(distinct_id))
+    pub fn new(name: &'a str, distinct_id: &'a str) -> Self {
+        Event::with(name, Id::Str(distinct_id))
     }
 
-    /// Like [`Event::new`], with a name that is copied at capture.
+    /// The same as [`Event::new`] (names are copied at capture either way).
     #[inline]
     pub fn named(name: &'a str, distinct_id: &'a str) -> Self {
-        Event::with(Str::Borrowed(name), Id::Borrowed(distinct_id))
+        Event::new(name, distinct_id)
     }
 
-    /// Like [`Event::new`], with a `'static` distinct_id (not copied).
+    /// The same as [`Event::new`], kept from 0.1.
     #[inline]
     pub fn new_static(name: &'static str, distinct_id: &'static str) -> Self {
-        Event::with(Str::Static(name), Id::Static(distinct_id))
+        Event::new(name, distinct_id)
     }
 
     #[inline(always)]
-    fn with(name: Str<'a>, distinct_id: Id<'a>) -> Self {
-        Event { name, distinct_id, workspace_id: "", time: None, flags: 0, props: () }
+    fn with(name: &'a str, distinct_id: Id<'a>) -> Self {
+        Event { name, distinct_id, workspace_id: "", time: None, flags: 0, invalid: false, props: () }
     }
 
     /// An `$identify` event: links `distinct_id` to a person and sets person properties with
@@ -285,7 +475,7 @@ impl<'a> Event<'a> {
     /// assert!(!e.is_invalid());
     /// assert!(fasthog::Event::alias("user-42", " ").is_invalid());
     /// ```
-    pub fn alias(distinct_id: &'a str, alias: &'a str) -> Event<'a, ((), Entry<'a>)> {
+    pub fn alias(distinct_id: &'a str, alias: &'a str) -> Event<'a, ((), Prop<&'static str, &'a str>)> {
         Event::new("$create_alias", distinct_id).prop("alias", alias).invalid_if(is_blank(alias))
     }
 
@@ -298,13 +488,14 @@ impl<'a> Event<'a> {
     /// assert_eq!(e.distinct_id(), "$company_acme");
     /// assert!(fasthog::Event::group_identify("", "acme").is_invalid());
     /// ```
+    #[allow(clippy::type_complexity)] // the builder's shape, spelled out
     pub fn group_identify(
-        group_type: &'static str,
+        group_type: &'a str,
         group_key: &'a str,
-    ) -> Event<'a, (((), Entry<'a>), Entry<'a>)> {
+    ) -> Event<'a, (((), Prop<&'static str, &'a str>), Prop<&'static str, &'a str>)> {
         let blank = is_blank(group_type) || is_blank(group_key);
-        Event::with(Str::Static("$groupidentify"), Id::Group(group_type, group_key))
-            .prop("$group_type", Value::Static(group_type))
+        Event::with("$groupidentify", Id::Group(group_type, group_key))
+            .prop("$group_type", group_type)
             .prop("$group_key", group_key)
             .invalid_if(blank)
     }
@@ -312,79 +503,88 @@ impl<'a> Event<'a> {
 
 impl<'a, P: Props> Event<'a, P> {
     #[inline(always)]
-    fn entry<'b>(self, scope: Scope, key: Str<'b>, value: Value<'b>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        let Event { name, distinct_id, workspace_id, time, flags, props } = self;
-        Event { name, distinct_id, workspace_id, time, flags, props: (props, Entry { scope, key, value }) }
+    fn and<Q>(self, f: impl FnOnce(P) -> Q) -> Event<'a, Q> {
+        let Event { name, distinct_id, workspace_id, time, flags, invalid, props } = self;
+        Event { name, distinct_id, workspace_id, time, flags, invalid, props: f(props) }
     }
 
-    /// Adds a property with a `'static` key.
     #[inline(always)]
-    pub fn prop<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        self.entry(Scope::Props, Str::Static(key), value.into())
+    fn entry<K, V>(self, scope: Scope, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.and(|p| (p, Prop { scope, key, value }))
     }
 
-    /// Adds a property whose key is copied at capture.
+    /// Adds a property: any key that is `AsRef<str>`, any [`PropValue`].
+    #[inline(always)]
+    pub fn prop<K: AsRef<str>, V: PropValue>(self, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.entry(Scope::Props, key, value)
+    }
+
+    /// The same as [`Event::prop`], kept from 0.1.
     #[inline]
-    pub fn prop_dyn<'b>(self, key: &'b str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        self.entry(Scope::Props, Str::Borrowed(key), value.into())
+    pub fn prop_dyn<K: AsRef<str>, V: PropValue>(self, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.prop(key, value)
+    }
+
+    /// Adds a property only when `condition` holds (the builder's type records every
+    /// property, so `if c { e = e.prop(..) }` cannot change it; this can):
+    ///
+    /// ```
+    /// let pro = true;
+    /// let e = fasthog::Event::new("upgraded", "user-1").prop_if(pro, "plan", "pro");
+    /// # let _ = e;
+    /// ```
+    #[inline(always)]
+    pub fn prop_if<K: AsRef<str>, V: PropValue>(
+        self,
+        condition: bool,
+        key: K,
+        value: V,
+    ) -> Event<'a, (P, When<Prop<K, V>>)> {
+        self.and(|p| (p, When(condition.then_some(Prop { scope: Scope::Props, key, value }))))
     }
 
     /// Adds entries from an iterator, for events whose properties are known only at run
-    /// time: `(key, value)` pairs (keys copied at capture) or [`Entry`] values. The iterator
-    /// is cloned and walked at capture, so it should be cheap to clone (an array, a slice
-    /// iterator).
+    /// time: `(key, value)` pairs, references to them, or [`Entry`] values. The iterator is
+    /// cloned and walked at capture, so it should be cheap to clone (a reference to a map or
+    /// a `Vec`, a slice iterator): cloning an owned `Vec` would allocate.
     ///
     /// ```
+    /// use std::collections::HashMap;
     /// use fasthog::{Entry, Event};
     /// let fills = [("qty", 3i64), ("lots", 2)];
     /// let e = Event::new("order_filled", "user-1").props(fills);
-    /// let entries = vec![Entry::prop("qty", 3), Entry::set("plan", "pro")];
-    /// let f = Event::new("upgraded", "user-1").props(entries.iter().copied());
-    /// assert!(!e.is_invalid() && !f.is_invalid());
+    /// let counts: HashMap<String, i64> = HashMap::from([("a".into(), 1)]);
+    /// let f = Event::new("counted", "user-1").props(&counts);
+    /// let pairs: Vec<(String, i64)> = vec![("b".into(), 2)];
+    /// let g = Event::new("paired", "user-1").props(&pairs);
+    /// let entries = [Entry::prop("qty", 3), Entry::set("plan", "pro")];
+    /// let h = Event::new("upgraded", "user-1").props(&entries);
+    /// assert!(![e.is_invalid(), f.is_invalid(), g.is_invalid(), h.is_invalid()].contains(&true));
     /// ```
     #[inline]
     pub fn props<I>(self, entries: I) -> Event<'a, (P, Many<I>)>
     where
         (P, Many<I>): Props,
     {
-        let Event { name, distinct_id, workspace_id, time, flags, props } = self;
-        Event { name, distinct_id, workspace_id, time, flags, props: (props, Many(entries)) }
+        self.and(|p| (p, Many(entries)))
     }
 
     /// Adds a person property to `$set`.
     #[inline(always)]
-    pub fn set<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        self.entry(Scope::Set, Str::Static(key), value.into())
+    pub fn set<K: AsRef<str>, V: PropValue>(self, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.entry(Scope::Set, key, value)
     }
 
     /// Adds a person property to `$set_once`.
     #[inline(always)]
-    pub fn set_once<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        self.entry(Scope::SetOnce, Str::Static(key), value.into())
+    pub fn set_once<K: AsRef<str>, V: PropValue>(self, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.entry(Scope::SetOnce, key, value)
     }
 
     /// Adds a group property to `$group_set` (for [`Event::group_identify`]).
     #[inline]
-    pub fn group_set<'b>(self, key: &'static str, value: impl Into<Value<'b>>) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
-        self.entry(Scope::GroupSet, Str::Static(key), value.into())
+    pub fn group_set<K: AsRef<str>, V: PropValue>(self, key: K, value: V) -> Event<'a, (P, Prop<K, V>)> {
+        self.entry(Scope::GroupSet, key, value)
     }
 
     /// Attaches the event to a group: `$groups: {group_type: group_key}`. An empty type or
@@ -395,20 +595,18 @@ impl<'a, P: Props> Event<'a, P> {
     /// assert!(!e.is_invalid());
     /// ```
     #[inline]
-    pub fn group<'b>(self, group_type: &'static str, group_key: &'b str) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
+    pub fn group<'b>(
+        self,
+        group_type: &'b str,
+        group_key: &'b str,
+    ) -> Event<'a, (P, Prop<&'b str, &'b str>)> {
         let blank = is_blank(group_type) || is_blank(group_key);
-        self.entry(Scope::Groups, Str::Static(group_type), Value::Str(group_key)).invalid_if(blank)
+        self.entry(Scope::Groups, group_type, group_key).invalid_if(blank)
     }
 
     /// Links an anonymous id to the identified person (`$anon_distinct_id`).
     #[inline]
-    pub fn anon_distinct_id<'b>(self, anon_id: &'b str) -> Event<'a, (P, Entry<'b>)>
-    where
-        'a: 'b,
-    {
+    pub fn anon_distinct_id<'b>(self, anon_id: &'b str) -> Event<'a, (P, Prop<&'static str, &'b str>)> {
         self.prop("$anon_distinct_id", anon_id)
     }
 
@@ -438,142 +636,150 @@ impl<'a, P: Props> Event<'a, P> {
 
     #[inline(always)]
     fn invalid_if(mut self, invalid: bool) -> Self {
-        if invalid {
-            self.flags |= flag::INVALID;
-        }
+        self.invalid |= invalid;
         self
     }
 
     /// The event name.
     pub fn name(&self) -> &'a str {
-        self.name.as_str()
+        self.name
     }
 
     /// The distinct_id as it will be sent (group ids assembled; not yet cut to
-    /// [`MAX_DISTINCT_ID`]).
+    /// [`MAX_DISTINCT_ID_CHARS`]).
     #[cfg(feature = "std")]
     pub fn distinct_id(&self) -> alloc::borrow::Cow<'a, str> {
         match self.distinct_id {
-            Id::Static(s) => s.into(),
-            Id::Borrowed(s) => s.into(),
+            Id::Str(s) => s.into(),
             Id::Group(t, k) => alloc::format!("${t}_{k}").into(),
         }
     }
 
     /// True when capture will reject the event: an empty or whitespace-only name or
-    /// distinct_id (after its cut to [`MAX_DISTINCT_ID`] bytes), an empty group type or key,
-    /// or an empty alias.
+    /// distinct_id (after its cut to [`MAX_DISTINCT_ID_CHARS`]), an empty group type or key,
+    /// an empty alias, or the name `$performance_event`.
     #[inline(always)]
     pub fn is_invalid(&self) -> bool {
-        if self.flags & flag::INVALID != 0 {
-            return true;
-        }
-        // What capture will write: the distinct_id cut to its limit, then a copied name cut to
-        // what is left of the inline bytes. Either one blank as written is invalid.
-        let id_inline = match self.distinct_id {
-            Id::Static(s) | Id::Borrowed(s) => {
-                let id = cut(s, MAX_DISTINCT_ID);
-                if is_blank(id) {
-                    return true;
-                }
-                if matches!(self.distinct_id, Id::Borrowed(_)) {
-                    id.len()
-                } else {
-                    0
-                }
-            }
-            // Starts with `$`, never blank; its type and key were checked when it was built.
-            Id::Group(t, k) => (t.len() + k.len() + 2).min(MAX_DISTINCT_ID),
-        };
-        match self.name {
-            Str::Static(s) => is_blank(s),
-            Str::Borrowed(s) => is_blank(cut(s, INLINE_BYTES - id_inline)),
-        }
+        self.invalid
+            || is_blank(self.name)
+            || self.name == "$performance_event"
+            || matches!(self.distinct_id, Id::Str(s) if is_blank(cut_chars(s, MAX_DISTINCT_ID_CHARS)))
     }
 
-    /// Writes the event into a record (a lane's slot, reused: only its header is reset).
+    /// The time capture stamps: the event's own, or `tick()`.
     #[inline(always)]
-    pub(crate) fn write_to(&self, record: &mut Record, clock_tick: impl FnOnce() -> u64) {
-        let time = match self.time {
-            Some(nanos) => Time::UnixNanos(nanos),
-            None => Time::Tick(clock_tick()),
-        };
-        record.reset(time, self.flags);
-        record.distinct_id = match self.distinct_id {
-            Id::Static(s) => {
-                let kept = cut(s, MAX_DISTINCT_ID);
-                if kept.len() < s.len() {
-                    record.truncated += 1;
-                }
-                Text::Static(kept)
-            }
-            Id::Borrowed(s) => record.copy_in(s, MAX_DISTINCT_ID),
-            Id::Group(t, k) => record.copy_in_parts(&["$", t, "_", k], MAX_DISTINCT_ID),
-        };
-        record.name = match self.name {
-            Str::Static(s) => Text::Static(s),
-            Str::Borrowed(s) => record.copy_in(s, INLINE_BYTES),
-        };
-        if !self.workspace_id.is_empty() {
-            record.workspace_id = record.copy_in(self.workspace_id, INLINE_BYTES);
+    pub(crate) fn stamp(&self, tick: impl FnOnce() -> u64) -> (u8, u64) {
+        match self.time {
+            Some(nanos) => (self.flags | flag::UNIX_TIME, nanos),
+            None => (self.flags, tick()),
         }
-        self.props.write(record);
     }
 
-    /// The record this event makes, stamped with `time_unix_nanos` unless it has its own
-    /// timestamp. Copies the whole 1.1 KB record: for tests and tools, not the hot path.
-    pub fn to_record(&self) -> Record {
-        let mut record = Record::EMPTY;
-        self.write_to(&mut record, || 0);
-        if self.time.is_none() {
-            record.time = Time::Now;
+    /// Writes the event's entry into `buf` (see [`EntryWriter`] for `last`); its length, or
+    /// `None` when it needs a larger area.
+    #[inline(always)]
+    pub(crate) fn write_entry(&self, buf: &mut [u8], last: bool, (flags, time): (u8, u64)) -> Option<usize> {
+        let mut w = EntryWriter::new(buf, last);
+        let mut group_id = [0u8; GROUP_ID_BYTES];
+        let distinct_id = match self.distinct_id {
+            Id::Str(s) => s,
+            Id::Group(t, k) => assemble(&mut group_id, &["$", t, "_", k]),
+        };
+        let kept = cut_chars(distinct_id, MAX_DISTINCT_ID_CHARS);
+        if kept.len() < distinct_id.len() {
+            w.count_truncated();
         }
-        if self.is_invalid() {
-            record.flags |= flag::INVALID;
+        if !w.header(flags, time, self.name, kept, self.workspace_id) {
+            return None;
         }
-        record
+        self.props.write(&mut w);
+        w.finish()
     }
+}
 
-    /// Property entries dropped because the record is full (see [`Event::to_record`]).
-    pub fn props_dropped(&self) -> u8 {
-        self.to_record().props_dropped()
-    }
+/// Room for a group distinct_id: 200 characters of up to 4 bytes.
+const GROUP_ID_BYTES: usize = 4 * MAX_DISTINCT_ID_CHARS;
 
-    /// Strings cut to fit the record (see [`Event::to_record`]).
-    pub fn truncated(&self) -> u8 {
-        self.to_record().truncated()
+/// The concatenation of `parts` in `buf`, cut on a char boundary to what fits.
+fn assemble<'b>(buf: &'b mut [u8; GROUP_ID_BYTES], parts: &[&str]) -> &'b str {
+    let mut len = 0;
+    for part in parts {
+        let part = cut_bytes(part, GROUP_ID_BYTES - len);
+        buf[len..len + part.len()].copy_from_slice(part.as_bytes());
+        len += part.len();
     }
+    core::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
 /// `s` cut to at most `max` bytes on a char boundary.
-#[inline]
-fn cut(s: &str, max: usize) -> &str {
+fn cut_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
-    let mut len = max;
-    while !s.is_char_boundary(len) {
-        len -= 1;
+    let mut n = max;
+    while !s.is_char_boundary(n) {
+        n -= 1;
     }
-    &s[..len]
+    &s[..n]
 }
 
-/// Events and records the encoder accepts: a [`Record`] as drained from a lane, or an
-/// [`Event`] (written to a temporary record first).
-pub trait AsRecord {
-    /// Calls `f` with the record.
-    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R;
-}
-
-impl AsRecord for Record {
-    #[inline(always)]
-    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
-        f(self)
+/// `s` cut to at most `max` characters (PostHog counts characters).
+#[inline]
+pub(crate) fn cut_chars(s: &str, max: usize) -> &str {
+    // Within `max` bytes, it has at most `max` characters: the common case decides on length.
+    if s.len() <= max {
+        return s;
+    }
+    match s.char_indices().nth(max) {
+        Some((at, _)) => &s[..at],
+        None => s,
     }
 }
 
-impl<P: Props> AsRecord for Event<'_, P> {
-    fn with_record<R>(&self, f: impl FnOnce(&Record) -> R) -> R {
-        f(&self.to_record())
+/// Empty or whitespace-only (stops at the first non-space character).
+#[inline]
+pub(crate) fn is_blank(s: &str) -> bool {
+    // Most ids and names start with a printable ASCII byte: decide on it without decoding.
+    match s.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        Some(_) => !s.chars().any(|c| !c.is_whitespace()),
+    }
+}
+
+/// The default entry limit of lanes, in lane bytes.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 32 * 1024;
+
+#[cfg(feature = "std")]
+impl<P: Props> Event<'_, P> {
+    /// The entry this event makes within the default limit ([`DEFAULT_MAX_EVENT_BYTES`]),
+    /// stamped with tick 0 unless it has its own timestamp. Allocates: for tests and tools,
+    /// not the hot path.
+    pub fn to_entry(&self) -> crate::entry::OwnedEntry {
+        let mut buf = alloc::vec![0u8; DEFAULT_MAX_EVENT_BYTES - 4];
+        let (mut flags, time) = self.stamp(|| 0);
+        if self.is_invalid() {
+            flags |= flag::INVALID;
+        }
+        let len = self.write_entry(&mut buf, true, (flags, time)).unwrap_or(0);
+        buf.truncate(len);
+        crate::entry::OwnedEntry(buf)
+    }
+
+    /// Properties dropped to fit the default limit (see [`Event::to_entry`]).
+    pub fn props_dropped(&self) -> u32 {
+        self.to_entry().props_dropped()
+    }
+
+    /// Strings cut to fit the default limit (see [`Event::to_entry`]).
+    pub fn truncated(&self) -> u32 {
+        self.to_entry().truncated()
+    }
+}
+
+#[cfg(feature = "std")]
+impl<P: Props> crate::entry::AsEntry for Event<'_, P> {
+    fn with_entry<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(&self.to_entry().0)
     }
 }

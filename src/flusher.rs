@@ -8,7 +8,6 @@ use core::task::Poll;
 
 use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
 use crate::queue::QueueParts;
-use crate::record::Record;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
 use crate::sync::{AtomicBool, AtomicUsize, Ordering};
@@ -193,7 +192,7 @@ struct Abandon;
 
 impl<'e, R, T, Tm, C, P> Flusher<'e, R, T, Tm, C, P>
 where
-    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
+    R: LanesRef<Target: HasLanes + QueueParts>,
     T: Transport,
     Tm: Timer,
     C: Clock,
@@ -441,7 +440,7 @@ where
 
 impl<'e, R, C, P> Intake<'e, R, C, P>
 where
-    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
+    R: LanesRef<Target: HasLanes + QueueParts>,
     C: Clock,
     P: Batches,
 {
@@ -469,42 +468,38 @@ where
         self.consumer.owner().lanes().totals().pushed
     }
 
-    /// Encodes every waiting record into the filling batch, sealing batches as they fill.
-    /// Records that find no batch with room are dropped and counted. Returns records drained.
+    /// Encodes waiting entries into the filling batch, sealing batches as they fill. Takes
+    /// only what the batches have room for: the rest waits in the lanes, and when they fill,
+    /// capture itself reports `Dropped` (rather than `Queued` for an event the flusher would
+    /// then drop). Returns entries taken.
     fn drain(&mut self) -> usize {
         let Intake { consumer, clock, encoder, pool, drained, .. } = self;
         let mut notes = crate::batch::Notes::default();
-        let (mut rejected, mut dropped) = (0, 0);
-        // Take only what the batches have room for: the rest waits in the lanes, and when they
-        // fill, capture itself reports `Dropped` (rather than returning `Queued` for an event
-        // the flusher would then drop).
-        let room = pool.room();
-        let n = consumer.drain_with(room, |event| {
-            *drained = drained.wrapping_add(1);
-            loop {
-                let seq = *drained;
-                let Some(batch) = pool.filling() else {
-                    dropped += 1;
-                    return;
-                };
-                match batch.push(encoder, event, clock) {
-                    Pushed::Added(n) => {
-                        if batch.len() == 1 {
-                            batch.seq = seq;
-                        }
-                        notes.non_finite += n.non_finite;
-                        notes.truncated += n.truncated;
-                        notes.props_dropped += n.props_dropped;
-                        if batch.is_full() {
-                            pool.seal();
-                        }
-                        return;
+        let mut rejected = 0;
+        let taken = consumer.drain(|entry| loop {
+            let seq = drained.wrapping_add(1);
+            let Some(batch) = pool.filling() else {
+                return false; // every batch is sealed: leave the entry first in its lane
+            };
+            match batch.push(encoder, entry, clock) {
+                Pushed::Added(n) => {
+                    *drained = seq;
+                    if batch.len() == 1 {
+                        batch.seq = seq;
                     }
-                    Pushed::Full => pool.seal(), // then try the next batch
-                    Pushed::TooLarge | Pushed::Invalid => {
-                        rejected += 1;
-                        return;
+                    notes.non_finite += n.non_finite;
+                    notes.truncated += n.truncated;
+                    notes.props_dropped += n.props_dropped;
+                    if batch.is_full() {
+                        pool.seal();
                     }
+                    return true;
+                }
+                Pushed::Full => pool.seal(), // then try the next batch
+                Pushed::TooLarge | Pushed::Invalid => {
+                    *drained = seq;
+                    rejected += 1;
+                    return true;
                 }
             }
         });
@@ -513,12 +508,11 @@ where
         Counters::add(&counters.truncated, notes.truncated);
         Counters::add(&counters.props_dropped, notes.props_dropped);
         Counters::add(&counters.rejected, rejected);
-        Counters::add(&counters.dropped, dropped);
         if rejected > 0 {
-            log::warn!("fasthog: rejected {rejected} events over the per-event size limit");
+            log::warn!("fasthog: rejected {rejected} events over the per-event size limit or refused by PostHog's rules");
         }
         self.log_drops();
-        n
+        taken.events
     }
 
     /// The Go client's warning on the 1st, 101st, 201st... dropped event, logged here rather
@@ -565,7 +559,7 @@ where
     /// At the end: every event still batched or waiting in a lane is failed.
     fn fail_everything_left(&mut self) {
         let mut left = self.pool.clear_all();
-        left += self.consumer.drain_with(usize::MAX, |_| {});
+        left += self.consumer.drain(|_| true).events;
         Counters::add(&self.counters().failed, left);
         if left > 0 {
             log::warn!("fasthog: stopped with {left} events undelivered");
@@ -586,14 +580,6 @@ impl<P: Batches> Pool<P> {
         }
         let i = (self.head + self.sealed) % len;
         Some(&mut self.batches.batches()[i])
-    }
-
-    /// Events the unsealed batches can still take (by count; a batch may fill by bytes first).
-    fn room(&mut self) -> usize {
-        let len = self.len();
-        let (head, sealed) = (self.head, self.sealed);
-        let batches = self.batches.batches();
-        (sealed..len).map(|k| batches[(head + k) % len].room()).sum()
     }
 
     /// Seals the filling batch. With every slot sealed, `filling` returns `None` (and events
@@ -661,7 +647,7 @@ async fn wait_draining<'e, F, R, C, P>(
 ) -> Option<F::Output>
 where
     F: Future,
-    R: LanesRef<Target: HasLanes<Record = Record> + QueueParts>,
+    R: LanesRef<Target: HasLanes + QueueParts>,
     C: Clock,
     P: Batches,
 {

@@ -5,10 +5,10 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 #![warn(clippy::std_instead_of_core, clippy::std_instead_of_alloc, clippy::alloc_instead_of_core)]
 
-#[cfg(any(test, feature = "std"))]
+#[cfg(any(test, feature = "std", fasthog_loom))]
 extern crate std;
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", fasthog_loom))]
 extern crate alloc;
 
 pub mod batch;
@@ -17,13 +17,13 @@ pub mod client;
 mod clock;
 #[cfg(feature = "embassy")]
 mod embassy;
+pub mod entry;
 #[cfg(feature = "std")]
 mod error;
 mod event;
 pub mod flusher;
 pub mod json;
 mod queue;
-mod record;
 pub mod recorder;
 pub mod ring;
 mod stats;
@@ -37,11 +37,18 @@ pub use clock::{Clock, FixedClock};
 #[cfg(feature = "embassy")]
 pub use embassy::{EmbassyClock, EmbassyTimer};
 #[cfg(feature = "std")]
+pub use entry::OwnedEntry;
+pub use entry::{AsEntry, EntryView, EntryWriter, MAX_DEPTH};
+#[cfg(feature = "std")]
 pub use error::Error;
-pub use event::{AsRecord, Entry, Event, Many, Props, Static, Value};
+pub use event::{
+    Entry, Event, IntoEntry, Many, Prop, PropValue, Props, Static, Value, When, DEFAULT_MAX_EVENT_BYTES,
+    MAX_DISTINCT_ID_CHARS,
+};
 #[cfg(feature = "std")]
 pub use queue::HeapQueue;
-pub use queue::{Captured, Queue, QueueParts, StaticQueue};
-pub use record::{Record, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
+#[cfg(not(fasthog_loom))]
+pub use queue::StaticQueue;
+pub use queue::{Captured, Queue, QueueParts};
 pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;

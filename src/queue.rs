@@ -1,37 +1,35 @@
-//! The capture path: validate, stamp, copy into a lane. Wait-free, allocation-free,
+//! The capture path: validate, stamp, write into a lane. Wait-free, allocation-free,
 //! syscall-free.
 
 use crate::event::{Event, Props};
 use crate::flusher::Control;
-use crate::record::Record;
-use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Rings, Seqs, Storage};
+use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Memory};
 use crate::{Clock, Counters, Snapshot};
 
 /// What capture did with an event. Every outcome is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "an event may have been dropped or rejected (it is counted either way)"]
+#[non_exhaustive]
 pub enum Captured {
-    /// In a lane, waiting for the flusher.
+    /// In a lane, waiting for the flusher: it will be sent, or counted `failed` after the
+    /// retry policy.
     Queued,
-    /// The lane was full: dropped and counted (`dropped`).
+    /// No room in the lanes: dropped and counted (`dropped`).
     Dropped,
-    /// Empty or whitespace-only name or distinct_id: counted (`rejected`), never sent.
+    /// Invalid (see [`Event::is_invalid`]): counted (`rejected`), never sent.
     Rejected,
 }
 
-impl<R> LaneProducer<R>
-where
-    R: LanesRef<Target: HasLanes<Record = Record>>,
-{
+impl<R: LanesRef> LaneProducer<R> {
     /// Captures `event` into this producer's lane. **Wait-free**: a bounded number of steps
-    /// whatever other threads do; no lock, no CAS, no allocation, no syscall.
+    /// whatever other threads do; no lock, no allocation, no syscall.
     #[inline]
     pub fn capture<P: Props>(&mut self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
         if event.is_invalid() {
             self.count(true);
             return Captured::Rejected;
         }
-        match self.push_with(|slot| event.write_to(slot, || clock.tick())) {
+        let stamp = event.stamp(|| clock.tick());
+        match self.write(|buf, last| event.write_entry(buf, last, stamp)) {
             Ok(()) => Captured::Queued,
             Err(_) => {
                 self.count(false);
@@ -39,9 +37,7 @@ where
             }
         }
     }
-}
 
-impl<R: LanesRef> LaneProducer<R> {
     /// Counts `event` without queueing it: rejected if invalid, else dropped. For clients
     /// that are disabled or shut down. Wait-free.
     #[inline]
@@ -59,21 +55,18 @@ impl<R: LanesRef> LaneProducer<R> {
 /// Everything producers and the flusher share: the lanes, the flusher's counters, and the
 /// flush/shutdown control. Lives in a `static` ([`StaticQueue`]) or an `Arc` ([`HeapQueue`]).
 #[derive(Debug)]
-pub struct Queue<S, Q, C> {
-    lanes: Lanes<Record, S, Q, C>,
+pub struct Queue<M> {
+    lanes: Lanes<M>,
     counters: Counters,
     control: Control,
 }
 
-impl<S, Q, C> sealed::Lanes for Queue<S, Q, C> {}
+impl<M> sealed::Lanes for Queue<M> {}
 
-impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> HasLanes for Queue<S, Q, C> {
-    type Record = Record;
-    type Slots = S;
-    type Seqs = Q;
-    type Rings = C;
+impl<M: Memory> HasLanes for Queue<M> {
+    type Memory = M;
     #[inline(always)]
-    fn lanes(&self) -> &Lanes<Record, S, Q, C> {
+    fn lanes(&self) -> &Lanes<M> {
         &self.lanes
     }
 }
@@ -88,7 +81,7 @@ pub trait QueueParts: sealed::Lanes {
     fn stats(&self) -> Snapshot;
 }
 
-impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> QueueParts for Queue<S, Q, C> {
+impl<M: Memory> QueueParts for Queue<M> {
     fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -100,26 +93,32 @@ impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> QueueParts for Queue<S, Q
     }
 }
 
-impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> Queue<S, Q, C> {
+impl<M: Memory> Queue<M> {
+    /// A queue over `memory`.
+    pub fn with_memory(memory: M) -> Self {
+        Queue { lanes: Lanes::new(memory), counters: Counters::default(), control: Control::default() }
+    }
+
     /// Claims a lane for one producer thread (see [`crate::ring::try_producer`]). `None`
     /// when all lanes are taken: use [`Queue::capture_shared`] then.
     pub fn producer<R: LanesRef<Target = Self>>(queue: R) -> Option<LaneProducer<R>> {
         crate::ring::try_producer(queue)
     }
 
-    /// Captures `event` into the shared fallback ring, from any thread. **Lock-free, not
-    /// wait-free** (see [`crate::ring::SharedRing`]); no allocation, no syscall.
+    /// Captures `event` from any thread by borrowing a shared lane for the call. Wait-free
+    /// (one CAS per shared lane, at most once each); when every shared lane is busy at that
+    /// instant the event is dropped and counted. No allocation, no syscall.
     pub fn capture_shared<P: Props>(&self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
-        let shared = self.lanes.shared();
-        if event.is_invalid() {
-            shared.count(true);
-            return Captured::Rejected;
-        }
-        match shared.push_with(|slot| event.write_to(slot, || clock.tick())) {
-            Ok(()) => Captured::Queued,
-            Err(_) => {
-                shared.count(false);
-                Captured::Dropped
+        match crate::ring::try_shared(self) {
+            Some(mut lane) => lane.capture(event, clock),
+            None => {
+                let rejected = event.is_invalid();
+                self.lanes.count_unlaned(rejected);
+                if rejected {
+                    Captured::Rejected
+                } else {
+                    Captured::Dropped
+                }
             }
         }
     }
@@ -133,43 +132,40 @@ impl<S: Storage<Record>, Q: Seqs, C: Rings<Record, S>> Queue<S, Q, C> {
     pub fn control(&self) -> &Control {
         &self.control
     }
-
-    /// Events waiting in lanes (a snapshot).
-    pub fn queued(&self) -> usize {
-        self.lanes.len()
-    }
 }
 
-/// A [`Queue`] with inline storage, for a `static` in `no_std` builds: `L` lanes of `N`
-/// records each, plus a shared fallback ring of `N`.
+/// A [`Queue`] in inline memory, for a `static` in `no_std` builds: `LANES` lanes (plus one
+/// shared) over `BLOCKS` blocks of `BLOCK` bytes. An event may take up to half a block.
 ///
 /// ```
 /// use fasthog::{Captured, Event, FixedClock, StaticQueue};
-/// static QUEUE: StaticQueue<2, 64> = StaticQueue::new();
+/// static QUEUE: StaticQueue<2, 8, 1024> = StaticQueue::new(); // 8 KiB
 /// let mut producer = StaticQueue::producer(&QUEUE).unwrap();
 /// let clock = FixedClock(1_700_000_000_000_000_000);
 /// assert_eq!(producer.capture(&Event::new("boot", "device-7"), &clock), Captured::Queued);
 /// assert_eq!(QUEUE.stats().captured, 1);
 /// ```
-pub type StaticQueue<const L: usize, const N: usize> = Queue<
-    [crate::ring::Slot<Record>; N],
-    [crate::sync::AtomicUsize; N],
-    [crate::ring::Ring<Record, [crate::ring::Slot<Record>; N]>; L],
->;
+#[cfg(not(fasthog_loom))]
+pub type StaticQueue<const LANES: usize, const BLOCKS: usize, const BLOCK: usize> =
+    Queue<crate::ring::StaticMemory<LANES, BLOCKS, BLOCK>>;
 
 #[cfg(not(fasthog_loom))]
-impl<const L: usize, const N: usize> Default for StaticQueue<L, N> {
+impl<const L: usize, const B: usize, const N: usize> Default for StaticQueue<L, B, N> {
     fn default() -> Self {
-        Self::new()
+        Self::new_static()
     }
 }
 
 #[cfg(not(fasthog_loom))]
-impl<const L: usize, const N: usize> StaticQueue<L, N> {
+impl<const L: usize, const B: usize, const N: usize> StaticQueue<L, B, N> {
     /// An empty queue, usable in a `static`.
     pub const fn new() -> Self {
+        Self::new_static()
+    }
+
+    const fn new_static() -> Self {
         Queue {
-            lanes: Lanes::from_parts([const { crate::ring::Ring::new() }; L], crate::ring::SharedRing::new()),
+            lanes: Lanes::new_static(crate::ring::StaticMemory::new()),
             counters: Counters::new(),
             control: Control::new(),
         }
@@ -178,25 +174,27 @@ impl<const L: usize, const N: usize> StaticQueue<L, N> {
 
 /// A [`Queue`] sized at run time (`std`).
 #[cfg(feature = "std")]
-pub type HeapQueue = Queue<
-    alloc::boxed::Box<[crate::ring::Slot<Record>]>,
-    alloc::boxed::Box<[crate::sync::AtomicUsize]>,
-    alloc::boxed::Box<[crate::ring::Ring<Record, alloc::boxed::Box<[crate::ring::Slot<Record>]>>]>,
->;
+pub type HeapQueue = Queue<crate::ring::HeapMemory>;
 
 #[cfg(feature = "std")]
 impl HeapQueue {
-    /// `lanes` lanes of `capacity` records each (rounded up to a power of two), plus a shared
-    /// fallback ring of the same capacity.
-    pub fn with_capacity(lanes: usize, capacity: usize) -> Self {
-        use crate::ring::{heap_seqs, heap_storage, SharedRing};
-        let rings =
-            (0..lanes.max(1)).map(|_| crate::ring::Ring::with_storage(heap_storage(capacity))).collect();
-        let shared = SharedRing::with_storage(heap_storage(capacity), heap_seqs(capacity));
-        Queue {
-            lanes: Lanes::from_parts(rings, shared),
-            counters: Counters::default(),
-            control: Control::default(),
-        }
+    /// `owned` lanes (and `shared` ones) over a pool of `geometry`. Fails with the reason when
+    /// the geometry is invalid or the memory cannot be had.
+    pub fn with_geometry(
+        geometry: crate::ring::Geometry,
+        owned: usize,
+        shared: usize,
+    ) -> Result<Self, &'static str> {
+        Ok(Queue::with_memory(crate::ring::HeapMemory::new(geometry, owned, shared)?))
+    }
+
+    /// A small queue for tests: `lanes` lanes and one shared over `blocks` blocks of `block`
+    /// bytes (entries up to half a block).
+    ///
+    /// # Panics
+    /// If the geometry is invalid.
+    pub fn with_blocks(lanes: usize, blocks: usize, block: usize) -> Self {
+        let geometry = crate::ring::Geometry { block_bytes: block, blocks, max_entry: block / 2 };
+        Self::with_geometry(geometry, lanes, 1).expect("a valid geometry")
     }
 }

@@ -28,6 +28,9 @@ use crate::sync::Ordering;
 use crate::transport::Transport;
 use crate::{Captured, Event, HeapQueue, Props, Snapshot};
 
+/// The default memory for waiting events: 8 MiB.
+pub const DEFAULT_MEMORY: usize = 8 << 20;
+
 /// PostHog US cloud, the default host.
 pub const DEFAULT_HOST: &str = "https://us.i.posthog.com";
 
@@ -38,7 +41,8 @@ pub struct Builder {
     host: String,
     environment: Option<String>,
     lanes: usize,
-    lane_capacity: usize,
+    memory: usize,
+    max_event_bytes: usize,
     limits: Limits,
     flush: FlushConfig,
     http_timeout: Duration,
@@ -73,7 +77,9 @@ impl OwnedValue {
             Value::Int(i) => OwnedValue::Int(i),
             Value::UInt(u) => OwnedValue::UInt(u),
             Value::Float(f) => OwnedValue::Float(f),
-            Value::Str(s) | Value::Static(s) => OwnedValue::Str(s.into()),
+            Value::Str(s) => OwnedValue::Str(s.into()),
+            // Super properties are scalars: a nested value is sent as null.
+            _ => OwnedValue::Null,
         }
     }
 
@@ -97,7 +103,8 @@ impl Builder {
             host: DEFAULT_HOST.into(),
             environment: None,
             lanes: 16,
-            lane_capacity: 1024,
+            memory: DEFAULT_MEMORY,
+            max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
             limits: Limits::DEFAULT,
             flush: FlushConfig::DEFAULT,
             http_timeout: Duration::from_secs(5),
@@ -141,16 +148,20 @@ impl Builder {
         self
     }
 
-    /// Per-thread lanes; threads beyond this share one lock-free ring. Defaults to 16.
+    /// Lanes that producer threads own (a thread claims one on its first capture and keeps
+    /// it); threads beyond this borrow one of a quarter as many shared lanes per capture.
+    /// Defaults to 16. From 1 to 4096.
     pub fn lanes(mut self, lanes: usize) -> Self {
         self.lanes = lanes;
         self
     }
 
-    /// Events each lane holds (rounded up to a power of two); a full lane drops and counts.
-    /// Defaults to 1024 (the Go client's queue size). Each event record is about 1.1 KB.
-    pub fn lane_capacity(mut self, events: usize) -> Self {
-        self.lane_capacity = events;
+    /// Bytes of memory for events waiting to be sent, shared by all lanes: when it is full,
+    /// capture drops and counts. Taken up front. Defaults to 8 MiB (about 60,000 typical
+    /// events of ~136 lane bytes; one busy thread can use nearly all of it). At least two
+    /// blocks (twice `max_event_bytes`, rounded up to a power of two) per lane.
+    pub fn memory(mut self, bytes: usize) -> Self {
+        self.memory = bytes;
         self
     }
 
@@ -166,10 +177,11 @@ impl Builder {
         self
     }
 
-    /// Bytes of one encoded event; larger events are rejected and counted. Defaults to
-    /// 900 KB (PostHog refuses events over 1 MB).
+    /// Lane bytes one event may use: past it, capture cuts strings (on a UTF-8 boundary) and
+    /// drops properties, and counts both (`truncated`, `props_dropped`). Defaults to 32 KiB
+    /// (room for a 2 KiB user agent, a URL and a stack trace). From 64 bytes to 8 MiB.
     pub fn max_event_bytes(mut self, bytes: usize) -> Self {
-        self.limits.max_event_bytes = bytes;
+        self.max_event_bytes = bytes;
         self
     }
 
@@ -266,6 +278,30 @@ impl Builder {
         self
     }
 
+    /// The pool's shape and the shared lane count these settings make.
+    fn geometry(&self) -> Result<(crate::ring::Geometry, usize), Error> {
+        if !(64..=8 << 20).contains(&self.max_event_bytes) {
+            return Err(Error::InvalidSetting {
+                name: "max_event_bytes",
+                expected: "from 64 bytes to 8 MiB",
+            });
+        }
+        if self.lanes > 4096 {
+            return Err(Error::InvalidSetting { name: "lanes", expected: "from 1 to 4096" });
+        }
+        let max_entry = (self.max_event_bytes + 7) & !7;
+        let block_bytes = (2 * max_entry).next_power_of_two().max(4096);
+        let shared = self.lanes.div_ceil(4).max(1);
+        let blocks = self.memory / block_bytes;
+        if blocks < 2 * (self.lanes + shared) || blocks > u32::MAX as usize {
+            return Err(Error::InvalidSetting {
+                name: "memory",
+                expected: "at least two blocks (2 x max_event_bytes, a power of two) per lane, shared lanes included",
+            });
+        }
+        Ok((crate::ring::Geometry { block_bytes, blocks, max_entry }, shared))
+    }
+
     /// An invalid host is echoed in the error, unless it holds the API key or looks like
     /// one (the key and host given the wrong way round): error texts never show a key.
     fn withhold_key(&self, err: Error) -> Error {
@@ -290,9 +326,8 @@ impl Builder {
             }
         };
         positive("lanes", self.lanes)?;
-        positive("lane_capacity", self.lane_capacity)?;
         positive("batch_size", self.limits.max_events)?;
-        positive("max_event_bytes", self.limits.max_event_bytes)?;
+        self.geometry()?;
         if self.pending_batches < 2 {
             return Err(Error::InvalidSetting { name: "pending_batches", expected: "at least 2" });
         }
@@ -321,7 +356,11 @@ impl Builder {
     pub fn build_with_transport<T: Transport + Send + 'static>(self, transport: T) -> Result<Client, Error> {
         self.check()?;
         let api_key = validate_api_key(self.api_key.as_deref().ok_or(Error::MissingApiKey)?)?.into();
-        let queue = Arc::new(HeapQueue::with_capacity(self.lanes, self.lane_capacity));
+        let (geometry, shared) = self.geometry()?;
+        let queue = HeapQueue::with_geometry(geometry, self.lanes, shared).map_err(|_| {
+            Error::InvalidSetting { name: "memory", expected: "an amount this process can allocate" }
+        })?;
+        let queue = Arc::new(queue);
         let clock = if self.precise_timestamps {
             ClientClock::Tsc(TscClock::new())
         } else {
@@ -485,7 +524,7 @@ impl Client {
     /// A client that accepts and counts events (as `dropped`, or `rejected` if invalid) and
     /// sends nothing.
     pub fn disabled() -> Client {
-        let queue = Arc::new(HeapQueue::with_capacity(1, 2));
+        let queue = Arc::new(HeapQueue::with_blocks(1, 2, 4096));
         let client = Client::from_parts(
             queue,
             ClientClock::Coarse(Arc::new(CoarseClock::new())),
@@ -558,8 +597,7 @@ impl Inner {
     fn capture_shared<P: Props>(&self, event: &Event<'_, P>) -> Captured {
         if self.closed.load(Ordering::Relaxed) {
             // No lane to count in: the shared ring's counters stand in.
-            let shared = crate::ring::HasLanes::lanes(&*self.queue).shared();
-            shared.count(event.is_invalid());
+            crate::ring::HasLanes::lanes(&*self.queue).count_unlaned(event.is_invalid());
             return if event.is_invalid() { Captured::Rejected } else { Captured::Dropped };
         }
         self.queue.capture_shared(event, &self.clock)
@@ -590,7 +628,7 @@ impl Inner {
     /// after the flusher's last drain: count such events as failed, so none stays pending.
     fn sweep_late_captures(&self) {
         if let Some(mut consumer) = try_consumer(self.queue.clone()) {
-            let late = consumer.drain_with(usize::MAX, |_| {});
+            let late = consumer.drain(|_| true).events;
             if late > 0 {
                 crate::stats::Counters::add(&crate::QueueParts::counters(&*self.queue).failed, late);
                 log::warn!("fasthog: {late} events captured during shutdown were not sent");

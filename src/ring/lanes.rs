@@ -1,78 +1,50 @@
-//! Per-thread lanes: one wait-free SPSC [`Ring`] per producer, a [`SharedRing`] fallback for
-//! producers that find every lane taken, and one consumer that drains them all.
+//! Lanes: per-producer chains of blocks in one pool, and the one consumer that drains them.
+//!
+//! A lane's bytes, block after block: entries `[len: u32][payload][pad to 8]`, and where a
+//! block ends early, a link `[u32::MAX][next block: u32]` (8 bytes are kept free at the end
+//! of every block for it). The producer's `published` position says how far the lane is
+//! written; everything before it, in its block and in the blocks linked before it, is
+//! complete.
 
 use core::ops::Deref;
 
-use super::mpsc::Seqs;
-use super::{sealed, Full, Ring, SharedPtr, SharedRing, Storage};
-use crate::sync::{AtomicBool, Ordering};
+use super::free::FreeRing;
+use super::memory::{Bytes, LaneState, NONE};
+use super::{sealed, Full, Memory, SharedPtr};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 
-/// A set of lanes and a shared fallback ring, all holding `T` records.
-///
-/// `C` is the lanes' container (`[Ring<T, S>; L]`, or a boxed slice with `std`); `S` and `Q`
-/// are the rings' storage (see [`Storage`], [`Seqs`]).
+/// The length word that marks a link to the next block.
+const LINK: u32 = u32::MAX;
+
+/// Lanes over one pool of blocks: owned lanes (one producer thread each), shared lanes
+/// (borrowed for a capture at a time) and one consumer.
 #[derive(Debug)]
-pub struct Lanes<T, S, Q, C> {
-    lanes: C,
-    shared: SharedRing<T, S, Q>,
+pub struct Lanes<M> {
+    memory: M,
+    free: FreeRing,
     consumer_claimed: AtomicBool,
+    /// Events counted where no lane could count them (every shared lane busy, or a closed
+    /// client without a lane). RMWs, off the lanes' fast path.
+    unlaned_dropped: AtomicUsize,
+    unlaned_rejected: AtomicUsize,
+    /// log2 of the block size.
+    shift: u32,
+    max_entry: usize,
 }
 
-/// The lanes' container: an array of rings or (`std`) a boxed slice. Sealed: the unsafe code
-/// relies on the rings being owned by the lanes (no standalone handle can reach them) and
-/// on `rings()` always returning the same rings. A borrowed container, whose rings could get a
-/// second consumer of their own, is refused:
-///
-/// ```compile_fail,E0277
-/// use fasthog::ring::{Lanes, Ring, SharedRing, Slot};
-/// use fasthog::Record;
-/// use core::sync::atomic::AtomicUsize;
-/// static RINGS: [Ring<Record, [Slot<Record>; 4]>; 1] = [Ring::new()];
-/// let lanes = Lanes::from_parts(&RINGS, SharedRing::<Record, _, [AtomicUsize; 4]>::new());
-/// let _consumer = fasthog::ring::try_consumer(&lanes);
-/// ```
-pub trait Rings<T, S>: sealed::Owned {
-    /// The rings.
-    fn rings(&self) -> &[Ring<T, S>];
-}
-
-impl<T, S, const L: usize> Rings<T, S> for [Ring<T, S>; L] {
-    #[inline(always)]
-    fn rings(&self) -> &[Ring<T, S>] {
-        self
-    }
-}
-
-#[cfg(feature = "std")]
-impl<T, S> Rings<T, S> for alloc::boxed::Box<[Ring<T, S>]> {
-    #[inline(always)]
-    fn rings(&self) -> &[Ring<T, S>] {
-        self
-    }
-}
-
-/// Types that contain one [`Lanes`] (the lanes themselves, or a crate type built around
-/// them). Sealed: the unsafe code relies on `lanes()` always returning the same lanes.
+/// Types that contain one [`Lanes`]. Sealed: the unsafe code relies on `lanes()` always
+/// returning the same lanes.
 pub trait HasLanes: sealed::Lanes {
-    /// The record type.
-    type Record;
-    /// The rings' slot storage.
-    type Slots: Storage<Self::Record>;
-    /// The shared ring's sequence storage.
-    type Seqs: Seqs;
-    /// The lanes' container.
-    type Rings: Rings<Self::Record, Self::Slots>;
+    /// The memory the lanes are built on.
+    type Memory: Memory;
     /// The lanes.
-    fn lanes(&self) -> &Lanes<Self::Record, Self::Slots, Self::Seqs, Self::Rings>;
+    fn lanes(&self) -> &Lanes<Self::Memory>;
 }
 
-impl<T, S, Q, C> sealed::Lanes for Lanes<T, S, Q, C> {}
+impl<M> sealed::Lanes for Lanes<M> {}
 
-impl<T, S: Storage<T>, Q: Seqs, C: Rings<T, S>> HasLanes for Lanes<T, S, Q, C> {
-    type Record = T;
-    type Slots = S;
-    type Seqs = Q;
-    type Rings = C;
+impl<M: Memory> HasLanes for Lanes<M> {
+    type Memory = M;
     #[inline(always)]
     fn lanes(&self) -> &Self {
         self
@@ -84,87 +56,165 @@ pub trait LanesRef: SharedPtr + Deref<Target: HasLanes> {}
 
 impl<R: SharedPtr + Deref<Target: HasLanes>> LanesRef for R {}
 
-type RecordOf<R> = <<R as Deref>::Target as HasLanes>::Record;
-
-/// Totals over every ring of a [`Lanes`], each wrapping like the ring counters.
+/// Totals over every lane, each wrapping.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LaneTotals {
-    /// Records written into a ring.
+    /// Entries written.
     pub pushed: usize,
-    /// Records counted as dropped (ring full).
+    /// Events counted as dropped (no room).
     pub dropped: usize,
-    /// Records counted as rejected (invalid input).
+    /// Events counted as rejected (invalid input).
     pub rejected: usize,
 }
 
-impl<T, S: Storage<T>, Q: Seqs, C: Rings<T, S>> Lanes<T, S, Q, C> {
-    /// Lanes over the given rings and fallback ring.
-    #[cfg(not(fasthog_loom))]
-    pub const fn from_parts(lanes: C, shared: SharedRing<T, S, Q>) -> Self {
-        Lanes { lanes, shared, consumer_claimed: AtomicBool::new(false) }
+/// What a drain did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// Entries read and taken.
+    pub events: usize,
+    /// True when the reader refused an entry: it stays in its lane, first in line.
+    pub stopped: bool,
+}
+
+const fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+#[cfg(not(fasthog_loom))]
+impl<const L: usize, const B: usize, const N: usize> Lanes<super::StaticMemory<L, B, N>> {
+    /// Lanes over inline memory, usable in a `static`.
+    pub const fn new_static(memory: super::StaticMemory<L, B, N>) -> Self {
+        let g = memory.geometry_const();
+        Lanes {
+            free: FreeRing::full(g.blocks),
+            consumer_claimed: AtomicBool::new(false),
+            unlaned_dropped: AtomicUsize::new(0),
+            unlaned_rejected: AtomicUsize::new(0),
+            shift: g.block_bytes.trailing_zeros(),
+            max_entry: g.max_entry,
+            memory,
+        }
+    }
+}
+
+impl<M: Memory> Lanes<M> {
+    /// Lanes over `memory`.
+    pub fn new(memory: M) -> Self {
+        let g = memory.geometry();
+        Lanes {
+            free: FreeRing::full(g.blocks),
+            consumer_claimed: AtomicBool::new(false),
+            unlaned_dropped: AtomicUsize::new(0),
+            unlaned_rejected: AtomicUsize::new(0),
+            shift: g.block_bytes.trailing_zeros(),
+            max_entry: g.max_entry,
+            memory,
+        }
     }
 
-    /// Lanes over the given rings and fallback ring (loom atomics are not `const`).
-    #[cfg(fasthog_loom)]
-    pub fn from_parts(lanes: C, shared: SharedRing<T, S, Q>) -> Self {
-        Lanes { lanes, shared, consumer_claimed: AtomicBool::new(false) }
+    /// The memory.
+    pub fn memory(&self) -> &M {
+        &self.memory
     }
 
-    /// The per-thread rings. Private: a ring reachable from outside could be given a second
-    /// consumer through [`Ring::try_consumer`].
-    fn rings(&self) -> &[Ring<T, S>] {
-        self.lanes.rings()
+    /// The largest entry, in lane bytes (its 4-byte length included).
+    #[inline(always)]
+    pub fn max_entry(&self) -> usize {
+        self.max_entry
     }
 
-    /// The fallback ring.
-    pub fn shared(&self) -> &SharedRing<T, S, Q> {
-        &self.shared
-    }
-
-    /// How many per-thread lanes there are.
+    /// Owned lanes.
     pub fn lane_count(&self) -> usize {
-        self.rings().len()
+        self.memory.owned_lanes().len()
     }
 
-    /// Records waiting in all rings (a snapshot).
-    pub fn len(&self) -> usize {
-        self.rings().iter().map(Ring::len).sum::<usize>() + self.shared.len()
+    /// Free blocks now (a snapshot).
+    pub fn free_blocks(&self) -> usize {
+        self.free.len()
     }
 
-    /// True when no ring holds a record (a snapshot).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    fn all(&self) -> impl Iterator<Item = &LaneState> {
+        self.memory.owned_lanes().iter().chain(self.memory.shared_lanes())
     }
 
-    /// Counters summed over every ring. Read the consumer's own counters *before* this, so a
+    #[inline(always)]
+    fn lane(&self, index: usize) -> &LaneState {
+        let owned = self.memory.owned_lanes();
+        match owned.get(index) {
+            Some(lane) => lane,
+            None => &self.memory.shared_lanes()[index - owned.len()],
+        }
+    }
+
+    /// Counters summed over every lane. Read the consumer's own counters *before* this, so a
     /// snapshot never shows more outcomes than captures.
     pub fn totals(&self) -> LaneTotals {
         let mut t = LaneTotals {
-            pushed: self.shared.pushed(),
-            dropped: self.shared.dropped(),
-            rejected: self.shared.rejected(),
+            pushed: 0,
+            dropped: self.unlaned_dropped.load(Ordering::Acquire),
+            rejected: self.unlaned_rejected.load(Ordering::Acquire),
         };
-        for ring in self.rings() {
-            t.pushed = t.pushed.wrapping_add(ring.pushed());
-            t.dropped = t.dropped.wrapping_add(ring.dropped());
-            t.rejected = t.rejected.wrapping_add(ring.rejected());
+        for lane in self.all() {
+            t.pushed = t.pushed.wrapping_add(lane.prod.events.load(Ordering::Acquire));
+            t.dropped = t.dropped.wrapping_add(lane.prod.dropped.load(Ordering::Acquire));
+            t.rejected = t.rejected.wrapping_add(lane.prod.rejected.load(Ordering::Acquire));
         }
         t
     }
+
+    /// Counts an event that found no lane to count it in (a shared RMW: slow path only).
+    pub fn count_unlaned(&self, rejected: bool) {
+        let counter = if rejected { &self.unlaned_rejected } else { &self.unlaned_dropped };
+        counter.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Where the link of the block holding `pos` goes: the block's last 8 bytes.
+    #[inline(always)]
+    fn block_end(&self, pos: usize) -> usize {
+        ((pos >> self.shift) << self.shift) + (1 << self.shift) - 8
+    }
+
+    /// Reads the length word at `at`.
+    ///
+    /// # Safety
+    /// The 4 bytes at `at` are published and not yet handed back to the pool.
+    #[inline(always)]
+    unsafe fn read_u32(bytes: &Bytes<'_>, at: usize) -> u32 {
+        // SAFETY: the caller's guarantee: published, so no producer writes them.
+        unsafe { bytes.read(at, 4, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])) }
+    }
 }
 
-/// Claims a free lane of `owner`'s lanes: one CAS per lane, at most once each, so wait-free
-/// and bounded by the number of lanes. `None` when every lane is taken: capture into the
-/// shared ring then.
+/// Claims a free owned lane: one CAS per lane, at most once each, so wait-free and bounded by
+/// the lane count. `None` when every owned lane is taken: borrow a shared lane then
+/// ([`try_shared`]).
 pub fn try_producer<R: LanesRef>(owner: R) -> Option<LaneProducer<R>> {
-    let lanes = owner.lanes();
-    let (index, tail) =
-        lanes.rings().iter().enumerate().find_map(|(i, ring)| Some((i, ring.try_claim_producer()?)))?;
-    let cached_head = tail.wrapping_sub(lanes.rings()[index].len());
-    Some(LaneProducer { owner, index, tail, cached_head })
+    let owned = owner.lanes().lane_count();
+    claim_any(owner, 0..owned)
 }
 
-/// The one consumer of every lane and of the fallback ring of `owner`, unless it exists.
+/// Borrows a free shared lane for one capture (drop it right after): one CAS per shared lane,
+/// at most once each. `None` when every shared lane is busy at this instant.
+pub fn try_shared<R: LanesRef>(owner: R) -> Option<LaneProducer<R>> {
+    let lanes = owner.lanes();
+    let owned = lanes.lane_count();
+    let all = owned + lanes.memory.shared_lanes().len();
+    claim_any(owner, owned..all)
+}
+
+fn claim_any<R: LanesRef>(owner: R, range: core::ops::Range<usize>) -> Option<LaneProducer<R>> {
+    let index = range.into_iter().find(|&i| {
+        let claimed = &owner.lanes().lane(i).prod.claimed;
+        claimed.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    })?;
+    let lanes = owner.lanes();
+    // Acquire on the claim orders this after the previous producer's last store.
+    let pos = lanes.lane(index).prod.published.load(Ordering::Relaxed);
+    let end = if pos == NONE { NONE } else { lanes.block_end(pos) };
+    Some(LaneProducer { owner, index, pos, end })
+}
+
+/// The one consumer of `owner`'s lanes, unless it exists.
 pub fn try_consumer<R: LanesRef>(owner: R) -> Option<LanesConsumer<R>> {
     owner
         .lanes()
@@ -174,34 +224,99 @@ pub fn try_consumer<R: LanesRef>(owner: R) -> Option<LanesConsumer<R>> {
     Some(LanesConsumer { owner })
 }
 
-/// A producer's claim on one lane. Dropping it frees the lane for another thread; records it
-/// pushed stay in the lane until the consumer drains them.
+/// A producer's claim on one lane. Dropping it frees the lane for another thread; what it
+/// wrote stays in the lane until the consumer drains it.
 #[derive(Debug)]
 pub struct LaneProducer<R: LanesRef> {
     owner: R,
     index: usize,
-    tail: usize,
-    cached_head: usize,
+    /// The write position (a pool offset), or [`NONE`] before the lane's first block.
+    pos: usize,
+    /// Where the current block's link goes: `pos <= end`.
+    end: usize,
 }
 
 impl<R: LanesRef> LaneProducer<R> {
-    /// Writes one record in place. Wait-free. On [`Full`], `write` is not called.
+    /// Writes one entry in place. **Wait-free.**
+    ///
+    /// `write(area, last)` writes the entry's payload at the start of `area` and returns its
+    /// length, or `None` when it needs more than `area`. `last` is true when `area` is as
+    /// large as an entry may be ([`Lanes::max_entry`] less the length word): then `write` must
+    /// make it fit (cutting what it must) or the entry is not written. It may be called twice:
+    /// again, in a fresh block, when the first area was too small.
     #[inline]
-    pub fn push_with(&mut self, write: impl FnOnce(&mut RecordOf<R>)) -> Result<(), Full> {
-        let ring = &self.owner.lanes().rings()[self.index];
-        // SAFETY: this handle holds lane `index`'s producer claim (sealed pointer types always
-        // reach the same lanes), and `self.tail` is its tail.
-        unsafe { ring.push_claimed(&mut self.tail, &mut self.cached_head, write) }
+    pub fn write(&mut self, mut write: impl FnMut(&mut [u8], bool) -> Option<usize>) -> Result<(), Full> {
+        let max = self.owner.lanes().max_entry;
+        if self.pos != NONE {
+            let area = (self.end - self.pos).min(max);
+            if area > 4 {
+                let bytes = self.owner.lanes().memory.bytes();
+                // SAFETY: `pos..pos + area` is in this lane's current block, past `published`:
+                // no consumer reads it, and this handle is the lane's one producer.
+                let len = unsafe { bytes.write(self.pos + 4, area - 4, |buf| write(buf, area == max)) };
+                if let Some(len) = len {
+                    self.commit(len);
+                    return Ok(());
+                }
+            }
+        }
+        self.next_block()?;
+        let bytes = self.owner.lanes().memory.bytes();
+        // SAFETY: as above, in the fresh block this producer just took from the pool.
+        let len = unsafe { bytes.write(self.pos + 4, max - 4, |buf| write(buf, true)) };
+        self.commit(len.ok_or(Full)?);
+        Ok(())
     }
 
-    /// Counts a record dropped, or rejected, in this lane's counters. Wait-free.
+    /// Publishes the entry of `len` payload bytes at `pos`.
+    #[inline(always)]
+    fn commit(&mut self, len: usize) {
+        let lanes = self.owner.lanes();
+        let lane = lanes.lane(self.index);
+        debug_assert!(4 + len <= (self.end - self.pos).min(lanes.max_entry));
+        // SAFETY: the length word is ours like the payload (see `write`).
+        unsafe {
+            lanes.memory.bytes().write(self.pos, 4, |b| b.copy_from_slice(&(len as u32).to_le_bytes()))
+        };
+        self.pos += align8(4 + len);
+        let events = &lane.prod.events;
+        events.store(events.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        // The one release store of a capture: the entry, its length and the event count
+        // become visible to the consumer together.
+        lane.prod.published.store(self.pos, Ordering::Release);
+    }
+
+    /// Takes a fresh block from the pool and links it after the current one (or makes it the
+    /// lane's first). Publishes its start, so the consumer can follow the link.
+    #[cold]
+    fn next_block(&mut self) -> Result<(), Full> {
+        let lanes = self.owner.lanes();
+        let lane = lanes.lane(self.index);
+        let block = lanes.free.pop(lanes.memory.free_slots()).ok_or(Full)?;
+        if self.pos == NONE {
+            lane.prod.first.store(block as u32, Ordering::Relaxed);
+        } else {
+            let link = ((LINK as u64) | ((block as u64) << 32)).to_le_bytes();
+            // SAFETY: the 8 bytes at `pos` are this lane's, unpublished: `pos <= end`, and the
+            // block keeps 8 bytes past `end`.
+            unsafe { lanes.memory.bytes().write(self.pos, 8, |b| b.copy_from_slice(&link)) };
+        }
+        self.pos = block << lanes.shift;
+        self.end = lanes.block_end(self.pos);
+        lane.prod.published.store(self.pos, Ordering::Release);
+        Ok(())
+    }
+
+    /// Counts an event this producer dropped, or rejected, in the lane's counters (a plain
+    /// load and store: one writer). Wait-free.
     #[inline]
     pub fn count(&mut self, rejected: bool) {
-        // SAFETY: this handle holds lane `index`'s producer claim.
-        unsafe { self.owner.lanes().rings()[self.index].count_claimed(rejected) }
+        let lane = self.owner.lanes().lane(self.index);
+        let counter = if rejected { &lane.prod.rejected } else { &lane.prod.dropped };
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
     }
 
-    /// Which lane this is.
+    /// Which lane this is (owned lanes first, then shared).
     pub fn index(&self) -> usize {
         self.index
     }
@@ -214,7 +329,7 @@ impl<R: LanesRef> LaneProducer<R> {
 
 impl<R: LanesRef> Drop for LaneProducer<R> {
     fn drop(&mut self) {
-        self.owner.lanes().rings()[self.index].release_producer();
+        self.owner.lanes().lane(self.index).prod.claimed.store(false, Ordering::Release);
     }
 }
 
@@ -225,18 +340,20 @@ pub struct LanesConsumer<R: LanesRef> {
 }
 
 impl<R: LanesRef> LanesConsumer<R> {
-    /// Reads up to `max` records in place from every lane, then the fallback ring, and frees
-    /// their slots. Returns how many were read. Wait-free.
-    pub fn drain_with(&mut self, max: usize, mut read: impl FnMut(&RecordOf<R>)) -> usize {
+    /// Reads published entries in place, lane after lane, oldest first in each, handing every
+    /// finished block back to the pool. `read` returns `false` to refuse an entry: it stays
+    /// first in its lane and the drain stops. Wait-free.
+    pub fn drain(&mut self, mut read: impl FnMut(&[u8]) -> bool) -> Drained {
         let lanes = self.owner.lanes();
-        let mut n = 0;
-        for ring in lanes.rings() {
-            // SAFETY: this handle is the one consumer of every ring of these lanes: the rings
-            // are private to `Lanes`, so no standalone `Consumer` of them can exist.
-            n += unsafe { ring.drain_claimed(max - n, &mut read) };
+        let mut drained = Drained::default();
+        for lane in lanes.all() {
+            // SAFETY: this handle is the lanes' one consumer (claimed in `try_consumer`).
+            unsafe { drain_lane(lanes, lane, &mut read, &mut drained) };
+            if drained.stopped {
+                break;
+            }
         }
-        // SAFETY: as above, for the fallback ring.
-        n + unsafe { lanes.shared().drain_claimed(max - n, &mut read) }
+        drained
     }
 
     /// What the lanes belong to.
@@ -245,8 +362,57 @@ impl<R: LanesRef> LanesConsumer<R> {
     }
 }
 
-impl<R: LanesRef> Drop for LanesConsumer<R> {
-    fn drop(&mut self) {
-        self.owner.lanes().consumer_claimed.store(false, Ordering::Release);
+/// Drains one lane.
+///
+/// # Safety
+/// The caller is the lanes' one consumer.
+unsafe fn drain_lane<M: Memory>(
+    lanes: &Lanes<M>,
+    lane: &LaneState,
+    read: &mut impl FnMut(&[u8]) -> bool,
+    drained: &mut Drained,
+) {
+    let published = lane.prod.published.load(Ordering::Acquire);
+    if published == NONE {
+        return;
     }
+    let mut at = lane.cons.read.load(Ordering::Relaxed);
+    if at == NONE {
+        // `first` was stored before the `published` acquired above.
+        at = (lane.prod.first.load(Ordering::Relaxed) as usize) << lanes.shift;
+    }
+    let bytes = lanes.memory.bytes();
+    let max_payload = lanes.max_entry - 4;
+    loop {
+        let same_block = at >> lanes.shift == published >> lanes.shift;
+        if same_block && at >= published {
+            break;
+        }
+        // SAFETY: `at` is before `published` in its block, or in a block the producer left
+        // (it wrote the link before publishing a position past it): written, not yet freed.
+        let len = unsafe { Lanes::<M>::read_u32(&bytes, at) };
+        if len == LINK {
+            debug_assert!(!same_block);
+            // SAFETY: as above; the link's second word was written with the first.
+            let next = unsafe { Lanes::<M>::read_u32(&bytes, at + 4) } as usize;
+            if !lanes.free.push(lanes.memory.free_slots(), at >> lanes.shift) {
+                break; // the pool's slot is still being emptied: hand it back next time
+            }
+            at = next << lanes.shift;
+            continue;
+        }
+        let len = len as usize;
+        // Entries never reach into the 8 bytes kept for the link: a length that does is a bug,
+        // and reading it would leave the block.
+        assert!(len <= max_payload && align8(4 + len) <= lanes.block_end(at) - at, "corrupt lane entry");
+        // SAFETY: a published entry (see above); freed only after the consumer moves past it.
+        let taken = unsafe { bytes.read(at + 4, len, |payload| read(payload)) };
+        if !taken {
+            drained.stopped = true;
+            break;
+        }
+        drained.events += 1;
+        at += align8(4 + len);
+    }
+    lane.cons.read.store(at, Ordering::Relaxed);
 }

@@ -1,34 +1,48 @@
-//! Fixed-capacity lock-free rings of `Copy` records: the only module with `unsafe`.
+//! Byte lanes over a pool of fixed-size blocks: the only module with `unsafe`.
 //!
-//! - [`Ring`]: single-producer single-consumer. Push and drain are **wait-free**: a bounded
-//!   number of steps whatever the other side does, no CAS, no retry loop.
-//! - [`SharedRing`]: multi-producer single-consumer (Vyukov's bounded queue). Push is only
-//!   **lock-free**: a producer may retry its CAS while other producers win theirs.
-//! - [`Lanes`]: one [`Ring`] per producer thread plus a [`SharedRing`] fallback, drained by one
-//!   consumer. Claiming a lane scans the lanes once (wait-free, bounded by the lane count).
+//! An event is a variable-length *entry* of bytes. Each producer thread owns a *lane*: a chain
+//! of blocks taken from one shared pool. A capture reserves exactly the bytes its entry needs,
+//! contiguous in the lane's current block (never split across blocks), writes them in place
+//! and publishes them with one release store of the lane's write position. When the current
+//! block has no room, the producer links a fresh block from the pool; the single consumer
+//! reads entries in place, block after block, and hands each finished block back to the pool.
+//! So one busy thread can use most of the memory, and an idle lane holds one block at most.
 //!
-//! Slots always hold an initialized `T` (rings start filled with [`Empty::EMPTY`]), so a
-//! producer can write just the parts of a record it uses and the consumer can read records in
-//! place: a capture copies the bytes an event uses, not the whole fixed-size record.
+//! Progress, exactly:
+//! - **A lane's own producer is wait-free**: a capture is a bounded number of steps whatever
+//!   other threads do. Taking a block from the pool (once per block, not per event) makes at
+//!   most [`POP_ATTEMPTS`] compare-and-swap attempts against other producers taking blocks at
+//!   the same instant; losing them all (or an empty pool) fails the capture, which the caller
+//!   counts as dropped.
+//! - **Shared lanes** serve threads that found every owned lane taken: such a capture borrows a
+//!   free shared lane for its duration (one CAS per lane tried, one scan), so it is wait-free
+//!   too, and fails (counted as dropped) when every shared lane is busy at that instant.
+//! - **The consumer is wait-free**: a drain reads what was published, never waits for a
+//!   producer.
+//!
+//! Memory is fixed at construction: a [`StaticMemory`] array (`const`, for a `static` in
+//! `no_std` builds) or, with `std`, [`HeapMemory`] sized at run time.
 
 #![allow(unsafe_code)]
 
+mod free;
 mod lanes;
-mod mpsc;
-mod spsc;
+mod memory;
 
 pub use lanes::{
-    try_consumer, try_producer, HasLanes, LaneProducer, LaneTotals, Lanes, LanesConsumer, LanesRef, Rings,
+    try_consumer, try_producer, try_shared, Drained, HasLanes, LaneProducer, LaneTotals, Lanes,
+    LanesConsumer, LanesRef,
 };
 #[cfg(feature = "std")]
-pub use mpsc::heap_seqs;
-pub use mpsc::{Seqs, SharedRing};
-pub use spsc::{Consumer, Producer, Ring, RingRef};
+pub use memory::HeapMemory;
+pub use memory::{Block, Geometry, Memory, StaticMemory};
 
-use crate::sync::UnsafeCell;
+/// Attempts a producer makes to take a block from the pool before it gives up (each failed
+/// attempt means another producer took a block at the same instant).
+pub const POP_ATTEMPTS: usize = 16;
 
 /// Pointers the handles accept: `&T`, and `Arc<T>` with `std`. Sealed: the unsafe code relies
-/// on every dereference of a handle's pointer reaching the same ring, which an arbitrary
+/// on every dereference of a handle's pointer reaching the same lanes, which an arbitrary
 /// `Deref` implementation need not do.
 pub trait SharedPtr: core::ops::Deref + sealed::Ptr {}
 
@@ -46,92 +60,24 @@ pub(crate) mod sealed {
     /// Types whose `lanes()` always returns the same lanes.
     pub trait Lanes {}
 
-    /// Owned storage: an array or a boxed slice, whose contents no one else can reach and
-    /// whose accessors always return the same slice.
+    /// Owned memory: no one else can reach its contents, and its accessors always return the
+    /// same slices.
     pub trait Owned {}
-    impl<T, const N: usize> Owned for [T; N] {}
-    #[cfg(feature = "std")]
-    impl<T> Owned for alloc::boxed::Box<[T]> {}
 }
 
-/// A record type's cheap, `const` "nothing here" value, used to fill new rings.
-pub trait Empty: Copy {
-    /// The value every slot starts with.
-    const EMPTY: Self;
-}
-
-/// The ring is full: the record was not written. Nothing was overwritten.
+/// No room: the lane's block is full and the pool had no free block (or every shared lane
+/// was busy). Nothing was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
 impl core::fmt::Display for Full {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("ring is full")
+        f.write_str("no room in the lane")
     }
-}
-
-/// One record cell of a ring.
-#[derive(Debug)]
-pub struct Slot<T>(UnsafeCell<T>);
-
-// SAFETY: a slot's cell is private to this module and only reached through the rings' index
-// protocols, which give it to one thread at a time; records cross threads, hence `T: Send`.
-// Without this, `[Slot<T>; N]` and `Box<[Slot<T>]>` are not `Sync`, so no ring built on them
-// (and no `StaticLanes` in a `static`) is `Sync`.
-unsafe impl<T: Send> Sync for Slot<T> {}
-
-impl<T: Empty> Slot<T> {
-    /// An empty slot, for building storage by hand.
-    #[cfg(not(fasthog_loom))]
-    pub const fn new() -> Self {
-        Slot(UnsafeCell::new(T::EMPTY))
-    }
-
-    /// An empty slot (loom cells are not `const`).
-    #[cfg(fasthog_loom)]
-    pub fn new() -> Self {
-        Slot(UnsafeCell::new(T::EMPTY))
-    }
-}
-
-impl<T: Empty> Default for Slot<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Where a ring keeps its slots: an inline array (`const`-constructible, for `static`s) or,
-/// with `std`, a boxed slice sized at run time. The length must be a power of two. Sealed:
-/// the unsafe code relies on the slots being owned by the ring and always the same.
-pub trait Storage<T>: sealed::Owned {
-    /// The slots.
-    fn slots(&self) -> &[Slot<T>];
-}
-
-impl<T, const N: usize> Storage<T> for [Slot<T>; N] {
-    #[inline(always)]
-    fn slots(&self) -> &[Slot<T>] {
-        self
-    }
-}
-
-#[cfg(feature = "std")]
-impl<T> Storage<T> for alloc::boxed::Box<[Slot<T>]> {
-    #[inline(always)]
-    fn slots(&self) -> &[Slot<T>] {
-        self
-    }
-}
-
-/// Boxed storage of `capacity` empty slots (rounded up to a power of two, at least 2).
-#[cfg(feature = "std")]
-pub fn heap_storage<T: Empty>(capacity: usize) -> alloc::boxed::Box<[Slot<T>]> {
-    let capacity = capacity.max(2).next_power_of_two();
-    (0..capacity).map(|_| Slot::new()).collect()
 }
 
 /// Pads and aligns a value to its own cache line pair (128 bytes: x86 prefetches lines in
-/// pairs), so the producer's and the consumer's indices never share a line.
+/// pairs), so the producer's and the consumer's state never share a line.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct CachePadded<T>(pub(crate) T);

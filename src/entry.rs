@@ -1,0 +1,628 @@
+//! The compact entry an event becomes in a lane: what capture writes in place and the encoder
+//! reads in place. Variable length, no fixed caps: strings inline with their length, values
+//! typed, arrays and objects nested.
+//!
+//! ```text
+//! header  flags: u8, time: u64, truncated: u32, dropped: u32, name, distinct_id, workspace_id
+//! items   (ENTRY + scope, key, value)*
+//! value   NULL | FALSE | TRUE | I64 i64 | U64 u64 | F64 f64 | STR str
+//!         | ARRAY value* END | OBJECT (key value)* END
+//! str     u8 length (< 255) bytes, or 255, u32 length, bytes
+//! ```
+//! Numbers are little-endian. The counts in the header are patched in when the entry is done.
+
+/// Which JSON object a top-level property belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Scope {
+    /// `properties`
+    Props = 0,
+    /// `properties.$set`
+    Set = 1,
+    /// `properties.$set_once`
+    SetOnce = 2,
+    /// `properties.$groups` (key: group type, value: group key)
+    Groups = 3,
+    /// `properties.$group_set` (for `$groupidentify`)
+    GroupSet = 4,
+}
+
+impl Scope {
+    const ALL: [Scope; 5] = [Scope::Props, Scope::Set, Scope::SetOnce, Scope::Groups, Scope::GroupSet];
+}
+
+/// Header flags.
+pub(crate) mod flag {
+    /// `$process_person_profile: false`.
+    pub const PERSONLESS: u8 = 1;
+    /// The time is nanoseconds since the Unix epoch, not a clock tick.
+    pub const UNIX_TIME: u8 = 2;
+    /// Invalid (only in entries made outside capture, by `Event::to_entry`): refused.
+    pub const INVALID: u8 = 4;
+}
+
+/// Value tags.
+pub(crate) mod tag {
+    pub const NULL: u8 = 1;
+    pub const FALSE: u8 = 2;
+    pub const TRUE: u8 = 3;
+    pub const I64: u8 = 4;
+    pub const U64: u8 = 5;
+    pub const F64: u8 = 6;
+    pub const STR: u8 = 7;
+    pub const ARRAY: u8 = 8;
+    pub const OBJECT: u8 = 9;
+    pub const END: u8 = 10;
+    /// `ENTRY + scope` starts a top-level property.
+    pub const ENTRY: u8 = 16;
+}
+
+/// How deep arrays and objects nest. Deeper values are written as `null` and counted as
+/// dropped (the encoder keeps one bit per level, and capture never recurses deeper).
+pub const MAX_DEPTH: usize = 32;
+
+const HEADER: usize = 17;
+const OFF_TRUNCATED: usize = 9;
+const OFF_DROPPED: usize = 13;
+
+/// Writes one entry into a lane's area. Two modes: an area that is not the largest an entry may
+/// have (`last == false`) gives up at the first thing that does not fit, so capture can retry
+/// in a fresh block; the largest area (`last`) makes everything fit, cutting strings on a UTF-8
+/// boundary and dropping entries, and counts each cut and drop.
+#[derive(Debug)]
+pub struct EntryWriter<'b> {
+    buf: &'b mut [u8],
+    pos: usize,
+    /// Bytes kept for the `END`s of open arrays and objects.
+    reserved: usize,
+    depth: usize,
+    last: bool,
+    /// Not `last`, and something did not fit: the write is abandoned.
+    short: bool,
+    truncated: u32,
+    dropped: u32,
+}
+
+impl<'b> EntryWriter<'b> {
+    pub(crate) fn new(buf: &'b mut [u8], last: bool) -> Self {
+        EntryWriter { buf, pos: 0, reserved: 0, depth: 0, last, short: false, truncated: 0, dropped: 0 }
+    }
+
+    /// Room for more bytes, after the `END`s still to come.
+    #[inline(always)]
+    fn room(&self) -> usize {
+        self.buf.len() - self.pos - self.reserved
+    }
+
+    /// Something of `n` bytes does not fit: in the first mode the whole write is abandoned.
+    #[inline(always)]
+    fn fits(&mut self, n: usize) -> bool {
+        if n <= self.room() {
+            return true;
+        }
+        if !self.last {
+            self.short = true;
+        }
+        false
+    }
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        self.pos += bytes.len();
+    }
+
+    /// Writes the header. False when even it does not fit.
+    pub(crate) fn header(
+        &mut self,
+        flags: u8,
+        time: u64,
+        name: &str,
+        distinct_id: &str,
+        workspace: &str,
+    ) -> bool {
+        if !self.fits(HEADER + 3) {
+            return false;
+        }
+        self.put(&[flags]);
+        self.put(&time.to_le_bytes());
+        self.put(&[0; 8]); // counts, patched in `finish`
+                           // Name and distinct_id are cut rather than dropped: the event is still sent.
+        self.str_cut(name) && self.str_cut(distinct_id) && self.str_cut(workspace)
+    }
+
+    /// Ends the entry: its length, or `None` when the write was abandoned.
+    pub(crate) fn finish(self) -> Option<usize> {
+        if self.short {
+            return None;
+        }
+        debug_assert_eq!(self.depth, 0);
+        let (t, d) = (self.truncated, self.dropped);
+        self.buf[OFF_TRUNCATED..OFF_TRUNCATED + 4].copy_from_slice(&t.to_le_bytes());
+        self.buf[OFF_DROPPED..OFF_DROPPED + 4].copy_from_slice(&d.to_le_bytes());
+        Some(self.pos)
+    }
+
+    /// True once the write is abandoned (nothing more is written).
+    #[inline(always)]
+    pub fn is_abandoned(&self) -> bool {
+        self.short
+    }
+
+    /// A string, cut to the room left (counted); false only when not even its length fits.
+    fn str_cut(&mut self, s: &str) -> bool {
+        let long = s.len() >= 255;
+        let head = if long { 5 } else { 1 };
+        if s.len() + head <= self.room() {
+            self.str_head(s.len());
+            self.put(s.as_bytes());
+            return true;
+        }
+        if !self.fits(s.len() + head) && !self.last {
+            return false;
+        }
+        // Cut: as much as fits after a length of the right width.
+        let room = self.room();
+        if room < 1 {
+            return false;
+        }
+        let mut n = if room > 255 { (room - 5).min(s.len()) } else { (room - 1).min(254) };
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.truncated = self.truncated.saturating_add(1);
+        self.str_head(n);
+        self.put(&s.as_bytes()[..n]);
+        true
+    }
+
+    #[inline(always)]
+    fn str_head(&mut self, len: usize) {
+        if len < 255 {
+            self.put(&[len as u8]);
+        } else {
+            self.put(&[255]);
+            self.put(&(len as u32).to_le_bytes());
+        }
+    }
+
+    /// Starts a top-level property. False (and the entry counted as dropped, or the write
+    /// abandoned) when not even its key fits; then write no value.
+    #[inline]
+    pub(crate) fn entry(&mut self, scope: Scope, key: &str) -> Option<usize> {
+        let start = self.pos;
+        if self.short || !self.fits(1 + 1 + key.len().min(1) + 1) {
+            self.dropped = self.dropped.saturating_add(1);
+            return None;
+        }
+        self.put(&[tag::ENTRY + scope as u8]);
+        self.str_cut(key);
+        Some(start)
+    }
+
+    /// Ends a top-level property started at `start`: if its value did not fit, the property is
+    /// taken out and counted as dropped.
+    #[inline]
+    pub(crate) fn end_entry(&mut self, start: usize, written: bool) {
+        if !written {
+            self.pos = start;
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    #[inline(always)]
+    fn scalar(&mut self, tag: u8, payload: &[u8]) -> bool {
+        if !self.fits(1 + payload.len()) {
+            return false;
+        }
+        self.put(&[tag]);
+        self.put(payload);
+        true
+    }
+
+    /// `null`.
+    #[inline]
+    pub fn null(&mut self) -> bool {
+        self.scalar(tag::NULL, &[])
+    }
+
+    /// `true` or `false`.
+    #[inline]
+    pub fn bool(&mut self, v: bool) -> bool {
+        self.scalar(if v { tag::TRUE } else { tag::FALSE }, &[])
+    }
+
+    /// A signed integer.
+    #[inline]
+    pub fn i64(&mut self, v: i64) -> bool {
+        self.scalar(tag::I64, &v.to_le_bytes())
+    }
+
+    /// An unsigned integer.
+    #[inline]
+    pub fn u64(&mut self, v: u64) -> bool {
+        self.scalar(tag::U64, &v.to_le_bytes())
+    }
+
+    /// A float (NaN and infinities are sent as `null`, counted when encoded).
+    #[inline]
+    pub fn f64(&mut self, v: f64) -> bool {
+        self.scalar(tag::F64, &v.to_le_bytes())
+    }
+
+    /// A string, cut to fit if it must (counted).
+    #[inline]
+    pub fn str(&mut self, s: &str) -> bool {
+        if !self.fits(2) {
+            return false;
+        }
+        self.put(&[tag::STR]);
+        if self.str_cut(s) {
+            true
+        } else {
+            self.pos -= 1;
+            false
+        }
+    }
+
+    /// Starts an array (`object == false`) or an object; close it with [`EntryWriter::end`].
+    /// False when it does not fit or nesting is at [`MAX_DEPTH`]: then write no members and do
+    /// not call `end`.
+    pub fn begin(&mut self, object: bool) -> bool {
+        if self.depth >= MAX_DEPTH {
+            self.dropped = self.dropped.saturating_add(1);
+            return false;
+        }
+        if !self.fits(2) {
+            return false;
+        }
+        self.put(&[if object { tag::OBJECT } else { tag::ARRAY }]);
+        self.depth += 1;
+        self.reserved += 1;
+        true
+    }
+
+    /// Ends the innermost array or object.
+    pub fn end(&mut self) {
+        debug_assert!(self.depth > 0);
+        self.depth -= 1;
+        self.reserved -= 1;
+        self.put(&[tag::END]);
+    }
+
+    /// An object member's key; false (and the member counted as dropped) when it does not fit.
+    /// Write the value next, then [`EntryWriter::end_member`].
+    pub fn key(&mut self, key: &str) -> Option<usize> {
+        let start = self.pos;
+        if self.short || !self.fits(3) {
+            self.dropped = self.dropped.saturating_add(1);
+            return None;
+        }
+        self.str_cut(key);
+        Some(start)
+    }
+
+    /// Ends a member or array element started at `start` (from [`EntryWriter::key`] or
+    /// [`EntryWriter::mark`]): when its value did not fit, it is taken out and counted.
+    pub fn end_member(&mut self, start: usize, written: bool) {
+        self.end_entry(start, written)
+    }
+
+    /// The position before an array element, for [`EntryWriter::end_member`].
+    pub fn mark(&self) -> usize {
+        self.pos
+    }
+
+    /// Counts an entry dropped before it was written (a value too deep, an iterator's item
+    /// after the room ran out).
+    pub fn count_dropped(&mut self) {
+        self.dropped = self.dropped.saturating_add(1);
+    }
+
+    /// Counts a string cut before it was written (a distinct_id over PostHog's limit).
+    pub(crate) fn count_truncated(&mut self) {
+        self.truncated = self.truncated.saturating_add(1);
+    }
+}
+
+/// A read-only view of an entry.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryView<'e> {
+    bytes: &'e [u8],
+    /// Where the items start.
+    items: usize,
+    name: (usize, usize),
+    distinct_id: (usize, usize),
+    workspace: (usize, usize),
+}
+
+/// A top-level property of an entry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Item<'e> {
+    pub(crate) scope: Scope,
+    pub(crate) key: &'e [u8],
+    /// The value's bytes, from its tag to its end.
+    pub(crate) value: &'e [u8],
+}
+
+/// Reads a string at `at`: its bytes' range and where it ends.
+fn read_str(b: &[u8], at: usize) -> Option<((usize, usize), usize)> {
+    let n = *b.get(at)? as usize;
+    let (start, len) = if n < 255 { (at + 1, n) } else { (at + 5, u32_at(b, at + 1)? as usize) };
+    (start + len <= b.len()).then_some(((start, start + len), start + len))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+impl<'e> EntryView<'e> {
+    /// Parses an entry's header. `None` for bytes capture did not write.
+    pub(crate) fn parse(bytes: &'e [u8]) -> Option<Self> {
+        let at = HEADER;
+        let (name, at) = read_str(bytes, at)?;
+        let (distinct_id, at) = read_str(bytes, at)?;
+        let (workspace, items) = read_str(bytes, at)?;
+        Some(EntryView { bytes, items, name, distinct_id, workspace })
+    }
+
+    fn text(&self, (a, b): (usize, usize)) -> &'e [u8] {
+        &self.bytes[a..b]
+    }
+
+    /// The event name (UTF-8).
+    pub fn name_bytes(&self) -> &'e [u8] {
+        self.text(self.name)
+    }
+
+    /// The event name.
+    pub fn name(&self) -> &'e str {
+        core::str::from_utf8(self.name_bytes()).unwrap_or_default()
+    }
+
+    /// The distinct_id (UTF-8).
+    pub fn distinct_id_bytes(&self) -> &'e [u8] {
+        self.text(self.distinct_id)
+    }
+
+    /// The distinct_id.
+    pub fn distinct_id(&self) -> &'e str {
+        core::str::from_utf8(self.distinct_id_bytes()).unwrap_or_default()
+    }
+
+    /// The workspace id; empty for none.
+    pub(crate) fn workspace(&self) -> &'e [u8] {
+        self.text(self.workspace)
+    }
+
+    pub(crate) fn flags(&self) -> u8 {
+        self.bytes[0]
+    }
+
+    /// The time: nanoseconds since the Unix epoch when `flag::UNIX_TIME` is set, else a tick.
+    pub(crate) fn time(&self) -> u64 {
+        u64_at(self.bytes, 1).unwrap_or(0)
+    }
+
+    /// Strings cut at capture.
+    pub fn truncated(&self) -> u32 {
+        u32_at(self.bytes, OFF_TRUNCATED).unwrap_or(0)
+    }
+
+    /// Entries dropped at capture.
+    pub fn dropped(&self) -> u32 {
+        u32_at(self.bytes, OFF_DROPPED).unwrap_or(0)
+    }
+
+    /// The top-level properties, in capture order. Stops at bytes it cannot read.
+    pub(crate) fn items(&self) -> Items<'e> {
+        Items { bytes: self.bytes, at: self.items }
+    }
+}
+
+/// The top-level properties of an entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Items<'e> {
+    bytes: &'e [u8],
+    at: usize,
+}
+
+impl<'e> Iterator for Items<'e> {
+    type Item = Item<'e>;
+
+    fn next(&mut self) -> Option<Item<'e>> {
+        let b = self.bytes;
+        let t = *b.get(self.at)?;
+        let scope = *Scope::ALL.get(t.checked_sub(tag::ENTRY)? as usize)?;
+        let ((ks, ke), value_at) = read_str(b, self.at + 1)?;
+        let end = ValueReader::skip(b, value_at)?;
+        self.at = end;
+        Some(Item { scope, key: &b[ks..ke], value: &b[value_at..end] })
+    }
+}
+
+/// One token of a value, as the encoder walks it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Token<'e> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(&'e [u8]),
+    /// An object member's key (comes before its value).
+    Key(&'e [u8]),
+    Begin {
+        object: bool,
+    },
+    End,
+}
+
+/// Walks a value's tokens iteratively, keeping one bit per open container (object or array).
+#[derive(Debug, Clone)]
+pub(crate) struct ValueReader<'e> {
+    b: &'e [u8],
+    at: usize,
+    /// Bit `d`: the container at depth `d` is an object.
+    objects: u64,
+    depth: u32,
+    /// Inside an object, the next token is a key.
+    want_key: bool,
+    done: bool,
+}
+
+impl<'e> ValueReader<'e> {
+    pub(crate) fn new(value: &'e [u8]) -> Self {
+        ValueReader { b: value, at: 0, objects: 0, depth: 0, want_key: false, done: false }
+    }
+
+    /// Where the value starting at `at` ends.
+    pub(crate) fn skip(b: &'e [u8], at: usize) -> Option<usize> {
+        let mut r = ValueReader { b, at, objects: 0, depth: 0, want_key: false, done: false };
+        while r.next()?.is_some() {}
+        Some(r.at)
+    }
+
+    /// The next token; `Ok(None)` at the value's end; `None` for bytes capture did not write.
+    pub(crate) fn next(&mut self) -> Option<Option<Token<'e>>> {
+        if self.done {
+            return Some(None);
+        }
+        let b = self.b;
+        let t = *b.get(self.at)?;
+        if self.want_key && t != tag::END {
+            let ((s, e), next) = read_str(b, self.at)?;
+            self.at = next;
+            self.want_key = false;
+            return Some(Some(Token::Key(&b[s..e])));
+        }
+        self.at += 1;
+        let token = match t {
+            tag::NULL => Token::Null,
+            tag::FALSE => Token::Bool(false),
+            tag::TRUE => Token::Bool(true),
+            tag::I64 => Token::I64(u64_at(b, self.at)? as i64),
+            tag::U64 => Token::U64(u64_at(b, self.at)?),
+            tag::F64 => Token::F64(f64::from_bits(u64_at(b, self.at)?)),
+            tag::STR => {
+                let ((s, e), next) = read_str(b, self.at)?;
+                self.at = next;
+                Token::Str(&b[s..e])
+            }
+            tag::ARRAY | tag::OBJECT => {
+                let object = t == tag::OBJECT;
+                if self.depth as usize >= 64 {
+                    return None;
+                }
+                if object {
+                    self.objects |= 1 << self.depth;
+                } else {
+                    self.objects &= !(1 << self.depth);
+                }
+                self.depth += 1;
+                self.want_key = object;
+                return Some(Some(Token::Begin { object }));
+            }
+            tag::END => {
+                self.depth = self.depth.checked_sub(1)?;
+                self.after_value();
+                return Some(Some(Token::End));
+            }
+            _ => return None,
+        };
+        if matches!(token, Token::I64(_) | Token::U64(_) | Token::F64(_)) {
+            self.at += 8;
+        }
+        self.after_value();
+        Some(Some(token))
+    }
+
+    /// Right after [`Token::End`]: whether the container it closed was an object.
+    pub(crate) fn closed_object(&self) -> bool {
+        self.objects & (1 << self.depth) != 0
+    }
+
+    /// After a whole value: the walk ends at depth 0; inside an object a key comes next.
+    fn after_value(&mut self) {
+        if self.depth == 0 {
+            self.done = true;
+        } else {
+            self.want_key = self.objects & (1 << (self.depth - 1)) != 0;
+        }
+    }
+}
+
+/// Entries the encoder accepts: an [`EntryView`] as drained from a lane, an [`OwnedEntry`],
+/// or (with `std`) an [`crate::Event`], written to a temporary entry first.
+pub trait AsEntry {
+    /// Calls `f` with the entry's bytes.
+    fn with_entry<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R;
+}
+
+impl AsEntry for EntryView<'_> {
+    #[inline(always)]
+    fn with_entry<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self.bytes)
+    }
+}
+
+impl AsEntry for [u8] {
+    #[inline(always)]
+    fn with_entry<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self)
+    }
+}
+
+/// An entry of its own (`std`): what [`crate::Event::to_entry`] makes, for tests and tools.
+#[cfg(feature = "std")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedEntry(pub(crate) alloc::vec::Vec<u8>);
+
+#[cfg(feature = "std")]
+impl OwnedEntry {
+    /// A view of the entry.
+    pub fn view(&self) -> EntryView<'_> {
+        EntryView::parse(&self.0).expect("entries written by capture parse")
+    }
+
+    /// The event name.
+    pub fn name(&self) -> &str {
+        self.view().name()
+    }
+
+    /// The distinct_id as it will be sent.
+    pub fn distinct_id(&self) -> &str {
+        self.view().distinct_id()
+    }
+
+    /// Strings cut to fit.
+    pub fn truncated(&self) -> u32 {
+        self.view().truncated()
+    }
+
+    /// Properties (or array elements, object members) dropped to fit.
+    pub fn props_dropped(&self) -> u32 {
+        self.view().dropped()
+    }
+
+    /// Lane bytes the entry takes: its length word, payload and padding.
+    pub fn lane_bytes(&self) -> usize {
+        (4 + self.0.len() + 7) & !7
+    }
+
+    /// True when capture would reject the event (the encoder refuses it too).
+    pub fn is_invalid(&self) -> bool {
+        self.view().flags() & flag::INVALID != 0
+    }
+}
+
+#[cfg(feature = "std")]
+impl AsEntry for OwnedEntry {
+    fn with_entry<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(&self.0)
+    }
+}

@@ -1,0 +1,42 @@
+use fasthog::batch::{Batch, Encoder, Enrichment, Limits, Pushed};
+use fasthog::ring::{try_consumer, HasLanes};
+use fasthog::{Captured, Event, FixedClock, HeapQueue, Value};
+
+const CLOCK: FixedClock = FixedClock(1_700_000_000_000_000_000);
+
+#[test]
+fn smoke() {
+    let queue = std::sync::Arc::new(HeapQueue::with_blocks(2, 8, 4096));
+    let mut p = HeapQueue::producer(queue.clone()).unwrap();
+    let owned = String::from("owned");
+    let tags = [Value::from("a"), Value::from(2), Value::array(&[Value::Null, Value::Bool(true)])];
+    let obj = [("k", Value::from(1.5)), ("nested", Value::object(&[("x", Value::Str("y"))]))];
+    for i in 0..100i64 {
+        let e = Event::new("order_filled", "user-1")
+            .prop("qty", i)
+            .prop("owned", &owned)
+            .prop("opt", None::<i64>)
+            .prop("tags", Value::array(&tags))
+            .prop("obj", Value::object(&obj))
+            .prop("vec", vec![1u8, 2, 3])
+            .set("plan", "pro");
+        assert_eq!(p.capture(&e, &CLOCK), Captured::Queued, "{i}");
+    }
+    let e = Event::new("x", "u").prop("a", 1).to_entry();
+    println!("lane bytes of a small event: {}", e.lane_bytes());
+    let mut c = try_consumer(queue.clone()).unwrap();
+    let mut enc = Encoder::new(Enrichment::DEFAULT, 1);
+    let limits = Limits { max_events: 1000, ..Limits::DEFAULT };
+    let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 1000], limits, 0);
+    let d = c.drain(|e| matches!(batch.push(&mut enc, e, &CLOCK), Pushed::Added(_)));
+    assert_eq!(d.events, 100);
+    let text = std::str::from_utf8(batch.events(0..100)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&format!("[{text}]")).unwrap();
+    println!("{}", serde_json::to_string_pretty(&v[99]).unwrap());
+    assert_eq!(v[99]["properties"]["qty"], 99);
+    assert_eq!(v[99]["properties"]["obj"]["nested"]["x"], "y");
+    assert_eq!(v[99]["properties"]["tags"][2][1], true);
+    assert_eq!(v[99]["properties"]["vec"][2], 3);
+    assert_eq!(v[99]["properties"]["$set"]["plan"], "pro");
+    assert_eq!(queue.lanes().free_blocks() + 1, 8, "blocks came back");
+}
