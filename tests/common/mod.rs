@@ -20,7 +20,7 @@ pub const SERVER_EVENT_OVERHEAD: usize = 256;
 /// Encodes one event alone into a fresh buffer and returns its JSON text and notes.
 pub fn encode_one(
     encoder: &mut Encoder<'_>,
-    event: &impl fasthog::AsRecord,
+    event: &(impl fasthog::AsEntry + ?Sized),
     clock: &impl Clock,
 ) -> (String, Notes) {
     let mut buf = vec![0u8; 4 << 20];
