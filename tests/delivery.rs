@@ -554,7 +554,8 @@ fn drops_are_counted_and_warned_about_rate_limited() {
     r.push_faults((0..4).map(|_| Fault::Hang));
     let client = builder(&r.url())
         .lanes(1)
-        .lane_capacity(4)
+        .max_event_bytes(512)
+        .memory(4 * 4096) // four blocks of 4 KiB (the smallest): a lane holds about 250 events
         .batch_size(2)
         .pending_batches(2)
         .http_timeout(Duration::from_secs(30))
@@ -671,9 +672,12 @@ fn builder_settings_are_validated_with_typed_errors() {
         other => panic!("expected InvalidSetting, got {other:?}"),
     };
     assert_eq!(setting(b().lanes(0)), "lanes");
-    assert_eq!(setting(b().lane_capacity(0)), "lane_capacity");
+    assert_eq!(setting(b().lanes(5000)), "lanes");
+    assert_eq!(setting(b().memory(0)), "memory");
+    assert_eq!(setting(b().memory(1 << 20)), "memory", "16 lanes and 4 shared need 40 blocks of 64 KiB");
     assert_eq!(setting(b().batch_size(0)), "batch_size");
     assert_eq!(setting(b().max_event_bytes(0)), "max_event_bytes");
+    assert_eq!(setting(b().max_event_bytes(9 << 20)), "max_event_bytes");
     assert_eq!(setting(b().pending_batches(1)), "pending_batches");
     assert_eq!(setting(b().max_batch_bytes(100)), "max_batch_bytes");
     assert_eq!(

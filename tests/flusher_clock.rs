@@ -20,7 +20,7 @@ use std::task::{Context, Poll, Waker};
 
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
 use fasthog::flusher::{FlushConfig, Flusher, RetryPolicy, Timer};
-use fasthog::ring::{try_consumer, LaneProducer};
+use fasthog::ring::{try_consumer, Geometry, LaneProducer};
 use fasthog::transport::{Request, Response, Transport, TransportError};
 use fasthog::{Captured, Clock, Event, HeapQueue, Snapshot};
 use serde_json::Value;
@@ -240,13 +240,18 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(lane_capacity: usize) -> Rig {
-        Rig::with_lanes(1, lane_capacity)
+    /// One lane that holds `events` of the events these tests capture.
+    fn new(events: usize) -> Rig {
+        Rig::with_lanes(1, events)
     }
 
-    fn with_lanes(lanes: usize, lane_capacity: usize) -> Rig {
+    /// `lanes` lanes over a pool of 64-byte blocks, each holding one of the events these tests
+    /// capture (48 lane bytes: `tick`, a short distinct_id, one integer): a lane alone holds
+    /// `events` of them, as the fixed-record lanes of 0.1 held their capacity.
+    fn with_lanes(lanes: usize, events: usize) -> Rig {
         let world = World::new();
-        let queue = Arc::new(HeapQueue::with_capacity(lanes, lane_capacity));
+        let geometry = Geometry { block_bytes: 64, blocks: events.max(2), max_entry: 56 };
+        let queue = Arc::new(HeapQueue::with_geometry(geometry, lanes, 1).unwrap());
         let producer = HeapQueue::producer(queue.clone()).expect("a free lane");
         Rig {
             world,

@@ -46,7 +46,7 @@ struct Running {
 }
 
 fn spawn(url: &str, config: FlushConfig, http_timeout: Duration) -> Running {
-    let queue = Arc::new(HeapQueue::with_capacity(4, 1024));
+    let queue = Arc::new(HeapQueue::with_blocks(4, 64, 8192));
     let consumer = try_consumer(queue.clone()).expect("one consumer");
     let transport = HttpTransport::new(url, Duration::from_secs(1), http_timeout, Some(1));
     // 'static borrows, as `tokio::spawn` needs: a literal key and environment.
