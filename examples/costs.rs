@@ -12,7 +12,7 @@ use std::sync::Arc;
 use fasthog::client::{ClientClock, CoarseClock, TscClock};
 use fasthog::{Clock, Event, Static, StaticQueue};
 
-static QUEUE: StaticQueue<1, 1024> = StaticQueue::new();
+static QUEUE: StaticQueue<1, 64, 4096> = StaticQueue::new(); // 256 KiB
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -37,8 +37,9 @@ fn capture_loop(n: u64) {
             .prop("venue", Static("XNAS"));
         let _ = black_box(lane.capture(&event, &clock));
         if i % 512 == 511 {
-            consumer.drain_with(usize::MAX, |r| {
-                black_box(r);
+            consumer.drain(|entry| {
+                black_box(entry);
+                true
             });
         }
     }

@@ -17,8 +17,8 @@ use fasthog::flusher::{FlushConfig, Flusher};
 use fasthog::transport::{parse_retry_after, Request, Response, Transport, TransportError};
 use fasthog::{EmbassyClock, EmbassyTimer, Event, StaticQueue};
 
-/// Four lanes of 256 events, in a `static`: no allocator needed for the queue.
-static QUEUE: StaticQueue<4, 256> = StaticQueue::new();
+/// Four lanes (and a shared one) over 32 blocks of 4 KiB, in a `static`: no allocator needed.
+static QUEUE: StaticQueue<4, 32, 4096> = StaticQueue::new();
 
 /// A minimal HTTP/1.1 transport: what a firmware would write over its TCP socket. Blocking
 /// I/O inside an async fn is acceptable here only because this executor runs nothing
@@ -65,7 +65,7 @@ impl Transport for PlainHttp {
 
 type Buffers = [Batch<&'static mut [u8], &'static mut [u32]>; 4];
 type StaticFlusher =
-    Flusher<'static, &'static StaticQueue<4, 256>, PlainHttp, EmbassyTimer, EmbassyClock, Buffers>;
+    Flusher<'static, &'static StaticQueue<4, 32, 4096>, PlainHttp, EmbassyTimer, EmbassyClock, Buffers>;
 
 #[embassy_executor::task]
 async fn flush(flusher: StaticFlusher) {
