@@ -3,7 +3,7 @@
 
 use crate::event::{Event, Props};
 use crate::flusher::Control;
-use crate::ring::{sealed, HasLanes, LaneProducer, Lanes, LanesRef, Memory};
+use crate::ring::{sealed, Gate, HasLanes, LaneProducer, Lanes, LanesRef, Memory};
 use crate::{Clock, Counters, Snapshot};
 
 /// What capture did with an event. Every outcome is counted.
@@ -59,6 +59,7 @@ pub struct Queue<M> {
     lanes: Lanes<M>,
     counters: Counters,
     control: Control,
+    gate: Gate,
 }
 
 impl<M> sealed::Lanes for Queue<M> {}
@@ -96,7 +97,18 @@ impl<M: Memory> QueueParts for Queue<M> {
 impl<M: Memory> Queue<M> {
     /// A queue over `memory`.
     pub fn with_memory(memory: M) -> Self {
-        Queue { lanes: Lanes::new(memory), counters: Counters::default(), control: Control::default() }
+        Queue {
+            lanes: Lanes::new(memory),
+            counters: Counters::default(),
+            control: Control::default(),
+            gate: Gate::default(),
+        }
+    }
+
+    /// The gate that closes capture (see [`Gate`]): [`Queue::capture_shared`] and the std
+    /// client check it; a [`LaneProducer`] checks it with `enter`/`exit`.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
     }
 
     /// Claims a lane for one producer thread (see [`crate::ring::try_producer`]). `None`
@@ -107,10 +119,16 @@ impl<M: Memory> Queue<M> {
 
     /// Captures `event` from any thread by borrowing a shared lane for the call. Wait-free
     /// (one CAS per shared lane, at most once each); when every shared lane is busy at that
-    /// instant the event is dropped and counted. No allocation, no syscall.
+    /// instant, or the gate is closed, the event is dropped and counted. No allocation, no
+    /// syscall.
     pub fn capture_shared<P: Props>(&self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
         match crate::ring::try_shared(self) {
-            Some(mut lane) => lane.capture(event, clock),
+            Some(mut lane) => {
+                let open = lane.enter(&self.gate);
+                let outcome = if open { lane.capture(event, clock) } else { lane.discard(event) };
+                lane.exit();
+                outcome
+            }
             None => {
                 let rejected = event.is_invalid();
                 self.lanes.count_unlaned(rejected);
@@ -168,6 +186,7 @@ impl<const L: usize, const B: usize, const N: usize> StaticQueue<L, B, N> {
             lanes: Lanes::new_static(crate::ring::StaticMemory::new()),
             counters: Counters::new(),
             control: Control::new(),
+            gate: Gate::new(),
         }
     }
 }

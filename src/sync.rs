@@ -3,10 +3,10 @@
 #[cfg(fasthog_loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(fasthog_loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
 
 #[cfg(not(fasthog_loom))]
-pub(crate) use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
+pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize};
 
 pub(crate) use core::sync::atomic::Ordering;
 

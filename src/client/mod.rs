@@ -11,7 +11,7 @@ mod runtime;
 use core::cell::RefCell;
 use core::time::Duration;
 use std::string::String;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -357,6 +357,7 @@ impl Builder {
         self.check()?;
         let api_key = validate_api_key(self.api_key.as_deref().ok_or(Error::MissingApiKey)?)?.into();
         let (geometry, shared) = self.geometry()?;
+        crate::ring::register_heavy_fence();
         let queue = HeapQueue::with_geometry(geometry, self.lanes, shared).map_err(|_| {
             Error::InvalidSetting { name: "memory", expected: "an amount this process can allocate" }
         })?;
@@ -482,8 +483,6 @@ struct Inner {
     clock: ClientClock,
     /// Tells this client's lane claims apart in the thread-local cache.
     id: u64,
-    /// Disabled, or shut down: captures are counted as dropped.
-    closed: AtomicBool,
     flusher: Mutex<Option<JoinHandle<()>>>,
     shutdown_timeout: Duration,
 }
@@ -531,7 +530,8 @@ impl Client {
             None,
             Duration::ZERO,
         );
-        client.inner.closed.store(true, Ordering::Release);
+        // Disabled: the gate is closed from the start (no capture can be busy yet).
+        client.inner.queue.gate().close(crate::ring::HasLanes::lanes(&*client.inner.queue), || true);
         client
     }
 
@@ -546,7 +546,6 @@ impl Client {
                 queue,
                 clock,
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
-                closed: AtomicBool::new(false),
                 flusher: Mutex::new(flusher),
                 shutdown_timeout,
             }),
@@ -575,7 +574,7 @@ impl Client {
     /// Waits until every event captured before this call is delivered or failed, or until
     /// `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if self.inner.closed.load(Ordering::Acquire) {
+        if self.inner.queue.gate().is_closed() {
             return Ok(());
         }
         let control = self.inner.queue.control();
@@ -595,16 +594,18 @@ impl Client {
 impl Inner {
     #[cold]
     fn capture_shared<P: Props>(&self, event: &Event<'_, P>) -> Captured {
-        if self.closed.load(Ordering::Relaxed) {
-            // No lane to count in: the shared ring's counters stand in.
-            crate::ring::HasLanes::lanes(&*self.queue).count_unlaned(event.is_invalid());
-            return if event.is_invalid() { Captured::Rejected } else { Captured::Dropped };
-        }
         self.queue.capture_shared(event, &self.clock)
     }
 
     fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
-        self.closed.store(true, Ordering::Release);
+        // Close capture first, and wait for captures already writing: after this every event
+        // is in a lane the flusher's final drain will read, or was counted as dropped.
+        let started = Instant::now();
+        let lanes = crate::ring::HasLanes::lanes(&*self.queue);
+        self.queue.gate().close(lanes, || {
+            std::thread::yield_now();
+            started.elapsed() < deadline
+        });
         let Some(handle) = self.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(());
         };
@@ -624,8 +625,9 @@ impl Inner {
 }
 
 impl Inner {
-    /// A capture that read "open" just before shutdown closed the client can land in a lane
-    /// after the flusher's last drain: count such events as failed, so none stays pending.
+    /// A capture still writing when the gate's wait gave up (the deadline passed first) can
+    /// land after the flusher's last drain: count such events as failed, so none stays
+    /// pending.
     fn sweep_late_captures(&self) {
         if let Some(mut consumer) = try_consumer(self.queue.clone()) {
             let late = consumer.drain(|_| true).events;
@@ -646,10 +648,9 @@ impl Drop for Inner {
 impl LaneCache {
     #[inline]
     fn capture<P: Props>(&mut self, inner: &Inner, event: &Event<'_, P>) -> Captured {
-        let closed = inner.closed.load(Ordering::Relaxed);
         for (id, producer) in self.slots.iter_mut().flatten() {
             if *id == inner.id {
-                return if closed { producer.discard(event) } else { producer.capture(event, &inner.clock) };
+                return gated_capture(producer, inner, event);
             }
         }
         self.claim(inner, event)
@@ -660,11 +661,7 @@ impl LaneCache {
         let Some(mut producer) = HeapQueue::producer(inner.queue.clone()) else {
             return inner.capture_shared(event);
         };
-        let outcome = if inner.closed.load(Ordering::Relaxed) {
-            producer.discard(event)
-        } else {
-            producer.capture(event, &inner.clock)
-        };
+        let outcome = gated_capture(&mut producer, inner, event);
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(free) => free,
             None => {
@@ -675,6 +672,20 @@ impl LaneCache {
         self.slots[slot] = Some((inner.id, producer));
         outcome
     }
+}
+
+/// A capture that shutdown's gate can close: it lands before the final drain, or is counted
+/// as dropped (see [`crate::ring::Gate`]).
+#[inline(always)]
+fn gated_capture<P: Props>(
+    producer: &mut LaneProducer<Arc<HeapQueue>>,
+    inner: &Inner,
+    event: &Event<'_, P>,
+) -> Captured {
+    let open = producer.enter(inner.queue.gate());
+    let outcome = if open { producer.capture(event, &inner.clock) } else { producer.discard(event) };
+    producer.exit();
+    outcome
 }
 
 /// Polls `done` every millisecond until it is true or `timeout` passes.

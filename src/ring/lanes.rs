@@ -307,6 +307,22 @@ impl<R: LanesRef> LaneProducer<R> {
         Ok(())
     }
 
+    /// Starts a capture that `gate` may close: marks the lane busy and tells whether the gate
+    /// is open. Call [`LaneProducer::exit`] when the capture is done, whatever this returned.
+    #[inline(always)]
+    pub fn enter(&mut self, gate: &super::Gate) -> bool {
+        let busy = &self.owner.lanes().lane(self.index).prod.busy;
+        busy.store(busy.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
+        gate.open_for_producer()
+    }
+
+    /// Ends a capture started with [`LaneProducer::enter`].
+    #[inline(always)]
+    pub fn exit(&mut self) {
+        let busy = &self.owner.lanes().lane(self.index).prod.busy;
+        busy.store(busy.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+    }
+
     /// Counts an event this producer dropped, or rejected, in the lane's counters (a plain
     /// load and store: one writer). Wait-free.
     #[inline]

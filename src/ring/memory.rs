@@ -71,6 +71,9 @@ pub(crate) struct ProducerSide {
     pub(crate) first: AtomicU32,
     /// Whether a producer handle exists.
     pub(crate) claimed: AtomicBool,
+    /// Counts [`super::LaneProducer::enter`] and `exit` calls: odd while a capture that a
+    /// gate may close is writing (see `gate.rs`). Producer-owned.
+    pub(crate) busy: AtomicUsize,
     /// Entries written (wrapping). Producer-owned, like the two below.
     pub(crate) events: AtomicUsize,
     /// Events counted as dropped (no room).
@@ -95,6 +98,7 @@ impl LaneState {
                 published: AtomicUsize::new(NONE),
                 first: AtomicU32::new(u32::MAX),
                 claimed: AtomicBool::new(false),
+                busy: AtomicUsize::new(0),
                 events: AtomicUsize::new(0),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
@@ -111,6 +115,7 @@ impl LaneState {
                 published: AtomicUsize::new(NONE),
                 first: AtomicU32::new(u32::MAX),
                 claimed: AtomicBool::new(false),
+                busy: AtomicUsize::new(0),
                 events: AtomicUsize::new(0),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
@@ -252,13 +257,15 @@ impl<const L: usize, const B: usize, const N: usize> Memory for StaticMemory<L, 
 /// entries, which are 8-byte aligned, never share a cell).
 #[cfg(all(feature = "std", not(fasthog_loom)))]
 #[repr(C, align(64))]
-struct Chunk(UnsafeCell<[u8; 64]>);
+struct Chunk(UnsafeCell<[u8; CHUNK]>);
 #[cfg(fasthog_loom)]
-#[repr(C, align(8))]
-struct Chunk(UnsafeCell<[u8; 8]>);
+struct Chunk(UnsafeCell<[u8; CHUNK]>);
 
-#[cfg(any(feature = "std", fasthog_loom))]
-const CHUNK: usize = core::mem::size_of::<Chunk>();
+/// Bytes per chunk.
+#[cfg(all(feature = "std", not(fasthog_loom)))]
+const CHUNK: usize = 64;
+#[cfg(fasthog_loom)]
+const CHUNK: usize = 8;
 
 /// Memory sized at run time: owned and shared lanes over a pool on the heap.
 #[cfg(any(feature = "std", fasthog_loom))]

@@ -26,16 +26,20 @@
 #![allow(unsafe_code)]
 
 mod free;
+mod gate;
 mod lanes;
 mod memory;
 
+pub use gate::{register_heavy_fence, Gate};
 pub use lanes::{
     try_consumer, try_producer, try_shared, Drained, HasLanes, LaneProducer, LaneTotals, Lanes,
     LanesConsumer, LanesRef,
 };
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", fasthog_loom))]
 pub use memory::HeapMemory;
-pub use memory::{Block, Geometry, Memory, StaticMemory};
+#[cfg(not(fasthog_loom))]
+pub use memory::StaticMemory;
+pub use memory::{Block, Geometry, Memory};
 
 /// Attempts a producer makes to take a block from the pool before it gives up (each failed
 /// attempt means another producer took a block at the same instant).
