@@ -658,6 +658,13 @@ impl LaneCache {
 
     #[cold]
     fn claim<P: Props>(&mut self, inner: &Inner, event: &Event<'_, P>) -> Captured {
+        // Lanes of clients that were shut down (or dropped) hold their memory alive: let go
+        // of them here, on the cold path, rather than keep them until this thread exits.
+        for slot in &mut self.slots {
+            if slot.as_ref().is_some_and(|(_, p)| p.owner().gate().is_closed()) {
+                *slot = None;
+            }
+        }
         let Some(mut producer) = HeapQueue::producer(inner.queue.clone()) else {
             return inner.capture_shared(event);
         };
