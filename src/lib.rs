@@ -26,6 +26,8 @@ pub mod json;
 mod queue;
 pub mod recorder;
 pub mod ring;
+#[cfg(feature = "serde")]
+mod serde;
 mod stats;
 mod sync;
 pub mod transport;
@@ -50,5 +52,7 @@ pub use queue::HeapQueue;
 #[cfg(not(fasthog_loom))]
 pub use queue::StaticQueue;
 pub use queue::{Captured, Queue, QueueParts};
+#[cfg(feature = "serde")]
+pub use serde::Serde;
 pub use stats::{Counters, Snapshot};
 pub use uuid::UuidV7;
