@@ -39,6 +39,9 @@ pub(crate) mod flag {
     pub const UNIX_TIME: u8 = 2;
     /// Invalid (only in entries made outside capture, by `Event::to_entry`): refused.
     pub const INVALID: u8 = 4;
+    /// Not stamped (only in entries made outside capture, by `Event::to_entry`, for an event
+    /// without a timestamp): encoded with the clock's reading at that moment.
+    pub const NOW: u8 = 8;
 }
 
 /// Value tags.
