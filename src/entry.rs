@@ -190,11 +190,13 @@ impl<'b> EntryWriter<'b> {
     }
 
     /// Starts a top-level property. False (and the entry counted as dropped, or the write
-    /// abandoned) when not even its key fits; then write no value.
+    /// abandoned) when its key does not fit whole with a byte of value; then write no value.
+    /// Keys are never cut: a cut key names another property, and it would leave no room for
+    /// its value anyway.
     #[inline]
     pub(crate) fn entry(&mut self, scope: Scope, key: &str) -> Option<usize> {
         let start = self.pos;
-        if self.short || !self.fits(1 + 1 + key.len().min(1) + 1) {
+        if self.short || !self.fits(1 + str_bytes(key) + 1) {
             self.dropped = self.dropped.saturating_add(1);
             return None;
         }
@@ -293,11 +295,12 @@ impl<'b> EntryWriter<'b> {
         self.put(&[tag::END]);
     }
 
-    /// An object member's key; false (and the member counted as dropped) when it does not fit.
-    /// Write the value next, then [`EntryWriter::end_member`].
+    /// An object member's key; false (and the member counted as dropped) when it does not fit
+    /// whole with a byte of value (keys are never cut). Write the value next, then
+    /// [`EntryWriter::end_member`].
     pub fn key(&mut self, key: &str) -> Option<usize> {
         let start = self.pos;
-        if self.short || !self.fits(3) {
+        if self.short || !self.fits(str_bytes(key) + 1) {
             self.dropped = self.dropped.saturating_add(1);
             return None;
         }
@@ -325,6 +328,16 @@ impl<'b> EntryWriter<'b> {
     /// Counts a string cut before it was written (a distinct_id over PostHog's limit).
     pub(crate) fn count_truncated(&mut self) {
         self.truncated = self.truncated.saturating_add(1);
+    }
+}
+
+/// Bytes a string takes in an entry: its length (1 or 5 bytes) and its bytes.
+#[inline(always)]
+fn str_bytes(s: &str) -> usize {
+    if s.len() < 255 {
+        1 + s.len()
+    } else {
+        5 + s.len()
     }
 }
 

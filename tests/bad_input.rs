@@ -370,6 +370,30 @@ fn properties_are_dropped_only_past_the_byte_limit_and_each_is_counted() {
     assert!(v["properties"].get("dyn").is_none());
 }
 
+/// v2 rule: a property that does not fit is taken out whole: its key is not left behind
+/// (neither a top-level one nor an object member's), a key cut while trying is not counted
+/// in `truncated` (nothing cut is sent), and later properties that fit are kept.
+#[test]
+fn dropped_properties_leave_nothing_behind() {
+    let key = "k".repeat(40_000); // more than the whole entry may hold
+    let members = [(key.as_str(), V::Int(1)), ("m", V::Int(2))];
+    let event = Event::new("e", "user-1")
+        .prop(&key, 1)
+        .prop("kept", 2)
+        .prop("obj", V::object(&members))
+        .workspace("ws-1");
+    assert_eq!(event.props_dropped(), 2);
+    assert_eq!(event.truncated(), 0, "nothing was cut: the dropped keys were taken out");
+    let (v, notes) = encode(&event);
+    assert_eq!(notes, Notes { props_dropped: 2, ..Notes::default() });
+    let p = &v["properties"];
+    assert!(p.as_object().unwrap().keys().all(|k| !k.starts_with("kk")), "no key, whole or cut");
+    assert!(p["obj"].as_object().unwrap().keys().all(|k| !k.starts_with("kk")));
+    assert_eq!(p["kept"], json!(2));
+    assert_eq!(p["obj"], json!({"m": 2}));
+    assert_eq!(p["workspace_id"], "ws-1");
+}
+
 #[test]
 fn non_finite_floats_are_null_and_counted() {
     let event = Event::new("e", "u")
@@ -606,6 +630,26 @@ fn nesting_ten_thousand_deep_is_kept_to_max_depth() {
     let (captured, sent) = through_lanes(&event);
     assert_eq!(captured, Captured::Queued);
     assert_eq!(sent.unwrap().1.props_dropped, 1);
+}
+
+/// A 100 KB key: longer than the whole entry, so its property is dropped (counted in
+/// `props_dropped`, nothing counted as cut, no cut key sent); a 10 KB key fits and is sent whole.
+#[test]
+fn a_hundred_kilobyte_key_drops_its_property() {
+    let key = "k".repeat(100_000);
+    let event = Event::new("e", "user-1").prop(&key, 1).prop("next", 2).timestamp_unix_nanos(T);
+    let (v, notes) = encode(&event);
+    assert_eq!((notes.props_dropped, notes.truncated), (1, 0));
+    let p = v["properties"].as_object().unwrap();
+    assert!(p.keys().all(|k| !k.starts_with("kk")), "no cut key is sent");
+    assert_eq!(p["next"], json!(2));
+    let (captured, sent) = through_lanes(&event);
+    assert_eq!(captured, Captured::Queued);
+    assert_eq!(sent.unwrap().1.props_dropped, 1);
+    let key = "k".repeat(10_000);
+    let (v, notes) = encode(&Event::new("e", "user-1").prop(&key, 1));
+    assert_eq!(notes, Notes::default());
+    assert_eq!(v["properties"][&key], json!(1));
 }
 
 /// `$set` given as a plain string property: sent as it is, a user property (the Go client's
