@@ -129,9 +129,15 @@ impl<'b> EntryWriter<'b> {
         }
         self.put(&[flags]);
         self.put(&time.to_le_bytes());
-        self.put(&[0; 8]); // counts, patched in `finish`
-                           // Name and distinct_id are cut rather than dropped: the event is still sent.
-        self.str_cut(name) && self.str_cut(distinct_id) && self.str_cut(workspace)
+        // The counts, patched in `finish`.
+        self.put(&[0; 8]);
+        // Name and distinct_id are cut rather than dropped: the event is still sent. The name
+        // keeps room for the distinct_id (at most 200 characters) and some of the workspace.
+        let keep = (str_bytes(distinct_id) + str_bytes(workspace).min(256)).min(self.room() - 2);
+        self.reserved += keep;
+        let name = self.str_cut(name);
+        self.reserved -= keep;
+        name && self.str_cut(distinct_id) && self.str_cut(workspace)
     }
 
     /// Ends the entry: its length, or `None` when the write was abandoned.

@@ -537,6 +537,33 @@ fn reserved_user_properties_follow_the_go_precedence() {
     assert_eq!(v["properties"]["user_id"], "u-9");
 }
 
+#[test]
+fn a_name_is_cut_only_past_the_byte_limit_and_the_distinct_id_always_fits() {
+    // v2 rule (v1 cut a copied name to what the distinct_id left of 256 bytes, so 100 spaces
+    // then "x" after a 200-byte id became blank and was rejected): the name is copied whole,
+    // so that event is valid and sent as given.
+    let name = " ".repeat(100) + "x";
+    let id = "u".repeat(200);
+    let event = Event::named(&name, &id);
+    assert!(!event.is_invalid());
+    assert_eq!(event.to_entry().name(), name);
+    let (captured, sent) = through_lanes(&event);
+    assert_eq!(captured, Captured::Queued);
+    assert_eq!(sent.unwrap().0["event"], name.as_str());
+    // A name over the limit is cut (counted) and leaves room for the distinct_id and the
+    // workspace: the event is still sent, with its id whole.
+    let huge = format!("n{}", "é".repeat(500_000)); // 1 MB
+    let event = Event::named(&huge, &id).workspace("ws-1");
+    let entry = event.to_entry();
+    assert!(is_char_prefix(entry.name(), &huge) && entry.name().len() > DEFAULT_MAX_EVENT_BYTES / 2);
+    assert_eq!((entry.distinct_id(), entry.truncated()), (id.as_str(), 1));
+    let (captured, sent) = through_lanes(&event);
+    assert_eq!(captured, Captured::Queued);
+    let (v, notes) = sent.unwrap();
+    assert_eq!((v["distinct_id"].as_str(), notes.truncated), (Some(id.as_str()), 1));
+    assert_eq!(v["properties"]["workspace_id"], "ws-1");
+}
+
 // ---- The bad input of issue 8 -------------------------------------------------------------
 
 /// A 10,000-property event: the properties that fit the 32 KiB entry are kept, in order; every
