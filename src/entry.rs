@@ -6,7 +6,7 @@
 //! header  flags: u8, time: u64, truncated: u32, dropped: u32, name, distinct_id, workspace_id
 //! items   (ENTRY + scope, key, value)*
 //! value   NULL | FALSE | TRUE | I64 i64 | U64 u64 | F64 f64 | STR str
-//!         | ARRAY value* END | OBJECT (key value)* END
+//!         | ARRAY value* END | OBJECT (KEY str value)* END
 //! str     u8 length (< 255) bytes, or 255, u32 length, bytes
 //! ```
 //! Numbers are little-endian. The counts in the header are patched in when the entry is done.
@@ -56,6 +56,8 @@ pub(crate) mod tag {
     pub const ARRAY: u8 = 8;
     pub const OBJECT: u8 = 9;
     pub const END: u8 = 10;
+    /// Before an object member's key (a key's length byte alone could read as `END`).
+    pub const KEY: u8 = 11;
     /// `ENTRY + scope` starts a top-level property.
     pub const ENTRY: u8 = 16;
 }
@@ -306,10 +308,11 @@ impl<'b> EntryWriter<'b> {
     /// [`EntryWriter::end_member`].
     pub fn key(&mut self, key: &str) -> Option<usize> {
         let start = self.pos;
-        if self.short || !self.fits(str_bytes(key) + 1) {
+        if self.short || !self.fits(1 + str_bytes(key) + 1) {
             self.dropped = self.dropped.saturating_add(1);
             return None;
         }
+        self.put(&[tag::KEY]);
         self.str_cut(key);
         Some(start)
     }
@@ -517,7 +520,10 @@ impl<'e> ValueReader<'e> {
         let b = self.b;
         let t = *b.get(self.at)?;
         if self.want_key && t != tag::END {
-            let ((s, e), next) = read_str(b, self.at)?;
+            if t != tag::KEY {
+                return None;
+            }
+            let ((s, e), next) = read_str(b, self.at + 1)?;
             self.at = next;
             self.want_key = false;
             return Some(Some(Token::Key(&b[s..e])));

@@ -813,3 +813,26 @@ fn golden_every_call_site_value_type() {
         assert_eq!(v["properties"]["n"], json!(1));
     }
 }
+
+/// Regression: an object member's key of 10 bytes (the `END` tag's value, as a length byte)
+/// ended its object early, and the rest of the entry was read as garbage (invalid UTF-8 and
+/// JSON). Keys of every length round-trip, in objects nested in arrays and in `$set`.
+#[test]
+fn object_member_keys_of_every_length_round_trip() {
+    for len in 0..300 {
+        let key = "k".repeat(len);
+        let members = [(key.as_str(), V::Null), ("after", V::from(len))];
+        let items = [V::object(&members), V::from(1)];
+        let event = Event::new("e", "u1")
+            .prop("obj", V::object(&members))
+            .prop("arr", V::array(&items))
+            .set("s", V::object(&members))
+            .prop("last", true);
+        let p = &encode(&event)["properties"];
+        let want = json!({ key.clone(): null, "after": len });
+        assert_eq!(p["obj"], want, "key of {len} bytes");
+        assert_eq!(p["arr"], json!([want.clone(), 1]), "key of {len} bytes");
+        assert_eq!(p["$set"]["s"], want, "key of {len} bytes");
+        assert_eq!(p["last"], json!(true), "key of {len} bytes");
+    }
+}
