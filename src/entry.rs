@@ -280,13 +280,18 @@ impl<'b> EntryWriter<'b> {
 
     /// Starts an array (`object == false`) or an object; close it with [`EntryWriter::end`].
     /// False when it does not fit or nesting is at [`MAX_DEPTH`]: then write no members and do
-    /// not call `end`.
+    /// not call `end` (the builders write `null` in its place; it is counted as dropped).
     pub fn begin(&mut self, object: bool) -> bool {
         if self.depth >= MAX_DEPTH {
             self.dropped = self.dropped.saturating_add(1);
             return false;
         }
         if !self.fits(2) {
+            // Written as `null` by the caller when a byte is left: counted like a value too
+            // deep (without that byte the caller drops it, and counts that).
+            if self.room() > 0 {
+                self.dropped = self.dropped.saturating_add(1);
+            }
             return false;
         }
         self.put(&[if object { tag::OBJECT } else { tag::ARRAY }]);

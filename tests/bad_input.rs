@@ -769,3 +769,30 @@ fn a_non_boolean_cookieless_mode_is_refused_by_the_encoder() {
     assert_eq!((stats.captured, stats.sent, stats.rejected, stats.pending), (3, 2, 1, 0));
     assert_eq!(recorder.names(), ["ok_true", "ok_false"]);
 }
+
+/// Regression: an array or object with no room left for it but one byte became `null`
+/// without being counted. Wherever the limit falls (filler lengths around it), an empty array
+/// after the filler is kept (`[]`, nothing counted), or written as `null` and counted, or
+/// dropped and counted: never changed silently.
+#[test]
+fn a_container_without_room_is_never_changed_silently() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for filler in DEFAULT_MAX_EVENT_BYTES - 120..DEFAULT_MAX_EVENT_BYTES - 20 {
+        let filler = "x".repeat(filler);
+        for object in [false, true] {
+            let value = if object { V::object(&[]) } else { V::array(&[]) };
+            let event = Event::new("e", "u").prop("f", filler.as_str()).prop("a", value);
+            let (v, notes) = encode(&event);
+            let p = &v["properties"];
+            let empty = if object { json!({}) } else { json!([]) };
+            let outcome = match (p.get("a"), notes.props_dropped) {
+                (Some(a), 0) if *a == empty => "kept",
+                (Some(Value::Null), 1) => "null, counted",
+                (None, 1) => "dropped, counted",
+                (a, n) => panic!("{} filler bytes: a = {a:?}, {n} dropped", filler.len()),
+            };
+            outcomes.insert(outcome);
+        }
+    }
+    assert_eq!(outcomes.len(), 3, "every outcome reached: {outcomes:?}");
+}
