@@ -133,8 +133,11 @@ impl<'a> Encoder<'a> {
     }
 
     fn encode_view(&mut self, event: &EntryView<'_>, clock: &impl Clock, w: &mut Writer<'_>) -> Notes {
-        let unix_nanos =
-            if event.flags() & flag::UNIX_TIME != 0 { event.time() } else { clock.unix_nanos(event.time()) };
+        let unix_nanos = match event.flags() {
+            f if f & flag::UNIX_TIME != 0 => event.time(),
+            f if f & flag::NOW != 0 => clock.unix_nanos(clock.tick()),
+            _ => clock.unix_nanos(event.time()),
+        };
         let mut notes = Notes {
             truncated: event.truncated() as usize,
             props_dropped: event.dropped() as usize,

@@ -6,7 +6,7 @@
 //! header  flags: u8, time: u64, truncated: u32, dropped: u32, name, distinct_id, workspace_id
 //! items   (ENTRY + scope, key, value)*
 //! value   NULL | FALSE | TRUE | I64 i64 | U64 u64 | F64 f64 | STR str
-//!         | ARRAY value* END | OBJECT (key value)* END
+//!         | ARRAY value* END | OBJECT (KEY str value)* END
 //! str     u8 length (< 255) bytes, or 255, u32 length, bytes
 //! ```
 //! Numbers are little-endian. The counts in the header are patched in when the entry is done.
@@ -39,6 +39,9 @@ pub(crate) mod flag {
     pub const UNIX_TIME: u8 = 2;
     /// Invalid (only in entries made outside capture, by `Event::to_entry`): refused.
     pub const INVALID: u8 = 4;
+    /// Not stamped (only in entries made outside capture, by `Event::to_entry`, for an event
+    /// without a timestamp): encoded with the clock's reading at that moment.
+    pub const NOW: u8 = 8;
 }
 
 /// Value tags.
@@ -53,6 +56,8 @@ pub(crate) mod tag {
     pub const ARRAY: u8 = 8;
     pub const OBJECT: u8 = 9;
     pub const END: u8 = 10;
+    /// Before an object member's key (a key's length byte alone could read as `END`).
+    pub const KEY: u8 = 11;
     /// `ENTRY + scope` starts a top-level property.
     pub const ENTRY: u8 = 16;
 }
@@ -126,9 +131,15 @@ impl<'b> EntryWriter<'b> {
         }
         self.put(&[flags]);
         self.put(&time.to_le_bytes());
-        self.put(&[0; 8]); // counts, patched in `finish`
-                           // Name and distinct_id are cut rather than dropped: the event is still sent.
-        self.str_cut(name) && self.str_cut(distinct_id) && self.str_cut(workspace)
+        // The counts, patched in `finish`.
+        self.put(&[0; 8]);
+        // Name and distinct_id are cut rather than dropped: the event is still sent. The name
+        // keeps room for the distinct_id (at most 200 characters) and some of the workspace.
+        let keep = (str_bytes(distinct_id) + str_bytes(workspace).min(256)).min(self.room() - 2);
+        self.reserved += keep;
+        let name = self.str_cut(name);
+        self.reserved -= keep;
+        name && self.str_cut(distinct_id) && self.str_cut(workspace)
     }
 
     /// Ends the entry: its length, or `None` when the write was abandoned.
@@ -187,11 +198,13 @@ impl<'b> EntryWriter<'b> {
     }
 
     /// Starts a top-level property. False (and the entry counted as dropped, or the write
-    /// abandoned) when not even its key fits; then write no value.
+    /// abandoned) when its key does not fit whole with a byte of value; then write no value.
+    /// Keys are never cut: a cut key names another property, and it would leave no room for
+    /// its value anyway.
     #[inline]
     pub(crate) fn entry(&mut self, scope: Scope, key: &str) -> Option<usize> {
         let start = self.pos;
-        if self.short || !self.fits(1 + 1 + key.len().min(1) + 1) {
+        if self.short || !self.fits(1 + str_bytes(key) + 1) {
             self.dropped = self.dropped.saturating_add(1);
             return None;
         }
@@ -267,13 +280,18 @@ impl<'b> EntryWriter<'b> {
 
     /// Starts an array (`object == false`) or an object; close it with [`EntryWriter::end`].
     /// False when it does not fit or nesting is at [`MAX_DEPTH`]: then write no members and do
-    /// not call `end`.
+    /// not call `end` (the builders write `null` in its place; it is counted as dropped).
     pub fn begin(&mut self, object: bool) -> bool {
         if self.depth >= MAX_DEPTH {
             self.dropped = self.dropped.saturating_add(1);
             return false;
         }
         if !self.fits(2) {
+            // Written as `null` by the caller when a byte is left: counted like a value too
+            // deep (without that byte the caller drops it, and counts that).
+            if self.room() > 0 {
+                self.dropped = self.dropped.saturating_add(1);
+            }
             return false;
         }
         self.put(&[if object { tag::OBJECT } else { tag::ARRAY }]);
@@ -290,14 +308,16 @@ impl<'b> EntryWriter<'b> {
         self.put(&[tag::END]);
     }
 
-    /// An object member's key; false (and the member counted as dropped) when it does not fit.
-    /// Write the value next, then [`EntryWriter::end_member`].
+    /// An object member's key; false (and the member counted as dropped) when it does not fit
+    /// whole with a byte of value (keys are never cut). Write the value next, then
+    /// [`EntryWriter::end_member`].
     pub fn key(&mut self, key: &str) -> Option<usize> {
         let start = self.pos;
-        if self.short || !self.fits(3) {
+        if self.short || !self.fits(1 + str_bytes(key) + 1) {
             self.dropped = self.dropped.saturating_add(1);
             return None;
         }
+        self.put(&[tag::KEY]);
         self.str_cut(key);
         Some(start)
     }
@@ -322,6 +342,16 @@ impl<'b> EntryWriter<'b> {
     /// Counts a string cut before it was written (a distinct_id over PostHog's limit).
     pub(crate) fn count_truncated(&mut self) {
         self.truncated = self.truncated.saturating_add(1);
+    }
+}
+
+/// Bytes a string takes in an entry: its length (1 or 5 bytes) and its bytes.
+#[inline(always)]
+fn str_bytes(s: &str) -> usize {
+    if s.len() < 255 {
+        1 + s.len()
+    } else {
+        5 + s.len()
     }
 }
 
@@ -495,7 +525,10 @@ impl<'e> ValueReader<'e> {
         let b = self.b;
         let t = *b.get(self.at)?;
         if self.want_key && t != tag::END {
-            let ((s, e), next) = read_str(b, self.at)?;
+            if t != tag::KEY {
+                return None;
+            }
+            let ((s, e), next) = read_str(b, self.at + 1)?;
             self.at = next;
             self.want_key = false;
             return Some(Some(Token::Key(&b[s..e])));

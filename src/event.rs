@@ -752,14 +752,18 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 32 * 1024;
 
 #[cfg(feature = "std")]
 impl<P: Props> Event<'_, P> {
-    /// The entry this event makes within the default limit ([`DEFAULT_MAX_EVENT_BYTES`]),
-    /// stamped with tick 0 unless it has its own timestamp. Allocates: for tests and tools,
+    /// The entry this event makes within the default limit ([`DEFAULT_MAX_EVENT_BYTES`]).
+    /// Without a timestamp of its own it is not stamped: the encoder stamps it with the clock's
+    /// reading when it encodes it. Allocates: for tests and tools,
     /// not the hot path.
     pub fn to_entry(&self) -> crate::entry::OwnedEntry {
         let mut buf = alloc::vec![0u8; DEFAULT_MAX_EVENT_BYTES - 4];
         let (mut flags, time) = self.stamp(|| 0);
         if self.is_invalid() {
             flags |= flag::INVALID;
+        }
+        if self.time.is_none() {
+            flags |= flag::NOW;
         }
         let len = self.write_entry(&mut buf, true, (flags, time)).unwrap_or(0);
         buf.truncate(len);

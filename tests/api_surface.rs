@@ -9,19 +9,20 @@ use std::time::Duration;
 use common::*;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed, HEAD_CAPACITY};
 use fasthog::recorder::{BufRecorder, Recorder};
+use fasthog::ring::HasLanes;
 use fasthog::transport::{Request, Transport};
 use fasthog::{Captured, Client, Event, FixedClock, HeapQueue, Static, Value};
 use serde_json::json;
 
 const CLOCK: FixedClock = FixedClock(1_700_000_000_000_000_000);
 
-fn encode(event: &impl fasthog::AsRecord, enrichment: Enrichment<'_>) -> serde_json::Value {
+fn encode(event: &(impl fasthog::AsEntry + ?Sized), enrichment: Enrichment<'_>) -> serde_json::Value {
     let mut encoder = Encoder::new(enrichment, 1);
     let (text, _) = encode_one(&mut encoder, event, &CLOCK);
     check_event_json(&text)
 }
 
-fn props(event: &impl fasthog::AsRecord) -> serde_json::Value {
+fn props(event: &(impl fasthog::AsEntry + ?Sized)) -> serde_json::Value {
     encode(event, Enrichment::DEFAULT)["properties"].clone()
 }
 
@@ -94,9 +95,9 @@ fn geoip_disable_default_and_switch() {
 #[test]
 fn super_properties_are_added_and_lose_to_event_and_enrichment() {
     let supers = [
-        ("service", Value::Static("matcher")),
+        ("service", Value::Str("matcher")),
         ("region", Value::Str("eu-1")),
-        ("environment", Value::Static("ignored")),
+        ("environment", Value::from(Static("ignored"))),
         ("region", Value::Str("eu-2")),
         ("is_demo", Value::Bool(true)),
     ];
@@ -121,7 +122,7 @@ fn historical_migration_goes_in_the_envelope() {
 
 #[test]
 fn bad_input_is_rejected_and_counted_never_sent() {
-    let queue = std::sync::Arc::new(HeapQueue::with_capacity(1, 16));
+    let queue = std::sync::Arc::new(HeapQueue::with_blocks(1, 4, 1024));
     let mut lane = HeapQueue::producer(queue.clone()).unwrap();
     let mut cases = 0u64;
     // Events of different shapes are different types: one expansion per case.
@@ -145,7 +146,7 @@ fn bad_input_is_rejected_and_counted_never_sent() {
     let stats = queue.stats();
     assert_eq!(stats.rejected, cases);
     assert_eq!(stats.captured, cases);
-    assert_eq!(queue.queued(), 0, "nothing reached a lane");
+    assert_eq!(queue.lanes().totals().pushed, 0, "nothing reached a lane");
 }
 
 #[test]
@@ -155,14 +156,14 @@ fn every_shape_is_accepted_by_the_receiver_in_one_batch() {
     let limits = Limits::DEFAULT;
     let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 16], limits, env.overhead());
     let mut encoder = Encoder::new(Enrichment::DEFAULT, 3);
-    // Events of different shapes are different types: keep the records they make (pushing the
-    // builders themselves encodes the same records).
+    // Events of different shapes are different types: keep the entries they make (pushing the
+    // builders themselves encodes the same entries).
     let events = [
-        Event::identify("user-42").set("email", "ada@example.com").to_record(),
-        Event::alias("user-42", "legacy-7").to_record(),
-        Event::group_identify("company", "acme").group_set("seats", 40).to_record(),
-        Event::new("invoice_paid", "user-42").group("company", "acme").prop("amount", 99.5).to_record(),
-        Event::new("page_view", "anon-1").personless().prop("path", Static("/pricing")).to_record(),
+        Event::identify("user-42").set("email", "ada@example.com").to_entry(),
+        Event::alias("user-42", "legacy-7").to_entry(),
+        Event::group_identify("company", "acme").group_set("seats", 40).to_entry(),
+        Event::new("invoice_paid", "user-42").group("company", "acme").prop("amount", 99.5).to_entry(),
+        Event::new("page_view", "anon-1").personless().prop("path", Static("/pricing")).to_entry(),
     ];
     for e in &events {
         assert!(matches!(batch.push(&mut encoder, e, &CLOCK), Pushed::Added(_)));

@@ -9,7 +9,10 @@ use fasthog::batch::{
     LIB_VERSION, TAIL,
 };
 use fasthog::json::{format_uuid, Writer};
-use fasthog::{AsRecord, Event, FixedClock, Props, Static, UuidV7};
+use std::collections::HashMap;
+
+use fasthog::ring::try_consumer;
+use fasthog::{AsEntry, Captured, Event, FixedClock, HeapQueue, Props, Static, UuidV7, Value as V};
 use serde_json::{json, Value};
 
 const SEED: u64 = 0x5eed_f00d;
@@ -23,12 +26,12 @@ fn encoder(environment: &str) -> Encoder<'_> {
 }
 
 /// Encodes one event (checked against the capture rules) and returns it parsed.
-fn encode(event: &impl AsRecord) -> Value {
+fn encode(event: &(impl AsEntry + ?Sized)) -> Value {
     let (text, _) = encode_one(&mut encoder("production"), event, &CLOCK);
     check_event_json(&text)
 }
 
-fn props(event: &impl AsRecord) -> serde_json::Map<String, Value> {
+fn props(event: &(impl AsEntry + ?Sized)) -> serde_json::Map<String, Value> {
     encode(event)["properties"].as_object().unwrap().clone()
 }
 
@@ -353,16 +356,13 @@ fn full_body_parses_and_obeys_the_capture_rules() {
     let envelope = Envelope { api_key: "phc_test", historical_migration: false };
     let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
-    // Events of different shapes are different types: keep the records they make (what a
-    // lane would hold; pushing the builders themselves encodes the same records).
+    // Events of different shapes are different types: keep the entries they make (what a
+    // lane would hold; pushing the builders themselves encodes the same entries).
     let events = [
-        typical().to_record(),
-        Event::new("signup", "anon:abc")
-            .prop("source", Static("ads"))
-            .timestamp_unix_nanos(T + 1)
-            .to_record(),
-        Event::new("boot", "device:123").workspace("").timestamp_unix_nanos(T + 2).to_record(),
-        Event::named("dynamic \"name\"", "u\\2").set("a", 1.5).set_once("b", -3).to_record(),
+        typical().to_entry(),
+        Event::new("signup", "anon:abc").prop("source", Static("ads")).timestamp_unix_nanos(T + 1).to_entry(),
+        Event::new("boot", "device:123").workspace("").timestamp_unix_nanos(T + 2).to_entry(),
+        Event::named("dynamic \"name\"", "u\\2").set("a", 1.5).set_once("b", -3).to_entry(),
     ];
     for event in &events {
         assert!(matches!(batch.push(&mut enc, event, &CLOCK), Pushed::Added(_)));
@@ -519,6 +519,25 @@ fn event_larger_than_an_empty_batch_is_too_large() {
 
 static HUGE: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| "a".repeat(1_000_000).leak());
 
+/// The entry `event` makes in lanes that take entries of up to 2 MiB (`max_event_bytes` may
+/// be set up to 8 MiB; the 32 KiB default would cut the large strings these tests need),
+/// drained as the flusher reads it: for the batch's per-event limit on large events.
+fn large_entry<P: Props>(event: &Event<'_, P>) -> Vec<u8> {
+    let queue = HeapQueue::with_blocks(1, 4, 4 << 20);
+    let mut producer = HeapQueue::producer(&queue).expect("lane");
+    assert_eq!(producer.capture(event, &CLOCK), Captured::Queued);
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let mut entry = Vec::new();
+    let drained = consumer.drain(|bytes| {
+        entry = bytes.to_vec();
+        true
+    });
+    assert_eq!(drained.events, 1);
+    let (_, notes) = encode_one(&mut encoder("production"), &entry[..], &CLOCK);
+    assert_eq!(notes.truncated, 0, "kept whole");
+    entry
+}
+
 #[test]
 fn event_over_max_event_bytes_is_too_large_and_leaves_the_batch_alone() {
     let envelope = Envelope { api_key: "phc_k", historical_migration: false };
@@ -530,9 +549,10 @@ fn event_over_max_event_bytes_is_too_large_and_leaves_the_batch_alone() {
     }
     let before = batch.events(0..5).to_vec();
     let bytes_before = batch.bytes_len();
-    let huge = Event::new("e", "u1").prop("blob", Static(&HUGE)).timestamp_unix_nanos(T);
+    let huge = large_entry(&Event::new("e", "u1").prop("blob", Static(&HUGE)).timestamp_unix_nanos(T));
+    let huge = &huge[..];
     // Still 5 events of room left: the batch is not full, the event is too large alone.
-    assert_eq!(batch.push(&mut enc, &huge, &CLOCK), Pushed::TooLarge);
+    assert_eq!(batch.push(&mut enc, huge, &CLOCK), Pushed::TooLarge);
     assert_eq!(batch.len(), 5);
     assert_eq!(batch.bytes_len(), bytes_before);
     assert_eq!(batch.events(0..5), &before[..]);
@@ -541,7 +561,7 @@ fn event_over_max_event_bytes_is_too_large_and_leaves_the_batch_alone() {
     assert_eq!(v["batch"][5]["properties"]["i"], json!(5));
     // And into an empty batch too.
     batch.clear();
-    assert_eq!(batch.push(&mut enc, &huge, &CLOCK), Pushed::TooLarge);
+    assert_eq!(batch.push(&mut enc, huge, &CLOCK), Pushed::TooLarge);
     assert!(batch.is_empty());
 }
 
@@ -573,9 +593,10 @@ fn quote_heavy_event_within_max_event_bytes_fits_the_server_limit() {
     let limits = Limits::DEFAULT;
     let mut batch = Batch::new(vec![0u8; 1 << 20], vec![0u32; 64], limits, envelope.overhead());
     let mut enc = encoder("production");
-    let event = Event::new("e", "u1").prop("q", Static(&QUOTES)).timestamp_unix_nanos(T);
+    let event = large_entry(&Event::new("e", "u1").prop("q", Static(&QUOTES)).timestamp_unix_nanos(T));
+    let event = &event[..];
     let mut alone = enc.clone();
-    match batch.push(&mut enc, &event, &CLOCK) {
+    match batch.push(&mut enc, event, &CLOCK) {
         // Sent: then the server must accept it.
         Pushed::Added(_) => {
             let raw = std::str::from_utf8(batch.events(0..1)).unwrap();
@@ -597,15 +618,15 @@ fn quote_heavy_event_within_max_event_bytes_fits_the_server_limit() {
         Limits { max_event_bytes: 1 << 21, max_batch_bytes: 1 << 21, ..limits },
         envelope.overhead(),
     );
-    assert!(matches!(one.push(&mut alone, &event, &CLOCK), Pushed::Added(_)));
+    assert!(matches!(one.push(&mut alone, event, &CLOCK), Pushed::Added(_)));
     let (status, answer) = post_to_receiver(&receiver, &body(&envelope, T, &one));
     assert_eq!(status, 413, "PostHog refuses it: {answer}");
-    assert!(matches!(batch.push(&mut enc, &event, &CLOCK), Pushed::TooLarge), "so fasthog must too");
+    assert!(matches!(batch.push(&mut enc, event, &CLOCK), Pushed::TooLarge), "so fasthog must too");
     // A plain event of the same encoded size is fine.
     static PLAIN: std::sync::LazyLock<&'static str> = std::sync::LazyLock::new(|| "q".repeat(600_000).leak());
     batch.clear();
-    let plain = Event::new("e", "u1").prop("q", Static(&PLAIN)).timestamp_unix_nanos(T);
-    assert!(matches!(batch.push(&mut enc, &plain, &CLOCK), Pushed::Added(_)));
+    let plain = large_entry(&Event::new("e", "u1").prop("q", Static(&PLAIN)).timestamp_unix_nanos(T));
+    assert!(matches!(batch.push(&mut enc, &plain[..], &CLOCK), Pushed::Added(_)));
     check_batch(&envelope, T, &batch, &limits);
 }
 
@@ -655,4 +676,163 @@ fn encoder_reports_overflow_in_a_small_writer() {
     encoder("production").encode(&typical(), &CLOCK, &mut w);
     assert!(w.overflowed());
     assert!(w.len() <= 64);
+}
+
+// ---- Nested values and the types a call site uses ----------------------------------------
+
+/// The exact `properties` text of `event` up to the enrichment (its user properties as
+/// written, in order), and its parsed properties.
+fn user_props_text(event: &(impl AsEntry + ?Sized)) -> (String, Value) {
+    let (text, notes) = encode_one(&mut encoder("production"), event, &CLOCK);
+    assert_eq!(notes, Notes::default(), "{text}");
+    let v = check_event_json(&text);
+    let start = text.find("\"properties\":{").unwrap() + "\"properties\":{".len();
+    let end = text.find("\"event_schema_version\"").unwrap();
+    (text[start..end].to_owned(), v["properties"].clone())
+}
+
+#[test]
+fn golden_nested_values() {
+    let tags = [V::from("a"), V::from(2), V::from(true), V::Null, V::from(-1.5)];
+    let pair = [V::from(1), V::from(2)];
+    let obj = [("x", V::from("y")), ("n", V::array(&pair)), ("u", V::from(u64::MAX))];
+    let z = [V::from("z")];
+    let level2 = [V::array(&z)];
+    let level1 = [V::array(&level2)];
+    let c = [("c", V::from(1))];
+    let b = [("b", V::object(&c))];
+    let a = [("a", V::object(&b))];
+    let mixed = [("list", V::array(&tags)), ("empty", V::array(&[]))];
+    let prefs = [("theme", V::from("dark")), ("sizes", V::array(&pair))];
+    let event = Event::new("e", "u1")
+        .prop("tags", V::array(&tags))
+        .prop("obj", V::object(&obj))
+        .prop("deep", V::array(&level1))
+        .prop("deep_obj", V::object(&a))
+        .prop("empty_arr", V::array(&[]))
+        .prop("empty_obj", V::object(&[]))
+        .prop("mixed", [V::object(&mixed), V::object(&[])])
+        .prop("vec", vec![vec![1i64, 2], vec![], vec![3]])
+        .prop("strs", &["p", "q\"r"][..])
+        .set("prefs", V::object(&prefs))
+        .timestamp_unix_nanos(T);
+    let (text, p) = user_props_text(&event);
+    assert_eq!(
+        text,
+        concat!(
+            r#""tags":["a",2,true,null,-1.5],"obj":{"x":"y","n":[1,2],"u":18446744073709551615},"#,
+            r#""deep":[[["z"]]],"deep_obj":{"a":{"b":{"c":1}}},"empty_arr":[],"empty_obj":{},"#,
+            r#""mixed":[{"list":["a",2,true,null,-1.5],"empty":[]},{}],"vec":[[1,2],[],[3]],"#,
+            r#""strs":["p","q\"r"],"#
+        )
+    );
+    assert_eq!(p["$set"], json!({"prefs": {"theme": "dark", "sizes": [1, 2]}}));
+    assert_eq!(p["deep_obj"]["a"]["b"]["c"], json!(1));
+    // The entry a lane holds encodes the same.
+    assert_eq!(user_props_text(&event.to_entry()).0, text);
+}
+
+/// A function that takes any event: the builder's shape is a type parameter.
+fn track(event: &Event<'_, impl Props>) -> Value {
+    encode(event)
+}
+
+#[test]
+fn golden_every_call_site_value_type() {
+    let owned = String::from("owned");
+    let name = String::from("runtime_name");
+    let id = String::from("user-7");
+    let key = String::from("plan");
+    let event = Event::new(&name, &id)
+        .prop("string", owned.clone())
+        .prop("string_ref", &owned)
+        .prop("some", Some(3))
+        .prop("some_string", Some(String::from("s")))
+        .prop("none", None::<i64>)
+        .prop("none_str", None::<&str>)
+        .prop("i8", i8::MIN)
+        .prop("i16", i16::MIN)
+        .prop("i32", i32::MIN)
+        .prop("i64", i64::MIN)
+        .prop("isize", -1isize)
+        .prop("u8", u8::MAX)
+        .prop("u16", u16::MAX)
+        .prop("u32", u32::MAX)
+        .prop("u64", u64::MAX)
+        .prop("usize", 1usize)
+        .prop("f32", 1.5f32)
+        .prop("f64", 0.1)
+        .prop("bool", true)
+        .prop(key.clone(), "owned key")
+        .prop_if(true, "pro", true)
+        .prop_if(false, "trial", true)
+        .prop_if(owned.is_empty(), &key, 0)
+        .set(&key, "pro")
+        .set_once(key.as_str(), "free")
+        .timestamp_unix_nanos(T);
+    let (text, p) = user_props_text(&event);
+    assert_eq!(
+        text,
+        concat!(
+            r#""string":"owned","string_ref":"owned","some":3,"some_string":"s","none":null,"#,
+            r#""none_str":null,"i8":-128,"i16":-32768,"i32":-2147483648,"#,
+            r#""i64":-9223372036854775808,"isize":-1,"u8":255,"u16":65535,"u32":4294967295,"#,
+            r#""u64":18446744073709551615,"usize":1,"f32":1.5,"f64":0.1,"bool":true,"#,
+            r#""plan":"owned key","pro":true,"#
+        )
+    );
+    let v = track(&event);
+    assert_eq!((v["event"].as_str(), v["distinct_id"].as_str()), (Some("runtime_name"), Some("user-7")));
+    assert_eq!(p["$set"], json!({"plan": "pro"}));
+    assert_eq!(p["$set_once"], json!({"plan": "free"}));
+    assert!(p.get("trial").is_none());
+
+    // Runtime keys for $group_set, and a runtime group.
+    let (group_type, seats) = (String::from("company"), String::from("seats"));
+    let event =
+        Event::group_identify(&group_type, &id).group_set(&seats, 40).group_set(String::from("n"), "A");
+    let v = track(&event);
+    assert_eq!(v["distinct_id"], "$company_user-7");
+    assert_eq!(v["properties"]["$group_set"], json!({"seats": 40, "n": "A"}));
+
+    // `.props()` over a `&Vec<(String, i64)>` (in order) and a `&HashMap<String, i64>`.
+    let pairs: Vec<(String, i64)> = vec![("b".into(), 2), ("a".into(), 1)];
+    let (text, _) = user_props_text(&Event::new("e", "u1").props(&pairs).timestamp_unix_nanos(T));
+    assert_eq!(text, r#""b":2,"a":1,"#);
+    let counts: HashMap<String, i64> = HashMap::from([("x".into(), 1), ("y".into(), 2), ("z".into(), 3)]);
+    let v = track(&Event::new("e", "u1").props(&counts).prop("after", 4));
+    for (k, n) in &counts {
+        assert_eq!(v["properties"][k], json!(n), "{k}");
+    }
+    assert_eq!(v["properties"]["after"], json!(4));
+    // A conditional property through `prop_if` with a runtime condition, in a helper that
+    // takes any event.
+    for pro in [true, false] {
+        let v = track(&Event::new("upgraded", "u1").prop_if(pro, "plan", "pro").prop("n", 1));
+        assert_eq!(v["properties"].get("plan").is_some(), pro);
+        assert_eq!(v["properties"]["n"], json!(1));
+    }
+}
+
+/// Regression: an object member's key of 10 bytes (the `END` tag's value, as a length byte)
+/// ended its object early, and the rest of the entry was read as garbage (invalid UTF-8 and
+/// JSON). Keys of every length round-trip, in objects nested in arrays and in `$set`.
+#[test]
+fn object_member_keys_of_every_length_round_trip() {
+    for len in 0..300 {
+        let key = "k".repeat(len);
+        let members = [(key.as_str(), V::Null), ("after", V::from(len))];
+        let items = [V::object(&members), V::from(1)];
+        let event = Event::new("e", "u1")
+            .prop("obj", V::object(&members))
+            .prop("arr", V::array(&items))
+            .set("s", V::object(&members))
+            .prop("last", true);
+        let p = &encode(&event)["properties"];
+        let want = json!({ key.clone(): null, "after": len });
+        assert_eq!(p["obj"], want, "key of {len} bytes");
+        assert_eq!(p["arr"], json!([want.clone(), 1]), "key of {len} bytes");
+        assert_eq!(p["$set"]["s"], want, "key of {len} bytes");
+        assert_eq!(p["last"], json!(true), "key of {len} bytes");
+    }
 }

@@ -56,3 +56,23 @@ fn a_typical_event_takes_at_most_160_lane_bytes() {
     assert!(bytes <= 160, "{bytes}");
     assert_eq!(bytes, 136, "the README's figure");
 }
+
+/// Regression: an event encoded straight from its builder (or its `to_entry()`) without a
+/// timestamp is stamped with the clock's reading when encoded, as in v1, not with tick 0
+/// (1970 for a fixed clock).
+#[test]
+fn unstamped_events_get_the_clock_reading_when_encoded() {
+    let clock = FixedClock(1_800_000_000_000_000_000);
+    let mut enc = Encoder::new(Enrichment::DEFAULT, 1);
+    let mut batch = Batch::new(vec![0u8; 1 << 16], vec![0u32; 4], Limits::DEFAULT, 0);
+    let event = Event::new("e", "u");
+    assert!(matches!(batch.push(&mut enc, &event, &clock), Pushed::Added(_)));
+    assert!(matches!(batch.push(&mut enc, &event.to_entry(), &clock), Pushed::Added(_)));
+    let stamped = event.timestamp_unix_nanos(1_700_000_000_000_000_000);
+    assert!(matches!(batch.push(&mut enc, &stamped, &clock), Pushed::Added(_)));
+    let v: serde_json::Value =
+        serde_json::from_str(&format!("[{}]", std::str::from_utf8(batch.events(0..3)).unwrap())).unwrap();
+    assert_eq!(v[0]["timestamp"], "2027-01-15T08:00:00.000000Z");
+    assert_eq!(v[1]["timestamp"], "2027-01-15T08:00:00.000000Z");
+    assert_eq!(v[2]["timestamp"], "2023-11-14T22:13:20.000000Z");
+}
