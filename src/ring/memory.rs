@@ -257,8 +257,11 @@ struct Chunk(UnsafeCell<[u8; 64]>);
 #[repr(C, align(8))]
 struct Chunk(UnsafeCell<[u8; 8]>);
 
-#[cfg(any(feature = "std", fasthog_loom))]
-const CHUNK: usize = core::mem::size_of::<Chunk>();
+/// Bytes per chunk (not `size_of::<Chunk>()`: loom's cell is larger than its contents).
+#[cfg(all(feature = "std", not(fasthog_loom)))]
+const CHUNK: usize = 64;
+#[cfg(fasthog_loom)]
+const CHUNK: usize = 8;
 
 /// Memory sized at run time: owned and shared lanes over a pool on the heap.
 #[cfg(any(feature = "std", fasthog_loom))]

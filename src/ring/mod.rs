@@ -33,9 +33,11 @@ pub use lanes::{
     try_consumer, try_producer, try_shared, Drained, HasLanes, LaneProducer, LaneTotals, Lanes,
     LanesConsumer, LanesRef,
 };
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", fasthog_loom))]
 pub use memory::HeapMemory;
-pub use memory::{Block, Geometry, Memory, StaticMemory};
+#[cfg(not(fasthog_loom))]
+pub use memory::StaticMemory;
+pub use memory::{Block, Geometry, Memory};
 
 /// Attempts a producer makes to take a block from the pool before it gives up (each failed
 /// attempt means another producer took a block at the same instant).
