@@ -289,3 +289,46 @@ fn shared_lane_borrowed_by_two_threads() {
         assert!(try_shared(lanes.clone()).is_some(), "every borrow was released");
     });
 }
+
+/// The consumer handed from thread to thread: two threads each try once to claim it, drain
+/// and drop it, while a producer writes three entries across a block boundary; then this
+/// thread claims it and drains the rest. A later consumer continues where the last one stopped
+/// (its read position and the blocks it handed back): every entry arrives once, in order.
+#[test]
+fn consumer_handoff_continues_where_the_last_one_stopped() {
+    model(Some(3), || {
+        let lanes = lanes(3, 1, 1);
+        let mut p = try_producer(lanes.clone()).unwrap();
+        let producer = thread::spawn(move || {
+            for seq in 1..=3 {
+                put(&mut p, 1, seq, BIG).expect("three blocks");
+            }
+        });
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let lanes = lanes.clone();
+                thread::spawn(move || {
+                    let mut got = Vec::new();
+                    if let Some(mut c) = try_consumer(lanes) {
+                        drain(&mut c, &mut got);
+                    }
+                    assert!(got.windows(2).all(|w| w[0] < w[1]), "{got:?}");
+                    got
+                })
+            })
+            .collect();
+        let mut got: Vec<(u8, u8)> = Vec::new();
+        producer.join().unwrap();
+        for c in consumers {
+            got.extend(c.join().unwrap());
+        }
+        let mut c = try_consumer(lanes.clone()).expect("every consumer was dropped");
+        let mut rest = Vec::new();
+        drain(&mut c, &mut rest);
+        // The two threads' shares may be joined in either order: sort by sequence.
+        got.sort_unstable();
+        got.extend(rest);
+        assert_eq!(got, [(1, 1), (1, 2), (1, 3)]);
+        assert_eq!(lanes.free_blocks(), 2, "both finished blocks came back, once each");
+    });
+}
