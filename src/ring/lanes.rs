@@ -349,7 +349,8 @@ impl<R: LanesRef> Drop for LaneProducer<R> {
     }
 }
 
-/// The one consumer of a [`Lanes`].
+/// The one consumer of a [`Lanes`]. Dropping it frees the claim: a new consumer continues
+/// where this one stopped.
 #[derive(Debug)]
 pub struct LanesConsumer<R: LanesRef> {
     owner: R,
@@ -375,6 +376,13 @@ impl<R: LanesRef> LanesConsumer<R> {
     /// What the lanes belong to.
     pub fn owner(&self) -> &R {
         &self.owner
+    }
+}
+
+impl<R: LanesRef> Drop for LanesConsumer<R> {
+    fn drop(&mut self) {
+        // Release: the next consumer (claimed with an acquire) sees this one's read positions.
+        self.owner.lanes().consumer_claimed.store(false, Ordering::Release);
     }
 }
 

@@ -261,7 +261,7 @@ struct Chunk(UnsafeCell<[u8; CHUNK]>);
 #[cfg(fasthog_loom)]
 struct Chunk(UnsafeCell<[u8; CHUNK]>);
 
-/// Bytes per chunk.
+/// Bytes per chunk (not `size_of::<Chunk>()`: loom's cell is larger than its contents).
 #[cfg(all(feature = "std", not(fasthog_loom)))]
 const CHUNK: usize = 64;
 #[cfg(fasthog_loom)]
