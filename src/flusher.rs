@@ -419,17 +419,14 @@ where
         Ok(())
     }
 
-    /// Logs a final (not retried) refusal: the first of each, then every 100th. The server's
-    /// reason is shown unless it contains the API key.
+    /// Logs a final (not retried) refusal: the first of each, then every 100th, with the
+    /// server's reason, the API key withheld from it.
     fn log_final(&mut self, resp: &Response, n: usize) {
         self.logged_final = self.logged_final.wrapping_add(1);
         if self.logged_final % 100 != 1 {
             return;
         }
-        let detail = resp.detail();
-        let key = self.envelope.api_key;
-        let detail =
-            if !key.is_empty() && detail.contains(key) { "(withheld: contains the API key)" } else { detail };
+        let detail = resp.redacted_detail(self.envelope.api_key);
         let hint = match resp.status {
             401 => " (check the project API key)",
             413 => " (one event is too large on its own)",

@@ -52,8 +52,15 @@ impl Request<'_> {
     }
 }
 
-/// Bytes of the response body kept for logs.
+/// Bytes of the server's reason shown in a log line.
 pub const DETAIL_BYTES: usize = 160;
+
+/// Longest API key PostHog accepts (and the client allows).
+pub const MAX_KEY_BYTES: usize = 64;
+
+/// Bytes of the response body a [`Response`] keeps: the shown part and one key length more, so
+/// a key that starts inside the shown part is kept whole and can be withheld before the cut.
+pub const DETAIL_KEPT: usize = DETAIL_BYTES + MAX_KEY_BYTES;
 
 /// What the server answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +69,14 @@ pub struct Response {
     pub status: u16,
     /// `Retry-After`, in milliseconds from now.
     pub retry_after_ms: Option<u64>,
-    detail: [u8; DETAIL_BYTES],
+    detail: [u8; DETAIL_KEPT],
     detail_len: u8,
 }
 
 impl Response {
     /// A response with this status and no details.
     pub const fn new(status: u16) -> Self {
-        Response { status, retry_after_ms: None, detail: [0; DETAIL_BYTES], detail_len: 0 }
+        Response { status, retry_after_ms: None, detail: [0; DETAIL_KEPT], detail_len: 0 }
     }
 
     /// Sets `retry_after_ms`.
@@ -78,30 +85,102 @@ impl Response {
         self
     }
 
-    /// Keeps the start of the response body (up to [`DETAIL_BYTES`], cut on a UTF-8
-    /// boundary; invalid UTF-8 is replaced by nothing).
+    /// Keeps the start of the response body (up to [`DETAIL_KEPT`] bytes, cut on a UTF-8
+    /// boundary; invalid UTF-8 ends it). It may hold the API key if the server echoed it:
+    /// log [`Response::redacted_detail`], never this.
     pub fn with_detail(mut self, body: &[u8]) -> Self {
+        let body = &body[..body.len().min(DETAIL_KEPT)];
         let text = match core::str::from_utf8(body) {
             Ok(s) => s,
             Err(e) => core::str::from_utf8(&body[..e.valid_up_to()]).unwrap_or_default(),
         };
-        let mut n = text.len().min(DETAIL_BYTES);
-        while !text.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.detail[..n].copy_from_slice(&text.as_bytes()[..n]);
+        let n = text.len();
+        self.detail[..n].copy_from_slice(text.as_bytes());
         self.detail_len = n as u8;
         self
     }
 
-    /// The start of the response body, for logs.
+    /// The start of the response body as kept (up to [`DETAIL_KEPT`] bytes). Not for logs: it
+    /// may hold the key.
     pub fn detail(&self) -> &str {
         core::str::from_utf8(&self.detail[..usize::from(self.detail_len)]).unwrap_or_default()
+    }
+
+    /// The server's reason for a log line: every occurrence of `secret` replaced by
+    /// `[key withheld]` on the whole kept text, *then* cut to [`DETAIL_BYTES`] on a UTF-8
+    /// boundary, and a trailing start of `secret` (a key the server itself cut short) removed.
+    /// (Cutting first, as an early version did, left the head of a key that straddled the
+    /// cut in the line, where no whole key was left to find.)
+    pub fn redacted_detail(&self, secret: &str) -> Detail {
+        let mut out = Detail { text: [0; DETAIL_BYTES], len: 0 };
+        let mut rest = self.detail();
+        loop {
+            let found = if secret.is_empty() { None } else { rest.find(secret) };
+            let before = &rest[..found.unwrap_or(rest.len())];
+            if !out.push(before) || found.is_none() || !out.push(Detail::WITHHELD) {
+                break;
+            }
+            rest = &rest[before.len() + secret.len()..];
+        }
+        out.strip_secret_head(secret);
+        out
     }
 
     /// 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+}
+
+/// A server's reason with the key withheld, at most [`DETAIL_BYTES`]: see
+/// [`Response::redacted_detail`]. Displays as its text.
+#[derive(Clone, Copy)]
+pub struct Detail {
+    text: [u8; DETAIL_BYTES],
+    len: usize,
+}
+
+impl Detail {
+    /// What stands in for the key.
+    pub const WITHHELD: &'static str = "[key withheld]";
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.text[..self.len]).unwrap_or_default()
+    }
+
+    /// Appends as much of `s` as fits, cut on a UTF-8 boundary. False when it did not all fit.
+    fn push(&mut self, s: &str) -> bool {
+        let mut n = s.len().min(DETAIL_BYTES - self.len);
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.text[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        n == s.len()
+    }
+
+    /// Removes a trailing start of `secret` of 4 bytes or more (`phc_` and shorter heads are
+    /// not secret, and removing them would mangle ordinary words).
+    fn strip_secret_head(&mut self, secret: &str) {
+        let text = &self.text[..self.len];
+        if let Some(k) =
+            (4..=secret.len().min(self.len)).rev().find(|&k| text.ends_with(&secret.as_bytes()[..k]))
+        {
+            self.len -= k;
+        }
+    }
+}
+
+impl core::fmt::Display for Detail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl core::fmt::Debug for Detail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -185,6 +264,7 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::std_instead_of_alloc)] // tests run with std
 mod tests {
     use super::*;
 
@@ -203,8 +283,39 @@ mod tests {
     fn detail_is_bounded_and_utf8() {
         let long = "é".repeat(200);
         let r = Response::new(400).with_detail(long.as_bytes());
-        assert!(r.detail().len() <= DETAIL_BYTES);
+        assert!(r.detail().len() <= DETAIL_KEPT);
         assert!(r.detail().chars().all(|c| c == 'é'));
+        let shown = r.redacted_detail("phc_key");
+        assert!(shown.as_str().len() <= DETAIL_BYTES && shown.as_str().len() > DETAIL_BYTES - 2);
+        assert!(shown.as_str().chars().all(|c| c == 'é'));
         assert_eq!(Response::new(400).with_detail(b"bad\xffrest").detail(), "bad");
+    }
+
+    const KEY: &str = "phc_0123456789abcdefghij";
+
+    fn shown(body: &str) -> std::string::String {
+        std::string::ToString::to_string(
+            &Response::new(400).with_detail(body.as_bytes()).redacted_detail(KEY),
+        )
+    }
+
+    #[test]
+    fn the_key_is_withheld_wherever_it_is_cut() {
+        // The key starting at every offset around the cut, the body going on after it or not.
+        for at in 0..DETAIL_BYTES + 8 {
+            for tail in ["", " then more text"] {
+                let body = std::format!("{}{KEY}{tail}", "r".repeat(at));
+                let text = shown(&body);
+                assert!(text.len() <= DETAIL_BYTES, "{at}: {} bytes", text.len());
+                for k in 5..=KEY.len() {
+                    assert!(!text.contains(&KEY[..k]), "{at}{tail:?}: {} of the key in {text:?}", k);
+                }
+                assert!(text.starts_with(&"r".repeat(at.min(DETAIL_BYTES))), "{at}: {text:?}");
+            }
+        }
+        assert_eq!(shown(&std::format!("a {KEY} b {KEY} c")), "a [key withheld] b [key withheld] c");
+        // A key the server cut short at the end of its body.
+        assert_eq!(shown(&std::format!("token {}", &KEY[..12])), "token ");
+        assert_eq!(shown("stop"), "stop", "short heads of a word are not taken for a key");
     }
 }

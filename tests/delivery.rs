@@ -294,6 +294,23 @@ fn a_server_reason_that_echoes_the_key_is_withheld() {
     assert!(!withheld.is_empty(), "the refusal is still logged, without its detail");
 }
 
+#[test]
+fn a_key_straddling_the_reason_cut_is_withheld_whole() {
+    // 140 bytes of text, then the key: a reason cut to 160 bytes before the check held the
+    // key's first 20 bytes, and no whole key to find.
+    let r = receiver();
+    let body = format!("{}{KEY} and more text after the key", "r".repeat(140));
+    r.push_faults([Fault::StatusBody { code: 400, retry_after: None, body }]);
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 1, "straddle");
+    client.flush(FLUSH).unwrap();
+    let s = finish(&client, DEADLINE); // checks no fragment of the key was logged
+    assert_eq!(s.failed, 1);
+    let logged = lines_containing(&"r".repeat(140));
+    assert_eq!(logged.len(), 1, "the refusal is logged with the text before the key: {logged:?}");
+    assert!(logged[0].contains("withheld"), "{}", logged[0]);
+}
+
 macro_rules! retried_then_sent {
     ($($name:ident: $code:expr,)*) => {$(
         #[test]

@@ -10,7 +10,7 @@ use std::vec::Vec;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::transport::{parse_retry_after, Request, Response, Transport, TransportError, DETAIL_BYTES};
+use crate::transport::{parse_retry_after, Request, Response, Transport, TransportError, DETAIL_KEPT};
 
 /// `POST {host}/batch/` over ureq. Each send compresses the body on the calling thread and
 /// runs the blocking HTTP exchange on the `blocking` thread pool, so the flusher keeps draining
@@ -105,8 +105,13 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, now));
-    let detail =
-        resp.body_mut().with_config().limit(DETAIL_BYTES as u64 * 4).read_to_vec().unwrap_or_default();
+    // The start of the body, whatever its length (a limit on the whole body read nothing from
+    // a long one); a read error keeps what came before it.
+    let mut detail = Vec::with_capacity(DETAIL_KEPT);
+    let _ = std::io::Read::read_to_end(
+        &mut std::io::Read::take(resp.body_mut().as_reader(), DETAIL_KEPT as u64),
+        &mut detail,
+    );
     Ok(Response::new(resp.status().as_u16()).with_retry_after_ms(retry_after).with_detail(&detail))
 }
 

@@ -87,12 +87,32 @@ pub fn lines_of_this_thread() -> Vec<Line> {
     lines().into_iter().filter(|l| l.thread == me).collect()
 }
 
-/// Panics if any line logged so far contains the API key (or its distinctive part).
+/// Bytes of the key's secret part (after `phc_`) that may not appear together in a log line:
+/// catches a key cut short (a prefix at the end of a truncated reason) as well as a whole one.
+pub const KEY_FRAGMENT: usize = 8;
+
+/// True when `text` holds the key, or any [`KEY_FRAGMENT`] consecutive bytes of its secret part.
+pub fn holds_key_fragment(text: &str) -> bool {
+    let secret = &KEY.as_bytes()[4..];
+    text.contains(KEY_MARK)
+        || secret.windows(KEY_FRAGMENT).any(|w| text.contains(std::str::from_utf8(w).expect("ASCII key")))
+}
+
+/// Panics if any line logged so far contains the API key, or a fragment of it (see
+/// [`holds_key_fragment`]).
+///
+/// One exemption, documented in the README: at `Trace`, ureq-proto dumps every byte it writes
+/// and reads as hex rows (target `ureq_proto::util`): a plain request body, which holds the
+/// key, and a response that echoes it. No client on top of ureq can prevent that; users keep
+/// that target below `Trace`.
 pub fn assert_no_key_logged() {
     for line in lines() {
+        if line.level == log::Level::Trace && line.target.starts_with("ureq_proto") {
+            continue;
+        }
         assert!(
-            !line.text.contains(KEY_MARK) && !line.target.contains(KEY_MARK),
-            "a log line contains the API key: [{}] {}",
+            !holds_key_fragment(&line.text) && !holds_key_fragment(&line.target),
+            "a log line contains the API key or part of it: [{}] {}",
             line.target,
             line.text
         );
