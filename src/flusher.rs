@@ -428,6 +428,7 @@ where
         }
         let detail = resp.redacted_detail(self.envelope.api_key);
         let hint = match resp.status {
+            300..=399 => " (a redirect, not followed: set the host to where it points)",
             401 => " (check the project API key)",
             413 => " (one event is too large on its own)",
             _ => "",

@@ -9,7 +9,9 @@
 //! - return `Ok(Response)` for **any** HTTP status, including 4xx and 5xx: the flusher decides
 //!   what to retry. Fill [`Response::retry_after_ms`] from a `Retry-After` header (use
 //!   [`parse_retry_after`]) and [`Response::detail`] with the start of the response body, read
-//!   with a small bound;
+//!   with a small bound (for a 3xx, the `Location` header instead);
+//! - never follow a redirect: return the 3xx (a client that follows one re-sends a `POST` as a
+//!   body-less `GET`, and the flusher would count events sent that nobody received);
 //! - return `Err(TransportError)` only when no HTTP status was received (connect failure,
 //!   timeout, reset): the flusher retries those;
 //! - bound its own time (connect and overall timeouts): the flusher also races it against

@@ -10,6 +10,9 @@
 #[path = "common/delivery.rs"]
 mod support;
 
+#[path = "common/faults.rs"]
+mod faults;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -309,6 +312,34 @@ fn a_key_straddling_the_reason_cut_is_withheld_whole() {
     let logged = lines_containing(&"r".repeat(140));
     assert_eq!(logged.len(), 1, "the refusal is logged with the text before the key: {logged:?}");
     assert!(logged[0].contains("withheld"), "{}", logged[0]);
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_fails_naming_the_location() {
+    install_logger();
+    // A target that accepts anything: a followed redirect (a body-less GET) would be counted
+    // sent though no event reached anyone.
+    let target = faults::FaultServer::start(|_| faults::response(200, &[], r#"{"status":"Ok"}"#));
+    for code in [301, 302, 303, 307, 308] {
+        let location = format!("{}/moved-{code}/batch/", target.url());
+        let loc = location.clone();
+        let server = faults::FaultServer::start(move |_| faults::response(code, &[("Location", &loc)], ""));
+        let client = builder(&server.url()).build().unwrap();
+        capture_n(&client, 3, &format!("redirect{code}"));
+        client.flush(FLUSH).unwrap();
+        let s = finish(&client, DEADLINE);
+        assert_eq!((s.sent, s.failed, s.retried), (0, 3, 0), "{code}: a failed delivery, not retried");
+        assert_eq!(server.seen().len(), 1, "{code}: one request");
+        let logged: Vec<String> = lines()
+            .into_iter()
+            .filter(|l| l.target.starts_with("fasthog") && l.level == log::Level::Error)
+            .map(|l| l.text)
+            .filter(|t| t.contains(&location))
+            .collect();
+        assert_eq!(logged.len(), 1, "{code}: one error line names the Location: {logged:?}");
+        assert!(logged[0].contains(&format!("HTTP {code}")), "{}", logged[0]);
+    }
+    assert!(target.seen().is_empty(), "no redirect followed: {:?}", target.seen());
 }
 
 macro_rules! retried_then_sent {

@@ -33,6 +33,10 @@ impl HttpTransport {
             .timeout_connect(Some(connect_timeout))
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
+            // Never follow a redirect: ureq would follow a 301/302/303 as a body-less GET, the
+            // target would answer 200, and every event would be counted sent. A 3xx is returned
+            // as it is, and the flusher fails the batch naming the `Location`.
+            .max_redirects(0)
             .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(4)
             .build();
@@ -105,6 +109,12 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, now));
+    if resp.status().is_redirection() {
+        // What the user needs to fix the host: where the server points.
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("(none)");
+        let detail = std::format!("Location: {location}");
+        return Ok(Response::new(resp.status().as_u16()).with_detail(detail.as_bytes()));
+    }
     // The start of the body, whatever its length (a limit on the whole body read nothing from
     // a long one); a read error keeps what came before it.
     let mut detail = Vec::with_capacity(DETAIL_KEPT);
