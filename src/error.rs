@@ -44,6 +44,9 @@ pub enum Error {
     FlushTimeout,
     /// `shutdown` timed out before the flusher stopped; some events are still pending.
     ShutdownTimeout,
+    /// The flusher thread panicked (a bug, or a custom transport's): nothing more is sent.
+    /// Events it had not delivered are counted `failed` at shutdown, which returns at once.
+    FlusherPanicked,
 }
 
 impl fmt::Display for Error {
@@ -63,6 +66,7 @@ impl fmt::Display for Error {
             Error::Spawn(e) => write!(f, "could not start the flusher thread: {e}"),
             Error::FlushTimeout => f.write_str("flush timed out"),
             Error::ShutdownTimeout => f.write_str("shutdown timed out; some events are still pending"),
+            Error::FlusherPanicked => f.write_str("the flusher thread panicked; undelivered events are counted failed"),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::transport::{Request, Response, Transport};
 use crate::uuid::splitmix64;
 use crate::Clock;
+use atomic_waker::AtomicWaker;
 
 /// Monotonic time and sleeping, from whatever executor runs the flusher.
 pub trait Timer {
@@ -33,14 +34,22 @@ impl<T: Timer + ?Sized> Timer for &T {
     }
 }
 
-/// Requests from the client to the flusher: flush, shut down. All methods are lock-free.
+/// Requests from the client to the flusher: flush, shut down. All methods are lock-free; a
+/// request also wakes the flusher if it sleeps (an [`AtomicWaker`]: on `std`, one futex wake,
+/// a syscall that flush and shutdown may make and capture never does).
 #[derive(Debug, Default)]
 pub struct Control {
     flush_requested: AtomicUsize,
     flush_completed: AtomicUsize,
     shutdown: AtomicBool,
     shutdown_grace_ms: AtomicUsize,
+    /// When the shutdown was requested, in milliseconds of the flusher's [`Timer`], or
+    /// `usize::MAX` for "when the flusher sees it".
+    shutdown_requested_ms: AtomicUsize,
     finished: AtomicBool,
+    /// Set with each request, cleared by the flusher when it wakes for it.
+    woken: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl Control {
@@ -52,14 +61,19 @@ impl Control {
             flush_completed: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_grace_ms: AtomicUsize::new(0),
+            shutdown_requested_ms: AtomicUsize::new(usize::MAX),
             finished: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         }
     }
 
-    /// Asks for everything captured before this call to be delivered or failed. Returns a
-    /// ticket for [`Control::is_flushed`].
+    /// Asks for everything captured before this call to be delivered or failed, and wakes
+    /// the flusher. Returns a ticket for [`Control::is_flushed`].
     pub fn request_flush(&self) -> usize {
-        self.flush_requested.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
+        let ticket = self.flush_requested.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.wake();
+        ticket
     }
 
     /// True once the flush with this ticket is complete (or the flusher has finished).
@@ -68,11 +82,30 @@ impl Control {
         done.wrapping_sub(ticket) as isize >= 0 || self.is_finished()
     }
 
-    /// Asks the flusher to deliver what it can within `grace_ms`, fail the rest, and stop.
+    /// How many flushes have completed (wrapping): it changes whenever a flush completes, so a
+    /// waiter can tell progress from a spurious wake-up.
+    pub fn flushes_completed(&self) -> usize {
+        self.flush_completed.load(Ordering::Acquire)
+    }
+
+    /// Asks the flusher to deliver what it can within `grace_ms` of when it sees the request
+    /// (at once: the request wakes it), fail the rest, and stop. The first request's grace
+    /// holds; later ones only wake the flusher again.
     pub fn request_shutdown(&self, grace_ms: u64) {
-        let grace = usize::try_from(grace_ms).unwrap_or(usize::MAX);
-        self.shutdown_grace_ms.store(grace, Ordering::Relaxed);
-        self.shutdown.store(true, Ordering::Release);
+        self.request_shutdown_at(grace_ms, None);
+    }
+
+    /// [`Control::request_shutdown`], the grace counted from `now_ms`: the time of the call on
+    /// the flusher's own [`Timer`] (in milliseconds), when the caller can read it.
+    pub fn request_shutdown_at(&self, grace_ms: u64, now_ms: Option<u64>) {
+        if !self.shutdown.load(Ordering::Acquire) {
+            let grace = usize::try_from(grace_ms).unwrap_or(usize::MAX);
+            let at = now_ms.and_then(|ms| usize::try_from(ms).ok()).filter(|&ms| ms != usize::MAX);
+            self.shutdown_grace_ms.store(grace, Ordering::Relaxed);
+            self.shutdown_requested_ms.store(at.unwrap_or(usize::MAX), Ordering::Relaxed);
+            self.shutdown.store(true, Ordering::Release);
+        }
+        self.wake();
     }
 
     /// True once the flusher has stopped; then every captured event is counted.
@@ -80,8 +113,41 @@ impl Control {
         self.finished.load(Ordering::Acquire)
     }
 
-    fn shutdown_grace(&self) -> Option<u64> {
-        self.shutdown.load(Ordering::Acquire).then(|| self.shutdown_grace_ms.load(Ordering::Relaxed) as u64)
+    /// The grace and the request time (see [`Control::request_shutdown_at`]), once requested.
+    fn shutdown_grace(&self) -> Option<(u64, Option<u64>)> {
+        self.shutdown.load(Ordering::Acquire).then(|| {
+            let at = self.shutdown_requested_ms.load(Ordering::Relaxed);
+            (self.shutdown_grace_ms.load(Ordering::Relaxed) as u64, (at != usize::MAX).then_some(at as u64))
+        })
+    }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once a request was made since the last time this returned ready.
+    fn poll_woken(&self, cx: &mut core::task::Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Sleeps `us` on `timer`, or less if a request wakes the flusher.
+    async fn sleep_or_woken(&self, timer: &impl Timer, us: u64) {
+        let mut sleep = pin!(timer.sleep_us(us));
+        poll_fn(|cx| {
+            if self.poll_woken(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            sleep.as_mut().poll(cx)
+        })
+        .await;
     }
 }
 
@@ -313,7 +379,7 @@ where
             } else {
                 poll_us = (poll_us * 2).min(self.config.poll_max_us);
             }
-            self.timer.sleep_us(poll_us).await;
+            self.intake.control().sleep_or_woken(&self.timer, poll_us).await;
         }
         self.intake.fail_everything_left();
         let control = self.intake.control();
@@ -452,8 +518,10 @@ where
     /// only seen after the request finished: up to the HTTP timeout, or a whole backoff).
     fn deadline(&mut self, now_us: u64) -> Option<u64> {
         if self.deadline.is_none() {
-            if let Some(grace_ms) = self.control().shutdown_grace() {
-                self.deadline = Some(now_us.saturating_add(grace_ms.saturating_mul(1000)));
+            if let Some((grace_ms, at_ms)) = self.control().shutdown_grace() {
+                // From the call when the caller said when it was (never later than now).
+                let from = at_ms.map_or(now_us, |ms| ms.saturating_mul(1000).min(now_us));
+                self.deadline = Some(from.saturating_add(grace_ms.saturating_mul(1000)));
             }
         }
         self.deadline
@@ -676,14 +744,18 @@ where
             None => poll_us,
         };
         tick = tick.max(1);
-        let mut sleep = pin!(timer.sleep_us(tick));
-        let done = poll_fn(|cx| {
-            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            sleep.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
+        // A flush or shutdown request ends the tick early: a shutdown's deadline is then fixed
+        // at once, not a (possibly long) tick later.
+        let done = {
+            let mut sleep = pin!(intake.control().sleep_or_woken(timer, tick));
+            poll_fn(|cx| {
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some(out));
+                }
+                sleep.as_mut().poll(cx).map(|()| None)
+            })
+            .await
+        };
         if let Some(out) = done {
             return Some(out);
         }

@@ -801,3 +801,103 @@ fn every_event_is_sent_exactly_once_from_many_threads() {
     let s = finish(&client, DEADLINE);
     assert_eq!(s.sent, 1000);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown and flush: concurrent callers, wake-ups, extreme deadlines, a dead flusher
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn concurrent_shutdowns_all_wait_for_the_flusher() {
+    let r = receiver();
+    r.push_faults((0..64).map(|_| Fault::Hang));
+    let client = builder(&r.url()).http_timeout(Duration::from_secs(30)).build().unwrap();
+    for i in 0..1000u64 {
+        let _ = client.capture(&Event::new("concurrent_shutdown", "u").prop("i", i));
+    }
+    let deadline = Duration::from_millis(500);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let client = &client;
+                s.spawn(move || {
+                    let t = Instant::now();
+                    (client.shutdown(deadline), t.elapsed())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (result, took) in results {
+        let s = result.expect("every caller's shutdown succeeds");
+        assert_accounted(&s);
+        assert!(took <= deadline + Duration::from_secs(1), "{took:?}");
+    }
+    let s = client.stats();
+    assert_eq!((s.pending, s.captured), (0, 1000), "{s:?}");
+    assert_no_key_logged();
+}
+
+#[test]
+fn duration_max_deadlines_do_not_overflow() {
+    let r = receiver();
+    let client = builder(&r.url()).shutdown_timeout(Duration::MAX).build().unwrap();
+    capture_n(&client, 3, "max");
+    client.flush(Duration::MAX).expect("flush");
+    let s = client.shutdown(Duration::MAX).expect("shutdown");
+    assert_accounted(&s);
+    assert_eq!(s.sent, 3);
+    // And the Drop of a client whose shutdown_timeout is Duration::MAX.
+    let client = builder(&r.url()).shutdown_timeout(Duration::MAX).build().unwrap();
+    capture_n(&client, 2, "max-drop");
+    drop(client);
+    assert_eq!(r.stats().events_accepted, 5);
+    assert_no_key_logged();
+}
+
+#[test]
+fn shutdown_and_flush_wake_an_idle_flusher_at_once() {
+    let r = receiver();
+    // An idle flusher sleeps up to max_poll_interval between looks at the lanes.
+    let client = builder(&r.url()).max_poll_interval(Duration::from_secs(10)).build().unwrap();
+    capture_n(&client, 3, "wake-a");
+    std::thread::sleep(Duration::from_millis(300)); // long enough for the sleeps to grow
+    capture_n(&client, 3, "wake-b");
+    client.flush(Duration::from_secs(2)).expect("flush wakes the flusher");
+    assert_eq!(r.stats().events_accepted, 6);
+    std::thread::sleep(Duration::from_millis(300));
+    capture_n(&client, 3, "wake-c");
+    let s = finish(&client, Duration::from_secs(2)); // within 2 s + 1 s, with pending == 0
+    assert_eq!(s.sent, 9);
+}
+
+/// A transport that panics: the flusher thread dies.
+struct Panicking;
+
+impl fasthog::transport::Transport for Panicking {
+    async fn send(
+        &mut self,
+        _: fasthog::transport::Request<'_>,
+    ) -> Result<fasthog::transport::Response, fasthog::transport::TransportError> {
+        panic!("a transport bug (this panic is part of the test)")
+    }
+}
+
+#[test]
+fn a_flusher_that_panics_is_noticed_and_its_events_failed() {
+    install_logger();
+    let client = Client::builder(KEY).batch_size(4).build_with_transport(Panicking).unwrap();
+    capture_n(&client, 10, "panic");
+    let t = Instant::now();
+    let flushed = client.flush(Duration::from_secs(5));
+    assert!(matches!(flushed, Err(Error::FlusherPanicked)), "{flushed:?}");
+    assert!(t.elapsed() < Duration::from_secs(4), "flush noticed the dead flusher: {:?}", t.elapsed());
+    // Captured after the flusher died: they wait in the lanes and are failed at shutdown.
+    capture_n(&client, 5, "after-panic");
+    let t = Instant::now();
+    let s = client.shutdown(Duration::from_secs(5)).expect("a shutdown with a dead flusher succeeds");
+    assert!(t.elapsed() < Duration::from_secs(4), "shutdown returned promptly: {:?}", t.elapsed());
+    assert_accounted(&s);
+    assert_eq!((s.captured, s.sent, s.failed), (15, 0, 15), "{s:?}");
+    assert!(!lines_containing("flusher thread panicked").is_empty());
+    assert_no_key_logged();
+}

@@ -142,7 +142,9 @@ impl World {
     }
 
     /// Runs `fut` to completion: polls it, and whenever it is pending moves virtual time to
-    /// the earliest wake-up still ahead.
+    /// the earliest wake-up or scripted action still ahead. Polling after every action stands
+    /// in for the waker an action may wake (a flush or shutdown request wakes the flusher):
+    /// an extra poll is always allowed, and a future that is not ready stays pending.
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         let mut fut = pin!(fut);
         let mut cx = Context::from_waker(Waker::noop());
@@ -155,9 +157,13 @@ impl World {
                 while wakeups.peek().is_some_and(|Reverse(t)| *t <= self.now.get()) {
                     wakeups.pop();
                 }
-                wakeups.pop().map(|Reverse(t)| t)
+                wakeups.peek().map(|Reverse(t)| *t)
             };
-            let next = next.expect("the flusher is pending with no wake-up ahead: it would hang");
+            let action = self.actions.borrow().front().map(|(t, _, _)| *t);
+            let next = match (next, action) {
+                (Some(w), Some(a)) => w.min(a),
+                (w, a) => w.or(a).expect("the flusher is pending with no wake-up ahead: it would hang"),
+            };
             self.advance_to(next);
         }
     }
@@ -412,6 +418,28 @@ fn the_poll_limit_holds_while_a_request_is_in_flight() {
     let (stats, _) = rig.run();
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(stats.sent, 201);
+}
+
+#[test]
+fn flush_and_shutdown_wake_an_idle_flusher_at_once() {
+    // An idle flusher's sleeps grow to max_poll_interval (here 10 s); a flush or shutdown
+    // request must not wait for the sleep to end.
+    let mut rig = Rig::new(64);
+    rig.config.poll_max_us = 10 * S;
+    rig.config.flush_interval_ms = 3_600_000;
+    rig.capture_at(S, 2);
+    let ticket = rig.flush_at(30 * S + 1);
+    let flushed = rig.flushed_at(30 * S + 10 * MS, &ticket);
+    rig.capture_at(45 * S, 3);
+    rig.shutdown_at(60 * S + 1, 2_000);
+    let (stats, stopped) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!((30 * S..30 * S + 10 * MS).contains(&sent[0].at_us), "flush sent at {} us", sent[0].at_us);
+    assert_eq!(flushed.get(), Some(true));
+    assert!((60 * S..60 * S + 10 * MS).contains(&sent[1].at_us), "shutdown sent at {} us", sent[1].at_us);
+    assert!(stopped < 60 * S + 10 * MS, "stopped at {stopped} us");
+    assert_eq!(stats.sent, 5);
 }
 
 // ---------------------------------------------------------------------------------------------

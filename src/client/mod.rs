@@ -6,6 +6,7 @@
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
 
 mod http;
+mod lifecycle;
 mod runtime;
 
 use core::cell::RefCell;
@@ -27,6 +28,7 @@ use crate::ring::{try_consumer, LaneProducer};
 use crate::sync::Ordering;
 use crate::transport::Transport;
 use crate::{Captured, Event, HeapQueue, Props, Snapshot};
+use lifecycle::Lifecycle;
 
 /// PostHog US cloud, the default host.
 pub const DEFAULT_HOST: &str = "https://us.i.posthog.com";
@@ -327,8 +329,9 @@ impl Builder {
         } else {
             ClientClock::Coarse(Arc::new(CoarseClock::new()))
         };
-        let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport)?;
-        Ok(Client::from_parts(queue, clock, Some(flusher), self.shutdown_timeout))
+        let (life, timer) = (Lifecycle::new(), SmolTimer::new());
+        let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport, &life, timer)?;
+        Ok(Client::from_parts(queue, clock, Some(flusher), self.shutdown_timeout, life, timer))
     }
 
     /// Builds the client, or a disabled one (accepts and counts events, sends nothing) when
@@ -376,15 +379,20 @@ fn spawn_flusher<T: Transport + Send + 'static>(
     queue: Arc<HeapQueue>,
     clock: ClientClock,
     transport: T,
+    life: &Arc<Lifecycle>,
+    timer: SmolTimer,
 ) -> Result<JoinHandle<()>, Error> {
+    let life = life.clone();
     let environment = b.environment.clone().unwrap_or_else(environment_from_env);
     let (limits, flush, pending) = (b.limits, b.flush, b.pending_batches);
     let (historical, geoip, schema) = (b.historical_migration, b.geoip_disable, b.event_schema_version);
     let supers = b.super_properties.clone();
-    let consumer = try_consumer(queue).expect("a new queue has no consumer yet");
+    let consumer = try_consumer(queue.clone()).expect("a new queue has no consumer yet");
     std::thread::Builder::new()
         .name("fasthog-flusher".into())
         .spawn(move || {
+            // Dropped last, after the flusher (and its lane consumer), even by a panic.
+            let _exit = life.exit_guard();
             let envelope = Envelope { api_key: &api_key, historical_migration: historical };
             let overhead = envelope.overhead();
             let batches: Vec<Batch<Vec<u8>, Vec<u32>>> = (0..pending)
@@ -402,17 +410,11 @@ fn spawn_flusher<T: Transport + Send + 'static>(
                 super_properties: &super_refs,
             };
             let encoder = Encoder::new(enrichment, random_seed());
-            let flusher = Flusher::new(
-                consumer,
-                transport,
-                SmolTimer::new(),
-                clock.clone(),
-                encoder,
-                envelope,
-                flush,
-                batches,
-            );
-            smol::block_on(clock.refreshing(flusher.run()));
+            let flusher =
+                Flusher::new(consumer, transport, timer, clock.clone(), encoder, envelope, flush, batches);
+            let control = queue.control();
+            let run = futures_lite::future::or(flusher.run(), life.relay(control));
+            smol::block_on(clock.refreshing(run));
         })
         .map_err(Error::Spawn)
 }
@@ -445,8 +447,12 @@ struct Inner {
     id: u64,
     /// Disabled, or shut down: captures are counted as dropped.
     closed: AtomicBool,
+    /// Taken (and joined) by the shutdown that finds the flusher thread ended first.
     flusher: Mutex<Option<JoinHandle<()>>>,
     shutdown_timeout: Duration,
+    life: Arc<Lifecycle>,
+    /// The flusher's timer (a copy: the same start), so a shutdown's grace counts from the call.
+    timer: SmolTimer,
 }
 
 impl core::fmt::Debug for Client {
@@ -491,6 +497,8 @@ impl Client {
             ClientClock::Coarse(Arc::new(CoarseClock::new())),
             None,
             Duration::ZERO,
+            Lifecycle::none(),
+            SmolTimer::new(),
         );
         client.inner.closed.store(true, Ordering::Release);
         client
@@ -501,6 +509,8 @@ impl Client {
         clock: ClientClock,
         flusher: Option<JoinHandle<()>>,
         shutdown_timeout: Duration,
+        life: Arc<Lifecycle>,
+        timer: SmolTimer,
     ) -> Client {
         Client {
             inner: Arc::new(Inner {
@@ -510,6 +520,8 @@ impl Client {
                 closed: AtomicBool::new(false),
                 flusher: Mutex::new(flusher),
                 shutdown_timeout,
+                life,
+                timer,
             }),
         }
     }
@@ -534,22 +546,102 @@ impl Client {
     }
 
     /// Waits until every event captured before this call is delivered or failed, or until
-    /// `timeout`.
+    /// `timeout` (any duration: `Duration::MAX` waits as long as it takes). Wakes the flusher
+    /// at once, and waits on a notification, not a polling loop. Blocks the calling thread:
+    /// in an async task, use [`Client::flush_async`].
+    ///
+    /// [`Error::FlushTimeout`] when the time ran out; [`Error::FlusherPanicked`] when the
+    /// flusher thread has died (its events are counted `failed` at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let control = self.inner.queue.control();
-        let ticket = control.request_flush();
-        wait_until(timeout, || control.is_flushed(ticket)).then_some(()).ok_or(Error::FlushTimeout)
+        let until = Instant::now().checked_add(timeout);
+        let Some(ticket) = self.inner.request_flush() else { return Ok(()) };
+        let (control, life) = (self.inner.queue.control(), &*self.inner.life);
+        let done = life.wait(until, || control.is_flushed(ticket) || life.exited());
+        self.inner.flush_result(done)
     }
 
     /// Stops accepting events (later captures count as dropped), delivers what it can within
     /// `deadline`, fails the rest, and stops the flusher. Returns the final counters, where
-    /// `pending == 0`. Safe to call more than once, from any clone.
+    /// `pending == 0`. Safe to call more than once, from any clone and any thread at once:
+    /// every call returns when the flusher has stopped and every event is counted, or with
+    /// [`Error::ShutdownTimeout`] when its own `deadline` (plus a second for the thread to
+    /// end) has passed first. Any duration: `Duration::MAX` waits as long as it takes. Blocks
+    /// the calling thread: in an async task, use [`Client::shutdown_async`].
     pub fn shutdown(&self, deadline: Duration) -> Result<Snapshot, Error> {
         self.inner.shutdown(deadline)?;
         Ok(self.stats())
+    }
+}
+
+impl Inner {
+    /// Asks for a flush (waking the flusher); `None` when closed (nothing to wait for).
+    fn request_flush(&self) -> Option<usize> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.queue.control().request_flush())
+    }
+
+    fn flush_result(&self, done: bool) -> Result<(), Error> {
+        if self.life.panicked() {
+            Err(Error::FlusherPanicked)
+        } else if done {
+            Ok(())
+        } else {
+            Err(Error::FlushTimeout)
+        }
+    }
+
+    /// Closes the client and asks the flusher to stop, the grace counted from now; returns
+    /// when the waiting must end (`None`: no limit).
+    fn begin_shutdown(&self, deadline: Duration) -> Option<Instant> {
+        // The flusher stops by the deadline (it abandons a hung request then); allow a
+        // second for the thread to end.
+        let until = Instant::now().checked_add(deadline.saturating_add(Duration::from_secs(1)));
+        self.closed.store(true, Ordering::Release);
+        if !self.life.exited() {
+            let grace_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+            let now_ms = crate::flusher::Timer::now_us(&self.timer) / 1000;
+            self.queue.control().request_shutdown_at(grace_ms, Some(now_ms));
+        }
+        until
+    }
+
+    fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
+        let until = self.begin_shutdown(deadline);
+        let life = &*self.life;
+        if !life.wait(until, || life.exited()) {
+            return Err(self.shutdown_timed_out());
+        }
+        self.end_shutdown();
+        Ok(())
+    }
+
+    fn shutdown_timed_out(&self) -> Error {
+        log::error!("fasthog: flusher did not stop within its deadline");
+        Error::ShutdownTimeout
+    }
+
+    /// Once the flusher thread has ended: joins it and counts what it left. The first caller
+    /// does it; concurrent callers wait on the lock until it is done, so none returns early.
+    fn end_shutdown(&self) {
+        let mut handle = self.flusher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = handle.take() {
+            let _ = handle.join(); // the thread has ended: this does not wait
+            self.sweep_late_captures();
+            if self.life.panicked() {
+                self.fail_what_a_dead_flusher_held();
+            }
+        }
+    }
+
+    /// A flusher that panicked left events in its batches, neither sent nor failed.
+    fn fail_what_a_dead_flusher_held(&self) {
+        let held = self.queue.stats().pending as usize;
+        if held > 0 {
+            crate::stats::Counters::add(&crate::QueueParts::counters(&*self.queue).failed, held);
+            log::warn!("fasthog: {held} events held by the flusher when it panicked were not sent");
+        }
     }
 }
 
@@ -563,25 +655,6 @@ impl Inner {
             return if event.is_invalid() { Captured::Rejected } else { Captured::Dropped };
         }
         self.queue.capture_shared(event, &self.clock)
-    }
-
-    fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
-        self.closed.store(true, Ordering::Release);
-        let Some(handle) = self.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Ok(());
-        };
-        let control = self.queue.control();
-        control.request_shutdown(deadline.as_millis() as u64);
-        // The flusher stops by the deadline (it abandons a hung request then); allow a
-        // second for the thread to notice.
-        if wait_until(deadline + Duration::from_secs(1), || control.is_finished()) {
-            let _ = handle.join();
-            self.sweep_late_captures();
-            Ok(())
-        } else {
-            log::error!("fasthog: flusher did not stop within its deadline");
-            Err(Error::ShutdownTimeout)
-        }
     }
 }
 
@@ -636,19 +709,5 @@ impl LaneCache {
         };
         self.slots[slot] = Some((inner.id, producer));
         outcome
-    }
-}
-
-/// Polls `done` every millisecond until it is true or `timeout` passes.
-fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if start.elapsed() >= timeout {
-            return done();
-        }
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
