@@ -303,7 +303,8 @@ where
     /// Runs until shutdown is requested and done. Sends a batch as soon as it is full, and
     /// whatever is batched every flush interval, on a flush request and at shutdown.
     pub async fn run(mut self) {
-        let mut next_flush = self.timer.now_us() + self.config.flush_interval_ms * 1000;
+        let interval_us = self.config.flush_interval_ms.saturating_mul(1000);
+        let mut next_flush = self.timer.now_us().saturating_add(interval_us);
         let mut poll_us = self.config.poll_min_us;
         // A flush in progress: (ticket, push count to drain, drain count to deliver; see
         // `Intake::flushed_through`).
@@ -334,7 +335,7 @@ where
                 // Restart the interval when it fires. (It used to restart only on an idle
                 // pass, so under a steady trickle every pass after the first interval sealed
                 // and sent whatever had arrived: one small request per round trip.)
-                next_flush = now + self.config.flush_interval_ms * 1000;
+                next_flush = now.saturating_add(interval_us);
                 self.intake.seal_filling();
             } else if flush.is_some() {
                 self.intake.seal_filling();
@@ -377,7 +378,7 @@ where
                     continue; // events are flowing: drain again without sleeping
                 }
             } else {
-                poll_us = (poll_us * 2).min(self.config.poll_max_us);
+                poll_us = poll_us.saturating_mul(2).min(self.config.poll_max_us);
             }
             self.intake.control().sleep_or_woken(&self.timer, poll_us).await;
         }
@@ -470,7 +471,7 @@ where
                 if let Some(ms) = retry_after {
                     wait_ms = wait_ms.max(ms.min(policy.max_retry_after_ms));
                 }
-                let until = self.timer.now_us().saturating_add(wait_ms * 1000);
+                let until = self.timer.now_us().saturating_add(wait_ms.saturating_mul(1000));
                 let sleep = pin!(sleep_until(&self.timer, until));
                 if wait_draining(sleep, &self.timer, &mut self.intake, &self.config).await.is_none() {
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
@@ -760,7 +761,7 @@ where
             return Some(out);
         }
         if intake.drain() == 0 {
-            poll_us = (poll_us * 2).min(poll_max);
+            poll_us = poll_us.saturating_mul(2).min(poll_max);
         }
     }
 }

@@ -739,6 +739,91 @@ fn builder_settings_are_validated_with_typed_errors() {
 }
 
 #[test]
+fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
+    install_logger();
+    let b = || Client::builder(KEY).host("http://127.0.0.1:9");
+    let retry = |f: fn(&mut RetryPolicy)| {
+        let mut p = RetryPolicy::DEFAULT;
+        f(&mut p);
+        p
+    };
+    let huge = Duration::MAX;
+    let cases: Vec<(Builder, &str)> = vec![
+        (b().batch_size(usize::MAX), "batch_size"),
+        (b().max_batch_bytes(usize::MAX), "max_batch_bytes"),
+        (b().flush_interval(huge), "flush_interval"),
+        (b().flush_interval(Duration::ZERO), "flush_interval"),
+        (b().max_poll_interval(huge), "max_poll_interval"),
+        (b().max_poll_interval(Duration::ZERO), "max_poll_interval"),
+        (b().http_timeout(huge), "http_timeout"),
+        (b().http_timeout(Duration::ZERO), "http_timeout"),
+        (b().connect_timeout(huge), "connect_timeout"),
+        (b().connect_timeout(Duration::ZERO), "connect_timeout"),
+        (b().retry(retry(|p| p.max_attempts = u32::MAX)), "retry.max_attempts"),
+        (b().retry(retry(|p| p.initial_backoff_ms = u64::MAX)), "retry.initial_backoff_ms"),
+        (b().retry(retry(|p| p.max_backoff_ms = u64::MAX)), "retry.max_backoff_ms"),
+        (b().retry(retry(|p| p.max_retry_after_ms = u64::MAX)), "retry.max_retry_after_ms"),
+        (b().pending_batches(usize::MAX), "pending_batches"),
+        (b().pending_batches(1024).max_batch_bytes(20 << 20), "pending_batches"),
+    ];
+    for (builder, name) in cases {
+        match builder.build() {
+            Err(Error::InvalidSetting { name: got, expected }) => {
+                assert_eq!(got, name);
+                let text = Error::InvalidSetting { name: got, expected }.to_string();
+                assert!(text.contains(name) && text.chars().any(|c| c.is_ascii_digit()), "{text}");
+            }
+            other => panic!("{name}: expected InvalidSetting, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_edges_of_every_range_deliver_without_a_panic() {
+    let r = receiver();
+    let top = RetryPolicy {
+        max_attempts: 100,
+        initial_backoff_ms: 3_600_000,
+        max_backoff_ms: 3_600_000,
+        max_retry_after_ms: 3_600_000,
+    };
+    let edges = [
+        builder(&r.url())
+            .batch_size(10_000)
+            .max_batch_bytes(20 << 20)
+            .pending_batches(2)
+            .flush_interval(Duration::from_secs(24 * 3600))
+            .max_poll_interval(Duration::from_secs(3600))
+            .http_timeout(Duration::from_secs(3600))
+            .connect_timeout(Duration::from_secs(3600))
+            .retry(top)
+            .shutdown_timeout(Duration::MAX),
+        builder(&r.url())
+            .batch_size(1)
+            .max_batch_bytes(1024)
+            .pending_batches(2)
+            .flush_interval(Duration::from_millis(1))
+            .max_poll_interval(Duration::from_micros(50))
+            .retry(RetryPolicy {
+                max_attempts: 1,
+                initial_backoff_ms: 0,
+                max_backoff_ms: 0,
+                max_retry_after_ms: 0,
+            }),
+    ];
+    let mut sent = 0;
+    for (i, b) in edges.into_iter().enumerate() {
+        let client = b.build().expect("settings at the edges of their ranges");
+        capture_n(&client, 20, &format!("edge{i}"));
+        client.flush(FLUSH).expect("flush");
+        let s = finish(&client, DEADLINE);
+        assert_eq!((s.sent, s.failed), (20, 0), "{i}: {s:?}");
+        sent += 20;
+    }
+    assert_eq!(r.stats().events_accepted, sent);
+}
+
+#[test]
 fn from_env_without_a_key_is_disabled_and_counts_drops() {
     install_logger();
     std::env::remove_var("POSTHOG_API_KEY");

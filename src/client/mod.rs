@@ -156,13 +156,14 @@ impl Builder {
         self
     }
 
-    /// Events per request. Defaults to 64 (the Go client's batch size).
+    /// Events per request, from 1 to 10,000. Defaults to 64 (the Go client's batch size).
     pub fn batch_size(mut self, events: usize) -> Self {
         self.limits.max_events = events;
         self
     }
 
-    /// Request body bytes before compression. Defaults to 1 MiB (PostHog accepts 20 MiB).
+    /// Request body bytes before compression, from 1 KiB to 20 MiB (PostHog's limit). Each
+    /// of the `pending_batches` holds this much. Defaults to 1 MiB.
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_batch_bytes = bytes;
         self
@@ -175,25 +176,28 @@ impl Builder {
         self
     }
 
-    /// How often a partial batch is sent. Defaults to 10 s (the Go client's interval).
+    /// How often a partial batch is sent, from 1 ms to 24 h. Defaults to 10 s (the Go
+    /// client's interval).
     pub fn flush_interval(mut self, every: Duration) -> Self {
-        self.flush.flush_interval_ms = every.as_millis() as u64;
+        self.flush.flush_interval_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
         self
     }
 
-    /// Longest pause of the flusher's lane polling when idle. Defaults to 5 ms.
+    /// Longest pause of the flusher's lane polling when idle, from 50 µs to 1 h (a flush or
+    /// shutdown wakes it at once whatever this is; lanes must not fill in this time).
+    /// Defaults to 5 ms.
     pub fn max_poll_interval(mut self, every: Duration) -> Self {
-        self.flush.poll_max_us = every.as_micros() as u64;
+        self.flush.poll_max_us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX);
         self
     }
 
-    /// Whole-request HTTP timeout. Defaults to 5 s (the Go client's).
+    /// Whole-request HTTP timeout, from 1 ms to 1 h. Defaults to 5 s (the Go client's).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
         self
     }
 
-    /// TCP (and TLS) connect timeout. Defaults to 2 s.
+    /// TCP (and TLS) connect timeout, from 1 ms to 1 h. Defaults to 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -206,21 +210,25 @@ impl Builder {
         self
     }
 
-    /// Retry policy. Defaults to [`RetryPolicy::DEFAULT`] (4 attempts, 100 ms doubling to
-    /// 30 s with jitter, `Retry-After` honoured up to 30 s).
+    /// Retry policy: `max_attempts` from 1 to 100, each wait (`initial_backoff_ms`,
+    /// `max_backoff_ms`, `max_retry_after_ms`) at most 1 h. Defaults to
+    /// [`RetryPolicy::DEFAULT`] (4 attempts, 100 ms doubling to 30 s with jitter,
+    /// `Retry-After` honoured up to 30 s).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.flush.retry = policy;
         self
     }
 
-    /// Batches held while the server backs us off (each up to `batch_size` events); past
-    /// that, drained events are dropped and counted. Defaults to 64.
+    /// Batches held while the server backs us off (each up to `batch_size` events), from 2 to
+    /// 1024, and at most 1 GiB with `max_batch_bytes` each (they are allocated up front).
+    /// Defaults to 64.
     pub fn pending_batches(mut self, batches: usize) -> Self {
         self.pending_batches = batches;
         self
     }
 
-    /// The deadline `Drop` gives the final shutdown. Defaults to 5 s.
+    /// The deadline `Drop` gives the final shutdown: any duration (`Duration::MAX` waits as
+    /// long as delivery takes). Defaults to 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -283,27 +291,52 @@ impl Builder {
         }
     }
 
+    /// Every setting against its documented range: a value outside one would panic the
+    /// flusher thread (an allocation of `usize::MAX`, a time overflow) or stall it.
     fn check(&self) -> Result<(), Error> {
-        let positive = |name, v: usize| {
-            if v == 0 {
-                Err(Error::InvalidSetting { name, expected: "at least 1" })
-            } else {
-                Ok(())
+        fn within<T: PartialOrd>(
+            name: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+            expected: &'static str,
+        ) -> Result<(), Error> {
+            if v < lo || v > hi {
+                return Err(Error::InvalidSetting { name, expected });
             }
-        };
+            Ok(())
+        }
+        const HOUR_MS: u64 = 3_600_000;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let positive = |name, v: usize| within(name, v, 1, usize::MAX, "at least 1");
         positive("lanes", self.lanes)?;
         positive("lane_capacity", self.lane_capacity)?;
-        positive("batch_size", self.limits.max_events)?;
         positive("max_event_bytes", self.limits.max_event_bytes)?;
-        if self.pending_batches < 2 {
-            return Err(Error::InvalidSetting { name: "pending_batches", expected: "at least 2" });
-        }
-        if self.limits.max_batch_bytes < 1024 {
-            return Err(Error::InvalidSetting { name: "max_batch_bytes", expected: "at least 1024" });
-        }
-        if self.flush.retry.max_attempts == 0 {
-            return Err(Error::InvalidSetting { name: "retry.max_attempts", expected: "at least 1" });
-        }
+        within("batch_size", self.limits.max_events, 1, 10_000, "from 1 to 10000")?;
+        within(
+            "max_batch_bytes",
+            self.limits.max_batch_bytes,
+            1024,
+            20 << 20,
+            "from 1024 to 20971520 (20 MiB)",
+        )?;
+        within("pending_batches", self.pending_batches, 2, 1024, "from 2 to 1024")?;
+        within(
+            "pending_batches",
+            self.pending_batches.saturating_mul(self.limits.max_batch_bytes),
+            0,
+            1 << 30,
+            "at most 1073741824 bytes (1 GiB) with max_batch_bytes each",
+        )?;
+        within("flush_interval", self.flush.flush_interval_ms, 1, 24 * HOUR_MS, "from 1 ms to 24 h")?;
+        within("max_poll_interval", self.flush.poll_max_us, 50, HOUR_MS * 1000, "from 50 us to 1 h")?;
+        within("http_timeout", ms(self.http_timeout), 1, HOUR_MS, "from 1 ms to 1 h")?;
+        within("connect_timeout", ms(self.connect_timeout), 1, HOUR_MS, "from 1 ms to 1 h")?;
+        let retry = self.flush.retry;
+        within("retry.max_attempts", retry.max_attempts, 1, 100, "from 1 to 100")?;
+        within("retry.initial_backoff_ms", retry.initial_backoff_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
+        within("retry.max_backoff_ms", retry.max_backoff_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
+        within("retry.max_retry_after_ms", retry.max_retry_after_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
         if self.gzip.is_some_and(|l| !(1..=9).contains(&l)) {
             return Err(Error::InvalidSetting { name: "gzip", expected: "a level from 1 to 9" });
         }
