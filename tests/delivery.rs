@@ -711,7 +711,18 @@ fn builder_settings_are_validated_with_typed_errors() {
     assert!(matches!(err(Client::builder("x".repeat(65))), Error::ApiKeyTooLong { len: 65 }));
     assert!(matches!(err(Client::builder("phc_é")), Error::ApiKeyNotAscii));
     assert!(matches!(err(Client::builder("phc_\0")), Error::ApiKeyNotAscii));
-    for host in ["", "us.i.posthog.com", "ftp://x", "http://", "https:///batch", "http://a b"] {
+    for host in [
+        "",
+        "us.i.posthog.com",
+        "ftp://x",
+        "http://",
+        "https:///batch",
+        "http://a b",
+        // Would post to `/prefix?x=1/batch/`.
+        "https://proxy.example/prefix?x=1",
+        "https://proxy.example/#frag",
+        "https://proxy.example?",
+    ] {
         assert!(matches!(err(b().host(host)), Error::InvalidHost { .. }), "{host:?}");
     }
     let setting = |b: Builder| match err(b) {
