@@ -408,6 +408,11 @@ where
         let mut stack = [(0usize, 0usize); 40];
         stack[0] = (0, batch.len());
         let mut depth = 1;
+        // Whether the server accepted any part of this batch. A 413 for a single event is only
+        // "too large on its own" when it did: a server that refused every half down to one
+        // event refuses any body, and is backed off like a 5xx (splitting on with no pause
+        // made 127 requests of each 64-event batch, thousands a second).
+        let mut accepted_any = false;
         while depth > 0 {
             depth -= 1;
             let (start, end) = stack[depth];
@@ -439,6 +444,7 @@ where
                 let retry_after = match outcome {
                     Ok(resp) if resp.is_success() => {
                         Counters::add(&self.intake.counters().sent, n);
+                        accepted_any = true;
                         break;
                     }
                     Ok(resp) if resp.status == 413 && n > 1 => {
@@ -448,6 +454,7 @@ where
                         depth += 2;
                         break;
                     }
+                    Ok(resp) if resp.status == 413 && !accepted_any => resp.retry_after_ms,
                     Ok(resp) if !is_retryable(resp.status) => {
                         Counters::add(&self.intake.counters().failed, n);
                         self.log_final(&resp, n);
@@ -460,6 +467,17 @@ where
                     }
                 };
                 if attempt >= self.config.retry.max_attempts {
+                    if matches!(outcome, Ok(resp) if resp.status == 413) {
+                        // Refused even alone, every time, and nothing of the batch accepted:
+                        // the rest of the batch would fare no better.
+                        let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
+                        Counters::add(&self.intake.counters().failed, left);
+                        log::warn!(
+                            "fasthog: PostHog refused even a single event with HTTP 413, {attempt} times; \
+                             giving up on the {left} events left of this batch"
+                        );
+                        return Ok(());
+                    }
                     Counters::add(&self.intake.counters().failed, n);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
                     break;

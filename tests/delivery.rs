@@ -435,6 +435,31 @@ fn status_413_from_the_body_limit_fails_only_the_event_too_large_alone() {
     assert!(!lines_containing("one event is too large on its own").is_empty());
 }
 
+#[test]
+fn a_server_refusing_every_body_with_413_is_backed_off_not_flooded() {
+    let r = receiver();
+    r.set_body_limit(10); // any body is "too large"
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 64, "always413");
+    client.flush(FLUSH).unwrap();
+    let q = r.requests();
+    assert!(q.iter().all(|q| q.status == 413));
+    // Halves down to one event (64, 32, ... 1: 7 requests), then that one retried with
+    // backoff as for a 5xx (3 more); the batch is then failed. Splitting on without a pause
+    // made 127 requests.
+    assert_eq!(q.len(), 7 + 3, "{} requests", q.len());
+    for w in q[6..].windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_millis(5),
+            "backed off between retries: {:?}",
+            w[1].at - w[0].at
+        );
+    }
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed, s.retried), (0, 64, 3));
+    assert!(!lines_containing("refused even a single event with HTTP 413").is_empty());
+}
+
 fn wall(at: Instant, anchor: (Instant, SystemTime)) -> f64 {
     let t = if at >= anchor.0 { anchor.1 + (at - anchor.0) } else { anchor.1 - (anchor.0 - at) };
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
