@@ -520,6 +520,24 @@ fn retry_after_http_date_is_a_minimum_wait() {
 }
 
 #[test]
+fn retry_after_rfc850_date_is_a_minimum_wait() {
+    // The obsolete forms count too (RFC 9110 5.6.7): before, only IMF-fixdate was read and
+    // this date was ignored (a 10 ms backoff instead of 2-3 s).
+    let r = receiver();
+    let anchor = (Instant::now(), SystemTime::now());
+    let until = anchor.1.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3;
+    r.push_faults([Fault::Status { code: 503, retry_after: Some(rfc850_date(until)) }]);
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 2, "ra-rfc850");
+    client.flush(FLUSH).unwrap();
+    let q = r.requests();
+    assert_eq!(q.iter().map(|q| q.status).collect::<Vec<_>>(), [503, 200]);
+    let retried_at = wall(q[1].at, anchor);
+    assert!(retried_at >= until as f64 - 0.05, "retried at {retried_at}, Retry-After date {until}");
+    finish(&client, DEADLINE);
+}
+
+#[test]
 fn retry_after_is_clamped_by_max_retry_after() {
     let r = receiver();
     r.push_faults([Fault::Status { code: 429, retry_after: Some("3600".into()) }]);

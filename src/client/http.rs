@@ -4,13 +4,13 @@
 use std::io::Write as _;
 use std::string::String;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use std::vec::Vec;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
-use crate::transport::{parse_retry_after, Request, Response, Transport, TransportError, DETAIL_KEPT};
+use crate::transport::{Request, Response, Transport, TransportError, DETAIL_KEPT};
 
 /// `POST {host}/batch/` over ureq. Each send compresses the body on the calling thread and
 /// runs the blocking HTTP exchange on the `blocking` thread pool, so the flusher keeps draining
@@ -103,12 +103,11 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
         req = req.header("Content-Encoding", "gzip");
     }
     let mut resp = req.send(body).map_err(map_error)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let retry_after = resp
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, now));
+        .and_then(|v| retry_after_ms(v, SystemTime::now()));
     if resp.status().is_redirection() {
         // What the user needs to fix the host: where the server points.
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("(none)");
@@ -125,6 +124,21 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
     Ok(Response::new(resp.status().as_u16()).with_retry_after_ms(retry_after).with_detail(&detail))
 }
 
+/// A `Retry-After` value in milliseconds from `now`: delta-seconds, or an HTTP date in any of
+/// the three forms RFC 9110 requires a recipient to accept (IMF-fixdate
+/// `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime
+/// `Sun Nov  6 08:49:37 1994`), through `httpdate`. 0 for a date in the past. (The core's
+/// `no_std` [`crate::transport::parse_retry_after`] reads IMF-fixdate only.)
+pub(crate) fn retry_after_ms(value: &str, now: SystemTime) -> Option<u64> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Delta-seconds; more than u64 holds is as good as for ever (the policy caps it).
+        return Some(value.parse::<u64>().map_or(u64::MAX, |secs| secs.saturating_mul(1000)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+}
+
 /// ureq's errors, mapped to the contract's kinds. The texts name no URL or key.
 fn map_error(err: ureq::Error) -> TransportError {
     match err {
@@ -137,5 +151,27 @@ fn map_error(err: ureq::Error) -> TransportError {
         },
         ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportError::Other("TLS error"),
         _ => TransportError::Other("HTTP protocol error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn retry_after_in_every_http_date_form() {
+        // 784111777 is Sun, 06 Nov 1994 08:49:37 GMT.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_770);
+        for date in
+            ["Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994"]
+        {
+            assert_eq!(retry_after_ms(date, now), Some(7000), "{date}");
+            assert_eq!(retry_after_ms(date, now + Duration::from_secs(60)), Some(0), "{date} in the past");
+        }
+        assert_eq!(retry_after_ms(" 12 ", now), Some(12_000));
+        assert_eq!(retry_after_ms("99999999999999999999", now), Some(u64::MAX));
+        assert_eq!(retry_after_ms("soon", now), None);
+        assert_eq!(retry_after_ms("-3", now), None);
     }
 }

@@ -239,6 +239,23 @@ pub fn imf_fixdate(unix_secs: u64) -> String {
     )
 }
 
+/// `unix_secs` as an RFC 850 date (`Sunday, 06-Nov-94 08:49:37 GMT`), the obsolete form
+/// RFC 9110 still requires a recipient to accept.
+pub fn rfc850_date(unix_secs: u64) -> String {
+    let imf = imf_fixdate(unix_secs);
+    let p: Vec<&str> = imf.split(' ').collect(); // ["Sun,", "06", "Nov", "1994", "08:49:37", "GMT"]
+    let day = match p[0] {
+        "Mon," => "Monday",
+        "Tue," => "Tuesday",
+        "Wed," => "Wednesday",
+        "Thu," => "Thursday",
+        "Fri," => "Friday",
+        "Sat," => "Saturday",
+        _ => "Sunday",
+    };
+    format!("{day}, {}-{}-{} {} GMT", p[1], p[2], &p[3][2..], p[4])
+}
+
 /// Polls `done` every 2 ms until true or `timeout`; returns whether it became true.
 pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -256,5 +273,6 @@ pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[test]
 fn imf_fixdate_formats_the_rfc_example() {
     assert_eq!(imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(rfc850_date(784_111_777), "Sunday, 06-Nov-94 08:49:37 GMT");
     assert_eq!(imf_fixdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
 }
