@@ -67,6 +67,42 @@ impl Lifecycle {
         }
     }
 
+    /// [`Lifecycle::wait`] as a future: it parks no thread, so any executor (tokio, smol, ...)
+    /// can await it. The time limit is an `async-io` timer, which runs on every runtime.
+    pub(crate) async fn wait_async(&self, until: Option<Instant>, done: impl Fn() -> bool) -> bool {
+        loop {
+            if done() {
+                return true;
+            }
+            let listener = self.event.listen();
+            if done() {
+                return true;
+            }
+            let timed_out = match until {
+                None => {
+                    listener.await;
+                    false
+                }
+                Some(until) => {
+                    futures_lite::future::or(
+                        async {
+                            listener.await;
+                            false
+                        },
+                        async {
+                            smol::Timer::at(until).await;
+                            true
+                        },
+                    )
+                    .await
+                }
+            };
+            if timed_out {
+                return done();
+            }
+        }
+    }
+
     /// Runs beside the flusher on its thread and never completes: whenever the flusher is
     /// polled (it is polled again after every step that can complete a flush), notifies the
     /// waiters if a flush has completed since.

@@ -581,7 +581,7 @@ impl Client {
     /// Waits until every event captured before this call is delivered or failed, or until
     /// `timeout` (any duration: `Duration::MAX` waits as long as it takes). Wakes the flusher
     /// at once, and waits on a notification, not a polling loop. Blocks the calling thread:
-    /// in an async task, use [`Client::flush_async`].
+    /// in an async task, use [`Client::flush_async`] (and see there what `Drop` does in one).
     ///
     /// [`Error::FlushTimeout`] when the time ran out; [`Error::FlusherPanicked`] when the
     /// flusher thread has died (its events are counted `failed` at shutdown).
@@ -602,6 +602,52 @@ impl Client {
     /// the calling thread: in an async task, use [`Client::shutdown_async`].
     pub fn shutdown(&self, deadline: Duration) -> Result<Snapshot, Error> {
         self.inner.shutdown(deadline)?;
+        Ok(self.stats())
+    }
+}
+
+/// Async flush and shutdown. Their futures park no thread: a tokio or smol task can await
+/// them on the runtime's own threads (they wait on the same notification as the blocking
+/// versions; the time limit is an `async-io` timer, which works under any runtime).
+///
+/// **`Drop` inside an async runtime.** Dropping the last clone of a client that was not shut
+/// down runs a *blocking* shutdown with the builder's `shutdown_timeout` (5 s by default), on
+/// whatever thread drops it: inside a task, that blocks a runtime thread for up to that long
+/// plus a second while the flusher delivers what is left. To avoid it, `await`
+/// [`Client::shutdown_async`] before the last clone goes: `Drop` then finds the flusher
+/// stopped and returns at once. Otherwise drop the client where blocking is fine (tokio's
+/// `spawn_blocking`, smol's `unblock`), or build it with a short `shutdown_timeout`, which
+/// counts what it could not deliver as `failed`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), fasthog::Error> {
+/// let client = fasthog::Client::builder("phc_...").build()?;
+/// client.capture(&fasthog::Event::new("job_done", "worker-1"));
+/// client.flush_async(std::time::Duration::from_secs(5)).await?;
+/// let stats = client.shutdown_async(std::time::Duration::from_secs(5)).await?;
+/// assert_eq!(stats.pending, 0);
+/// # Ok(()) }
+/// ```
+impl Client {
+    /// [`Client::flush`] as a future that does not block the executor's thread.
+    pub async fn flush_async(&self, timeout: Duration) -> Result<(), Error> {
+        let until = Instant::now().checked_add(timeout);
+        let Some(ticket) = self.inner.request_flush() else { return Ok(()) };
+        let (control, life) = (self.inner.queue.control(), &*self.inner.life);
+        let done = life.wait_async(until, || control.is_flushed(ticket) || life.exited()).await;
+        self.inner.flush_result(done)
+    }
+
+    /// [`Client::shutdown`] as a future that does not block the executor's thread while the
+    /// flusher delivers. (At the end it joins the flusher thread, which has ended by then, and
+    /// counts what it left: microseconds.)
+    pub async fn shutdown_async(&self, deadline: Duration) -> Result<Snapshot, Error> {
+        let until = self.inner.begin_shutdown(deadline);
+        let life = &*self.inner.life;
+        if !life.wait_async(until, || life.exited()).await {
+            return Err(self.inner.shutdown_timed_out());
+        }
+        self.inner.end_shutdown();
         Ok(self.stats())
     }
 }
