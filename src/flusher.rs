@@ -242,6 +242,42 @@ struct Intake<'e, R: LanesRef, C, P> {
     deadline: Option<u64>,
 }
 
+/// How one delivery ended, or that it will be retried: what [`Flusher::on_delivery`] hears,
+/// on the flusher's own thread (never on the capture path), once per outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<'a> {
+    /// The server accepted `events` with this 2xx status: they are counted `sent`.
+    Sent {
+        /// Events in the request.
+        events: usize,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// `events` are counted `failed`: the server refused them (`status`), or they got no
+    /// answer in time (`status` is `None`, or the last one seen before giving up).
+    Failed {
+        /// Events failed.
+        events: usize,
+        /// The HTTP status that decided it, if any.
+        status: Option<u16>,
+        /// Why: the server's reason, the API key withheld (see
+        /// [`Response::redacted_detail`]), or fasthog's own words.
+        reason: &'a str,
+    },
+    /// An attempt failed and `events` will be sent again after `wait_ms`.
+    Retrying {
+        /// Events in the request.
+        events: usize,
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// Its HTTP status; `None` for a transport error.
+        status: Option<u16>,
+        /// The wait before the next attempt.
+        wait_ms: u64,
+    },
+}
+
 /// The flush loop. Build it with [`Flusher::new`], then `.await` [`Flusher::run`] on any
 /// executor. It returns after a shutdown request, once every captured event is counted.
 pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
@@ -252,6 +288,7 @@ pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
     config: FlushConfig,
     jitter: u64,
     logged_final: u32,
+    on_delivery: Option<&'e (dyn Fn(&Outcome<'_>) + Sync)>,
 }
 
 /// Why a delivery stopped early.
@@ -297,6 +334,21 @@ where
             config,
             jitter,
             logged_final: 0,
+            on_delivery: None,
+        }
+    }
+
+    /// Calls `hook` for every [`Outcome`]: each batch (or part of a split batch) sent or
+    /// failed, and each retry. It runs on the flusher's task between requests, so it should
+    /// be quick (count, alert, forward to a channel); the flusher does not catch its panics.
+    pub fn on_delivery(mut self, hook: &'e (dyn Fn(&Outcome<'_>) + Sync)) -> Self {
+        self.on_delivery = Some(hook);
+        self
+    }
+
+    fn report(&self, outcome: Outcome<'_>) {
+        if let Some(hook) = self.on_delivery {
+            hook(&outcome);
         }
     }
 
@@ -382,7 +434,10 @@ where
             }
             self.intake.control().sleep_or_woken(&self.timer, poll_us).await;
         }
-        self.intake.fail_everything_left();
+        let left = self.intake.fail_everything_left();
+        if left > 0 {
+            self.report(Outcome::Failed { events: left, status: None, reason: "stopped before delivery" });
+        }
         let control = self.intake.control();
         control.flush_completed.store(control.flush_requested.load(Ordering::Acquire), Ordering::Release);
         control.finished.store(true, Ordering::Release);
@@ -439,12 +494,15 @@ where
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
                     Counters::add(&self.intake.counters().failed, left);
                     log::warn!("fasthog: shutdown deadline passed, {left} events not confirmed");
+                    let reason = "shutdown deadline passed";
+                    self.report(Outcome::Failed { events: left, status: None, reason });
                     return Err(Abandon);
                 };
                 let retry_after = match outcome {
                     Ok(resp) if resp.is_success() => {
                         Counters::add(&self.intake.counters().sent, n);
                         accepted_any = true;
+                        self.report(Outcome::Sent { events: n, status: resp.status });
                         break;
                     }
                     Ok(resp) if resp.status == 413 && n > 1 => {
@@ -458,6 +516,9 @@ where
                     Ok(resp) if !is_retryable(resp.status) => {
                         Counters::add(&self.intake.counters().failed, n);
                         self.log_final(&resp, n);
+                        let reason = resp.redacted_detail(self.envelope.api_key);
+                        let status = Some(resp.status);
+                        self.report(Outcome::Failed { events: n, status, reason: reason.as_str() });
                         break;
                     }
                     Ok(resp) => resp.retry_after_ms,
@@ -476,10 +537,14 @@ where
                             "fasthog: PostHog refused even a single event with HTTP 413, {attempt} times; \
                              giving up on the {left} events left of this batch"
                         );
+                        let reason = "refused even a single event (413), every attempt";
+                        self.report(Outcome::Failed { events: left, status: Some(413), reason });
                         return Ok(());
                     }
                     Counters::add(&self.intake.counters().failed, n);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
+                    let status = outcome.ok().map(|r| r.status);
+                    self.report(Outcome::Failed { events: n, status, reason: "retries exhausted" });
                     break;
                 }
                 Counters::add(&self.intake.counters().retried, 1);
@@ -489,6 +554,8 @@ where
                 if let Some(ms) = retry_after {
                     wait_ms = wait_ms.max(ms.min(policy.max_retry_after_ms));
                 }
+                let status = outcome.ok().map(|r| r.status);
+                self.report(Outcome::Retrying { events: n, attempt, status, wait_ms });
                 let until = self.timer.now_us().saturating_add(wait_ms.saturating_mul(1000));
                 let sleep = pin!(sleep_until(&self.timer, until));
                 if wait_draining(sleep, &self.timer, &mut self.intake, &self.config).await.is_none() {
@@ -497,6 +564,8 @@ where
                     log::warn!(
                         "fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed"
                     );
+                    let reason = "shutdown deadline passed";
+                    self.report(Outcome::Failed { events: left, status: None, reason });
                     return Err(Abandon);
                 }
             }
@@ -647,14 +716,15 @@ where
         }
     }
 
-    /// At the end: every event still batched or waiting in a lane is failed.
-    fn fail_everything_left(&mut self) {
+    /// At the end: every event still batched or waiting in a lane is failed. Returns how many.
+    fn fail_everything_left(&mut self) -> usize {
         let mut left = self.pool.clear_all();
         left += self.consumer.drain_with(usize::MAX, |_| {});
         Counters::add(&self.counters().failed, left);
         if left > 0 {
             log::warn!("fasthog: stopped with {left} events undelivered");
         }
+        left
     }
 }
 

@@ -1061,3 +1061,68 @@ fn a_flusher_that_panics_is_noticed_and_its_events_failed() {
     assert!(!lines_containing("flusher thread panicked").is_empty());
     assert_no_key_logged();
 }
+
+// ---------------------------------------------------------------------------------------------
+// The delivery outcome hook
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn on_delivery_hears_every_outcome_on_the_flusher_thread() {
+    use fasthog::flusher::Outcome;
+    use std::sync::{Arc, Mutex};
+    let r = receiver();
+    r.push_faults([
+        status(503),
+        Fault::StatusBody { code: 400, retry_after: None, body: format!("bad batch hook-marker {KEY}") },
+    ]);
+    let heard: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = heard.clone();
+    let client = builder(&r.url())
+        .on_delivery(move |o: &Outcome<'_>| {
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            let what = match *o {
+                Outcome::Sent { events, status } => format!("sent {events} {status}"),
+                Outcome::Failed { events, status, reason } => format!("failed {events} {status:?} {reason}"),
+                Outcome::Retrying { events, attempt, status, .. } => {
+                    format!("retrying {events} attempt {attempt} {status:?}")
+                }
+                _ => "other".into(),
+            };
+            sink.lock().unwrap().push((thread, what));
+        })
+        .build()
+        .unwrap();
+    capture_n(&client, 5, "hook-a");
+    client.flush(FLUSH).unwrap();
+    capture_n(&client, 3, "hook-b");
+    client.flush(FLUSH).unwrap();
+    let s = finish(&client, DEADLINE);
+    // The 503's retry meets the 400: the first batch fails, the second is sent.
+    assert_eq!((s.sent, s.failed, s.retried), (3, 5, 1));
+    let heard = heard.lock().unwrap().clone();
+    assert!(heard.iter().all(|(t, _)| t == "fasthog-flusher"), "on the flusher's thread: {heard:?}");
+    let what: Vec<&str> = heard.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        what,
+        [
+            "retrying 5 attempt 1 Some(503)",
+            "failed 5 Some(400) bad batch hook-marker [key withheld]",
+            "sent 3 200",
+        ]
+    );
+}
+
+#[test]
+fn a_panicking_on_delivery_hook_does_not_stop_delivery() {
+    let r = receiver();
+    let client = builder(&r.url())
+        .batch_size(2)
+        .on_delivery(|_| panic!("a bug in the user's hook (this panic is part of the test)"))
+        .build()
+        .unwrap();
+    capture_n(&client, 6, "hook-panic");
+    client.flush(FLUSH).expect("the flusher lives on");
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed), (6, 0));
+    assert_eq!(lines_containing("on_delivery hook panicked").len(), 1, "logged once");
+}

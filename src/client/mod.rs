@@ -23,7 +23,7 @@ pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
 use crate::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
 use crate::error::{validate_api_key, validate_host, Error};
-use crate::flusher::{FlushConfig, Flusher, RetryPolicy};
+use crate::flusher::{FlushConfig, Flusher, Outcome, RetryPolicy};
 use crate::ring::{try_consumer, LaneProducer};
 use crate::sync::Ordering;
 use crate::transport::Transport;
@@ -53,6 +53,17 @@ pub struct Builder {
     event_schema_version: u32,
     super_properties: Vec<(String, OwnedValue)>,
     precise_timestamps: bool,
+    on_delivery: Option<DeliveryHook>,
+}
+
+/// A user's [`Builder::on_delivery`] hook.
+#[derive(Clone)]
+struct DeliveryHook(Arc<dyn Fn(&Outcome<'_>) + Send + Sync>);
+
+impl core::fmt::Debug for DeliveryHook {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeliveryHook")
+    }
 }
 
 /// A super property's value, owned by the client.
@@ -112,6 +123,7 @@ impl Builder {
             event_schema_version: crate::batch::EVENT_SCHEMA_VERSION,
             super_properties: Vec::new(),
             precise_timestamps: false,
+            on_delivery: None,
         }
     }
 
@@ -276,6 +288,30 @@ impl Builder {
         self
     }
 
+    /// Calls `hook` on the flusher's thread (never on the capture path) for every delivery
+    /// [`Outcome`]: each batch, or part of a split batch, `Sent` or `Failed` (with the status
+    /// and the server's reason, the API key withheld) and each `Retrying`, as the counters
+    /// move. For alerts on loss and delivery metrics. Keep it quick: the flusher waits for it.
+    /// A panic in it is caught and logged, and delivery goes on. None by default.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use fasthog::flusher::Outcome;
+    ///
+    /// let lost = Arc::new(AtomicU64::new(0));
+    /// let counter = lost.clone();
+    /// let builder = fasthog::Client::builder("phc_example").on_delivery(move |outcome| {
+    ///     if let Outcome::Failed { events, .. } = outcome {
+    ///         counter.fetch_add(*events as u64, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_delivery(mut self, hook: impl Fn(&Outcome<'_>) + Send + Sync + 'static) -> Self {
+        self.on_delivery = Some(DeliveryHook(Arc::new(hook)));
+        self
+    }
+
     /// An invalid host is echoed in the error, unless it holds the API key or looks like
     /// one (the key and host given the wrong way round): error texts never show a key.
     fn withhold_key(&self, err: Error) -> Error {
@@ -420,6 +456,7 @@ fn spawn_flusher<T: Transport + Send + 'static>(
     let (limits, flush, pending) = (b.limits, b.flush, b.pending_batches);
     let (historical, geoip, schema) = (b.historical_migration, b.geoip_disable, b.event_schema_version);
     let supers = b.super_properties.clone();
+    let hook = b.on_delivery.clone();
     let consumer = try_consumer(queue.clone()).expect("a new queue has no consumer yet");
     std::thread::Builder::new()
         .name("fasthog-flusher".into())
@@ -443,8 +480,20 @@ fn spawn_flusher<T: Transport + Send + 'static>(
                 super_properties: &super_refs,
             };
             let encoder = Encoder::new(enrichment, random_seed());
+            // The user's hook, its panics caught: a bug in it must not stop delivery.
+            let hook_panicked = AtomicBool::new(false);
+            let guarded = |outcome: &Outcome<'_>| {
+                if let Some(DeliveryHook(hook)) = &hook {
+                    let call = std::panic::AssertUnwindSafe(|| hook(outcome));
+                    if std::panic::catch_unwind(call).is_err() && !hook_panicked.swap(true, Ordering::Relaxed)
+                    {
+                        log::error!("fasthog: the on_delivery hook panicked (logged once); delivery goes on");
+                    }
+                }
+            };
             let flusher =
                 Flusher::new(consumer, transport, timer, clock.clone(), encoder, envelope, flush, batches);
+            let flusher = if hook.is_some() { flusher.on_delivery(&guarded) } else { flusher };
             let control = queue.control();
             let run = futures_lite::future::or(flusher.run(), life.relay(control));
             smol::block_on(clock.refreshing(run));
