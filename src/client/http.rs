@@ -1,28 +1,29 @@
 //! The HTTP transport on ureq 3: gzip by default, rustls for https, reused connections,
 //! bounded response reads, and the blocking call moved off the flusher's executor.
 
-use std::io::Write as _;
 use std::string::String;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use std::vec::Vec;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use super::gzip::GzipBody;
 
 use crate::transport::{Request, Response, Transport, TransportError, DETAIL_KEPT};
 
-/// `POST {host}/batch/` over ureq. Each send compresses the body on the calling thread and
-/// runs the blocking HTTP exchange on the `blocking` thread pool, so the flusher keeps draining
-/// lanes (and can abandon the request at a shutdown deadline) while it waits.
+/// `POST {host}/batch/` over ureq. Each send copies the body into a buffer and runs the
+/// compression and the blocking HTTP exchange on the `blocking` thread pool, so the flusher
+/// keeps draining lanes (and can abandon the request at a shutdown deadline) while it waits.
+/// The buffers and the gzip compressor are reused from one send to the next.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     agent: ureq::Agent,
     url: Arc<str>,
-    gzip: Option<Compression>,
-    /// Buffers reused between sends (lost, and made anew, when a send is abandoned).
+    /// Buffers and compressor reused between sends (lost, and made anew, when a send is
+    /// abandoned at a shutdown deadline).
     plain: Vec<u8>,
     gzipped: Vec<u8>,
+    gzip: Option<GzipBody>,
+    gzip_level: Option<u32>,
 }
 
 impl HttpTransport {
@@ -43,9 +44,10 @@ impl HttpTransport {
         HttpTransport {
             agent: config.into(),
             url: batch_url(host).into(),
-            gzip: gzip_level.map(|l| Compression::new(l.clamp(1, 9))),
             plain: Vec::new(),
             gzipped: Vec::new(),
+            gzip: gzip_level.map(GzipBody::new),
+            gzip_level,
         }
     }
 
@@ -73,26 +75,25 @@ impl Transport for HttpTransport {
     async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
         let plain = self.body(&request);
         let mut gzipped = core::mem::take(&mut self.gzipped);
-        let (agent, url, level) = (self.agent.clone(), self.url.clone(), self.gzip);
+        // Taken for the send; a send abandoned at the deadline loses it (a new one is made).
+        let mut gzip = self.gzip.take().or_else(|| self.gzip_level.map(GzipBody::new));
+        let (agent, url) = (self.agent.clone(), self.url.clone());
         // Compression and the HTTP exchange both run on the blocking pool: the flusher's
         // thread goes on draining lanes and encoding the next batch meanwhile.
-        let (result, plain, gzipped) = blocking::unblock(move || {
-            let result = match level {
-                Some(level) => {
-                    gzipped.clear();
-                    let mut gz = GzEncoder::new(gzipped, level);
-                    // Writing to a Vec cannot fail.
-                    let _ = gz.write_all(&plain);
-                    gzipped = gz.finish().unwrap_or_default();
+        let (result, plain, gzipped, gzip) = blocking::unblock(move || {
+            let result = match &mut gzip {
+                Some(gz) => {
+                    gz.compress(&plain, &mut gzipped);
                     post(&agent, &url, &gzipped, true)
                 }
                 None => post(&agent, &url, &plain, false),
             };
-            (result, plain, gzipped)
+            (result, plain, gzipped, gzip)
         })
         .await;
         self.plain = plain;
         self.gzipped = gzipped;
+        self.gzip = gzip;
         result
     }
 }

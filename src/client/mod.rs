@@ -5,6 +5,7 @@
 // do not apply here.
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
 
+mod gzip;
 mod http;
 mod lifecycle;
 mod runtime;
@@ -18,6 +19,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use std::vec::Vec;
 
+pub use gzip::GzipBody;
 pub use http::HttpTransport;
 pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
