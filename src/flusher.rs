@@ -199,6 +199,11 @@ pub struct FlushConfig {
     pub poll_min_us: u64,
     /// Longest pause between drains when idle. Lanes must not fill in this time.
     pub poll_max_us: u64,
+    /// Send the filling batch once it holds this many events, without waiting for it to be
+    /// full. While a request is in flight the next batch keeps filling past this, up to the
+    /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
+    /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
+    pub send_at_events: usize,
     /// Retries.
     pub retry: RetryPolicy,
 }
@@ -209,6 +214,7 @@ impl FlushConfig {
         flush_interval_ms: 10_000,
         poll_min_us: 50,
         poll_max_us: 5_000,
+        send_at_events: usize::MAX,
         retry: RetryPolicy::DEFAULT,
     };
 }
@@ -389,7 +395,9 @@ where
                 // and sent whatever had arrived: one small request per round trip.)
                 next_flush = now.saturating_add(interval_us);
                 self.intake.seal_filling();
-            } else if flush.is_some() {
+            } else if flush.is_some()
+                || self.intake.pool.filling().is_some_and(|b| b.len() >= self.config.send_at_events)
+            {
                 self.intake.seal_filling();
             }
             if self.intake.pool.sealed > 0 {

@@ -668,6 +668,7 @@ fn drops_are_counted_and_warned_about_rate_limited() {
         .lanes(1)
         .lane_capacity(4)
         .batch_size(2)
+        .max_batch_events(2)
         .pending_batches(2)
         .http_timeout(Duration::from_secs(30))
         .build()
@@ -712,7 +713,7 @@ fn no_log_line_ever_holds_the_key() {
         Fault::Drop,
         Fault::StatusBody { code: 400, retry_after: None, body: format!("echo {KEY}") },
     ]);
-    let client = builder(&r.url()).batch_size(2).build().unwrap();
+    let client = builder(&r.url()).batch_size(2).max_batch_events(2).build().unwrap();
     capture_n(&client, 12, "secret");
     client.flush(FLUSH).unwrap();
     let s = finish(&client, DEADLINE);
@@ -825,6 +826,8 @@ fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
     let huge = Duration::MAX;
     let cases: Vec<(Builder, &str)> = vec![
         (b().batch_size(usize::MAX), "batch_size"),
+        (b().max_batch_events(10_001), "max_batch_events"),
+        (b().batch_size(100).max_batch_events(99), "max_batch_events"),
         (b().max_batch_bytes(usize::MAX), "max_batch_bytes"),
         (b().flush_interval(huge), "flush_interval"),
         (b().flush_interval(Duration::ZERO), "flush_interval"),
@@ -1125,4 +1128,20 @@ fn a_panicking_on_delivery_hook_does_not_stop_delivery() {
     let s = finish(&client, DEADLINE);
     assert_eq!((s.sent, s.failed), (6, 0));
     assert_eq!(lines_containing("on_delivery hook panicked").len(), 1, "logged once");
+}
+
+#[test]
+fn max_batch_events_lets_requests_grow_past_batch_size_while_one_is_in_flight() {
+    install_logger();
+    let r = Receiver::start(ReceiverConfig { delay: Some(Duration::from_millis(200)), ..Default::default() })
+        .expect("a loopback port");
+    let client =
+        builder(&r.url()).batch_size(64).max_batch_events(1000).lane_capacity(4096).build().unwrap();
+    capture_n(&client, 2000, "grow");
+    client.flush(FLUSH).unwrap();
+    let sizes: Vec<usize> = r.requests().iter().map(|q| q.event_count).collect();
+    assert!(sizes.iter().all(|&n| n <= 1000), "{sizes:?}");
+    assert!(sizes.iter().any(|&n| n > 64), "requests grew past batch_size under load: {sizes:?}");
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.dropped), (2000, 0));
 }

@@ -442,6 +442,29 @@ fn flush_and_shutdown_wake_an_idle_flusher_at_once() {
     assert_eq!(stats.sent, 5);
 }
 
+#[test]
+fn a_batch_goes_at_send_at_events_and_grows_to_its_capacity_under_load() {
+    // batch_size (here send_at_events) 64 triggers a send; while a slow request is in flight
+    // the next batch keeps filling up to its capacity (1,000), so a server taking 200 ms per
+    // response still takes 4,000 events/s (800 per round trip). With batches of 64 it took
+    // 320/s and dropped the rest.
+    let mut rig = Rig::new(4096);
+    rig.limits.max_events = 1_000;
+    rig.config.send_at_events = 64;
+    rig.world.default_latency_us.set(200 * MS);
+    rig.capture_at(0, 64); // at once, not at the flush interval
+    rig.trickle(S, 3 * S, 250); // 4,000 events/s for 2 s
+    rig.shutdown_at(4 * S, 3_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent[0].event_count, 64);
+    assert!(sent[0].at_us < 10 * MS, "the first 64 went at once: {} us", sent[0].at_us);
+    assert_eq!((stats.dropped, stats.sent), (0, 8_064), "{stats:?}");
+    let largest = sent.iter().map(|q| q.event_count).max().unwrap();
+    assert!(largest > 64 && largest <= 1_000, "largest request {largest} events");
+    assert!(sent.len() < 30, "{} requests for 8,064 events", sent.len());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Retries
 // ---------------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ pub struct Builder {
     super_properties: Vec<(String, OwnedValue)>,
     precise_timestamps: bool,
     on_delivery: Option<DeliveryHook>,
+    max_batch_events: Option<usize>,
 }
 
 /// A user's [`Builder::on_delivery`] hook.
@@ -114,7 +115,7 @@ impl Builder {
             lanes: 16,
             lane_capacity: 1024,
             limits: Limits::DEFAULT,
-            flush: FlushConfig::DEFAULT,
+            flush: FlushConfig { send_at_events: 64, ..FlushConfig::DEFAULT },
             http_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             gzip: Some(1),
@@ -126,6 +127,7 @@ impl Builder {
             super_properties: Vec::new(),
             precise_timestamps: false,
             on_delivery: None,
+            max_batch_events: None,
         }
     }
 
@@ -170,10 +172,34 @@ impl Builder {
         self
     }
 
-    /// Events per request, from 1 to 10,000. Defaults to 64 (the Go client's batch size).
+    /// Events that trigger a send, from 1 to 10,000: a batch goes as soon as it holds this
+    /// many (or at the flush interval). While a request is in flight the next batch keeps
+    /// filling, up to [`Builder::max_batch_events`]. Defaults to 64 (the Go client's batch
+    /// size).
     pub fn batch_size(mut self, events: usize) -> Self {
-        self.limits.max_events = events;
+        self.flush.send_at_events = events;
         self
+    }
+
+    /// Most events in one request, from `batch_size` to 10,000 (and always within
+    /// `max_batch_bytes`): under load, while a request is in flight, the next one grows past
+    /// `batch_size` up to this, so a slow server gets bigger bodies instead of more drops
+    /// (posthog-node's `flushAt` and `maxBatchSize`; 1,000 there).
+    ///
+    /// Defaults to `batch_size` (requests never grow) for now: the flusher still takes events
+    /// from the lanes by count while batches fill by bytes, so with `max_batch_events` much
+    /// larger than `max_batch_bytes` holds of your events, events already `Queued` can be
+    /// dropped (issue 9, item 6). Keep `max_batch_events` × your largest events within
+    /// `max_batch_bytes` until the drain is byte-aware; then the default becomes 1,000.
+    pub fn max_batch_events(mut self, events: usize) -> Self {
+        self.max_batch_events = Some(events);
+        self
+    }
+
+    /// The batches' limits: their capacity is `max_batch_events`.
+    fn batch_limits(&self) -> Limits {
+        let max_events = self.max_batch_events.unwrap_or(self.flush.send_at_events);
+        Limits { max_events, ..self.limits }
     }
 
     /// Request body bytes before compression, from 1 KiB to 20 MiB (PostHog's limit). Each
@@ -350,7 +376,15 @@ impl Builder {
         positive("lanes", self.lanes)?;
         positive("lane_capacity", self.lane_capacity)?;
         positive("max_event_bytes", self.limits.max_event_bytes)?;
-        within("batch_size", self.limits.max_events, 1, 10_000, "from 1 to 10000")?;
+        within("batch_size", self.flush.send_at_events, 1, 10_000, "from 1 to 10000")?;
+        let max_events = self.batch_limits().max_events;
+        within(
+            "max_batch_events",
+            max_events,
+            self.flush.send_at_events,
+            10_000,
+            "from batch_size to 10000",
+        )?;
         within(
             "max_batch_bytes",
             self.limits.max_batch_bytes,
@@ -455,7 +489,7 @@ fn spawn_flusher<T: Transport + Send + 'static>(
 ) -> Result<JoinHandle<()>, Error> {
     let life = life.clone();
     let environment = b.environment.clone().unwrap_or_else(environment_from_env);
-    let (limits, flush, pending) = (b.limits, b.flush, b.pending_batches);
+    let (limits, flush, pending) = (b.batch_limits(), b.flush, b.pending_batches);
     let (historical, geoip, schema) = (b.historical_migration, b.geoip_disable, b.event_schema_version);
     let supers = b.super_properties.clone();
     let hook = b.on_delivery.clone();
