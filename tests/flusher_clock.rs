@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
-use fasthog::flusher::{FlushConfig, Flusher, RetryPolicy, Timer};
+use fasthog::flusher::{FlushConfig, Flusher, Outcome, RetryPolicy, Timer};
 use fasthog::ring::{try_consumer, LaneProducer};
 use fasthog::transport::{Request, Response, Transport, TransportError};
 use fasthog::{Captured, Clock, Event, HeapQueue, Snapshot};
@@ -243,6 +243,8 @@ struct Rig {
     limits: Limits,
     pending: usize,
     config: FlushConfig,
+    /// What `Flusher::on_delivery` heard, as text.
+    heard: Rc<RefCell<Vec<String>>>,
 }
 
 impl Rig {
@@ -265,6 +267,7 @@ impl Rig {
                 retry: RetryPolicy { initial_backoff_ms: 100, ..RetryPolicy::DEFAULT },
                 ..FlushConfig::DEFAULT
             },
+            heard: Rc::default(),
         }
     }
 
@@ -328,9 +331,14 @@ impl Rig {
             .collect();
         let encoder = Encoder::new(Enrichment { environment: "virtual", ..Enrichment::DEFAULT }, 7);
         let consumer = try_consumer(self.queue.clone()).expect("one consumer");
+        // The hook must be Sync; this test is single-threaded, so it hands texts over a Mutex.
+        let heard = std::sync::Mutex::new(Vec::new());
+        let hook = |o: &Outcome<'_>| heard.lock().unwrap().push(format!("{o:?}"));
         let flusher =
-            Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches);
+            Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches)
+                .on_delivery(&hook);
         world.block_on(flusher.run());
+        self.heard.borrow_mut().extend(heard.into_inner().unwrap());
         assert!(self.queue.control().is_finished());
         let stats = self.queue.stats();
         assert_accounted(&stats);
@@ -463,6 +471,51 @@ fn a_batch_goes_at_send_at_events_and_grows_to_its_capacity_under_load() {
     let largest = sent.iter().map(|q| q.event_count).max().unwrap();
     assert!(largest > 64 && largest <= 1_000, "largest request {largest} events");
     assert!(sent.len() < 30, "{} requests for 8,064 events", sent.len());
+}
+
+#[test]
+fn a_shutdown_grace_counts_from_the_call_not_from_when_the_flusher_sees_it() {
+    // A request made at 1 s (on the flusher's timer) and seen at 2 s, with 1.5 s of grace,
+    // ends at 2.5 s: the grace is the caller's, counted from its call.
+    let rig = Rig::new(64);
+    rig.world.reply([Reply::Hang]);
+    rig.capture_at(0, 3);
+    rig.flush_at(MS); // sends the 3 events into the hang
+    let queue = rig.queue.clone();
+    rig.world.at(2 * S, move |_| queue.control().request_shutdown_at(1_500, Some(1_000)));
+    let (stats, stopped) = rig.run();
+    assert!((2_500 * MS..2_510 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (0, 3));
+    let heard = rig.heard.borrow();
+    assert_eq!(
+        *heard,
+        [r#"Failed { events: 3, status: None, reason: "shutdown deadline passed" }"#],
+        "the hook hears the deadline"
+    );
+}
+
+#[test]
+fn the_hook_hears_retries_sends_and_failures_in_order() {
+    let rig = Rig::new(64);
+    rig.world.reply([retry_after(503, 250), status(200), status(400)]);
+    rig.capture_at(0, 2);
+    rig.flush_at(MS);
+    rig.capture_at(S, 1);
+    rig.flush_at(S + MS);
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.failed, stats.retried), (2, 1, 1));
+    let heard = rig.heard.borrow();
+    assert_eq!(heard.len(), 3, "{heard:?}");
+    assert!(
+        heard[0].starts_with("Retrying { events: 2, attempt: 1, status: Some(503), wait_ms: "),
+        "{}",
+        heard[0]
+    );
+    let waited: u64 = heard[0].rsplit(": ").next().unwrap().trim_end_matches(" }").parse().unwrap();
+    assert!(waited >= 250, "Retry-After is a minimum: {waited}");
+    assert_eq!(heard[1], "Sent { events: 2, status: 200 }");
+    assert_eq!(heard[2], r#"Failed { events: 1, status: Some(400), reason: "scripted 400" }"#);
 }
 
 // ---------------------------------------------------------------------------------------------
