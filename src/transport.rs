@@ -223,35 +223,56 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
 }
 
-/// Parses a `Retry-After` value: delta-seconds, or an HTTP date (IMF-fixdate,
-/// `Sun, 06 Nov 1994 08:49:37 GMT`) relative to `now_unix_secs`. Returns milliseconds from
-/// now (0 for a date in the past), or `None` if it is neither.
+/// Parses a `Retry-After` value: delta-seconds, or an HTTP date in any of the three forms RFC
+/// 9110 requires a recipient to accept (IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850
+/// `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37 1994`), relative to
+/// `now_unix_secs`. Returns milliseconds from now (0 for a date in the past), or `None` if it
+/// is neither. Delta-seconds too large for a `u64` count as for ever (`u64::MAX`).
 pub fn parse_retry_after(value: &str, now_unix_secs: u64) -> Option<u64> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(secs.saturating_mul(1000));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(value.parse::<u64>().map_or(u64::MAX, |secs| secs.saturating_mul(1000)));
     }
-    let at = parse_imf_fixdate(value)?;
+    let at = parse_http_date(value)?;
     Some(at.saturating_sub(now_unix_secs).saturating_mul(1000))
 }
 
-/// `Sun, 06 Nov 1994 08:49:37 GMT` to Unix seconds.
-fn parse_imf_fixdate(s: &str) -> Option<u64> {
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// An HTTP date in any of its three forms to Unix seconds.
+fn parse_http_date(s: &str) -> Option<u64> {
     let b = s.as_bytes();
-    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+    let num = |r: core::ops::Range<usize>| s.get(r)?.trim_start().parse::<u64>().ok();
+    let month = |r: core::ops::Range<usize>| {
+        Some(MONTHS.iter().position(|m| s.get(r.clone()) == Some(m))? as u64 + 1)
+    };
+    // (year, month, day, "HH:MM:SS" start)
+    let (year, mon, day, time) = if b.len() == 29 && &b[3..5] == b", " && s.ends_with(" GMT") {
+        // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
+        (num(12..16)?, month(8..11)?, num(5..7)?, 17)
+    } else if b.len() == 24 && b[3] == b' ' && b[7] == b' ' {
+        // asctime: `Sun Nov  6 08:49:37 1994`
+        (num(20..24)?, month(4..7)?, num(8..10)?, 11)
+    } else {
+        // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT`
+        let (_, rest) = s.split_once(", ")?;
+        let r = rest.as_bytes();
+        if r.len() != 22 || r[2] != b'-' || r[6] != b'-' || !rest.ends_with(" GMT") {
+            return None;
+        }
+        let at = s.len() - 22;
+        let yy = num(at + 7..at + 9)?;
+        (if yy < 70 { 2000 + yy } else { 1900 + yy }, month(at + 3..at + 6)?, num(at..at + 2)?, at + 10)
+    };
+    if b.get(time + 2) != Some(&b':') || b.get(time + 5) != Some(&b':') {
         return None;
     }
-    let num = |r: core::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
-    let day = num(5..7)?;
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = MONTHS.iter().position(|m| s.get(8..11) == Some(m))? as u64 + 1;
-    let year = num(12..16)?;
-    let (h, m, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    let (h, m, sec) = (num(time..time + 2)?, num(time + 3..time + 5)?, num(time + 6..time + 8)?);
     if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+    Some(days_from_civil(year, mon, day) * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// (year, month, day) to days since 1970-01-01 (Howard Hinnant's `days_from_civil`).
@@ -279,6 +300,28 @@ mod tests {
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_800), Some(0));
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("-3", 0), None);
+        // The obsolete forms RFC 9110 still requires a recipient to accept.
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", 784_111_770), Some(7000));
+        assert_eq!(parse_retry_after("Sun Nov  6 08:49:37 1994", 784_111_770), Some(7000));
+        assert_eq!(parse_retry_after("Thu Jan  1 00:00:10 1970", 0), Some(10_000));
+        assert_eq!(parse_retry_after("Wednesday, 01-Jan-30 00:00:00 GMT", 0), Some(1_893_456_000_000));
+        assert_eq!(parse_retry_after("99999999999999999999", 0), Some(u64::MAX));
+        for bad in [
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08-49-37 GMT",
+            "Sun Nov 32 08:49:37 1994",
+            "",
+        ] {
+            assert_eq!(parse_retry_after(bad, 0), None, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn retry_after_never_panics(value in ".{0,40}", date in "[A-Za-z]{3,9}, [0-9 -]{2}[- ][A-Za-z]{3}[- ][0-9]{2,4} [0-9:]{8} GMT") {
+            let _ = parse_retry_after(&value, 0);
+            let _ = parse_retry_after(&date, u64::MAX);
+        }
     }
 
     #[test]
