@@ -26,7 +26,8 @@ pub enum Error {
     },
     /// The key has a non-ASCII or NUL byte.
     ApiKeyNotAscii,
-    /// The host is not an `http://` or `https://` URL.
+    /// The host is not an `http://` or `https://` base URL: no host part, whitespace, or a
+    /// `?query` or `#fragment` (batches go to `{host}/batch/`, which a query would swallow).
     InvalidHost {
         /// The host as given.
         host: String,
@@ -44,6 +45,9 @@ pub enum Error {
     FlushTimeout,
     /// `shutdown` timed out before the flusher stopped; some events are still pending.
     ShutdownTimeout,
+    /// The flusher thread panicked (a bug, or a custom transport's): nothing more is sent.
+    /// Events it had not delivered are counted `failed` at shutdown, which returns at once.
+    FlusherPanicked,
 }
 
 impl fmt::Display for Error {
@@ -58,11 +62,14 @@ impl fmt::Display for Error {
                 write!(f, "the PostHog API key is {len} bytes long; PostHog accepts at most 64")
             }
             Error::ApiKeyNotAscii => f.write_str("the PostHog API key has a non-ASCII or NUL byte"),
-            Error::InvalidHost { host } => write!(f, "PostHog host {host:?} is not an http(s) URL"),
+            Error::InvalidHost { host } => {
+                write!(f, "PostHog host {host:?} is not an http(s) base URL (without ?query or #fragment)")
+            }
             Error::InvalidSetting { name, expected } => write!(f, "setting {name} must be {expected}"),
             Error::Spawn(e) => write!(f, "could not start the flusher thread: {e}"),
             Error::FlushTimeout => f.write_str("flush timed out"),
             Error::ShutdownTimeout => f.write_str("shutdown timed out; some events are still pending"),
+            Error::FlusherPanicked => f.write_str("the flusher thread panicked; undelivered events are counted failed"),
         }
     }
 }
@@ -95,14 +102,15 @@ pub fn validate_api_key(key: &str) -> Result<&str, Error> {
     Ok(key)
 }
 
-/// Checks that a host is an `http://` or `https://` URL with a host part and no whitespace.
+/// Checks that a host is an `http://` or `https://` URL with a host part, no whitespace, and
+/// no query or fragment.
 pub fn validate_host(host: &str) -> Result<&str, Error> {
     let rest = host.strip_prefix("https://").or_else(|| host.strip_prefix("http://"));
     match rest {
         Some(rest)
             if !rest.is_empty()
                 && !rest.starts_with('/')
-                && !host.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                && !host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#') =>
         {
             Ok(host)
         }

@@ -14,6 +14,7 @@ use crate::sync::{AtomicBool, AtomicUsize, Ordering};
 use crate::transport::{Request, Response, Transport};
 use crate::uuid::splitmix64;
 use crate::Clock;
+use atomic_waker::AtomicWaker;
 
 /// Monotonic time and sleeping, from whatever executor runs the flusher.
 pub trait Timer {
@@ -32,14 +33,22 @@ impl<T: Timer + ?Sized> Timer for &T {
     }
 }
 
-/// Requests from the client to the flusher: flush, shut down. All methods are lock-free.
+/// Requests from the client to the flusher: flush, shut down. All methods are lock-free; a
+/// request also wakes the flusher if it sleeps (an [`AtomicWaker`]: on `std`, one futex wake,
+/// a syscall that flush and shutdown may make and capture never does).
 #[derive(Debug, Default)]
 pub struct Control {
     flush_requested: AtomicUsize,
     flush_completed: AtomicUsize,
     shutdown: AtomicBool,
     shutdown_grace_ms: AtomicUsize,
+    /// When the shutdown was requested, in milliseconds of the flusher's [`Timer`], or
+    /// `usize::MAX` for "when the flusher sees it".
+    shutdown_requested_ms: AtomicUsize,
     finished: AtomicBool,
+    /// Set with each request, cleared by the flusher when it wakes for it.
+    woken: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl Control {
@@ -51,14 +60,19 @@ impl Control {
             flush_completed: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             shutdown_grace_ms: AtomicUsize::new(0),
+            shutdown_requested_ms: AtomicUsize::new(usize::MAX),
             finished: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
         }
     }
 
-    /// Asks for everything captured before this call to be delivered or failed. Returns a
-    /// ticket for [`Control::is_flushed`].
+    /// Asks for everything captured before this call to be delivered or failed, and wakes
+    /// the flusher. Returns a ticket for [`Control::is_flushed`].
     pub fn request_flush(&self) -> usize {
-        self.flush_requested.fetch_add(1, Ordering::AcqRel).wrapping_add(1)
+        let ticket = self.flush_requested.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.wake();
+        ticket
     }
 
     /// True once the flush with this ticket is complete (or the flusher has finished).
@@ -67,11 +81,30 @@ impl Control {
         done.wrapping_sub(ticket) as isize >= 0 || self.is_finished()
     }
 
-    /// Asks the flusher to deliver what it can within `grace_ms`, fail the rest, and stop.
+    /// How many flushes have completed (wrapping): it changes whenever a flush completes, so a
+    /// waiter can tell progress from a spurious wake-up.
+    pub fn flushes_completed(&self) -> usize {
+        self.flush_completed.load(Ordering::Acquire)
+    }
+
+    /// Asks the flusher to deliver what it can within `grace_ms` of when it sees the request
+    /// (at once: the request wakes it), fail the rest, and stop. The first request's grace
+    /// holds; later ones only wake the flusher again.
     pub fn request_shutdown(&self, grace_ms: u64) {
-        let grace = usize::try_from(grace_ms).unwrap_or(usize::MAX);
-        self.shutdown_grace_ms.store(grace, Ordering::Relaxed);
-        self.shutdown.store(true, Ordering::Release);
+        self.request_shutdown_at(grace_ms, None);
+    }
+
+    /// [`Control::request_shutdown`], the grace counted from `now_ms`: the time of the call on
+    /// the flusher's own [`Timer`] (in milliseconds), when the caller can read it.
+    pub fn request_shutdown_at(&self, grace_ms: u64, now_ms: Option<u64>) {
+        if !self.shutdown.load(Ordering::Acquire) {
+            let grace = usize::try_from(grace_ms).unwrap_or(usize::MAX);
+            let at = now_ms.and_then(|ms| usize::try_from(ms).ok()).filter(|&ms| ms != usize::MAX);
+            self.shutdown_grace_ms.store(grace, Ordering::Relaxed);
+            self.shutdown_requested_ms.store(at.unwrap_or(usize::MAX), Ordering::Relaxed);
+            self.shutdown.store(true, Ordering::Release);
+        }
+        self.wake();
     }
 
     /// True once the flusher has stopped; then every captured event is counted.
@@ -79,8 +112,41 @@ impl Control {
         self.finished.load(Ordering::Acquire)
     }
 
-    fn shutdown_grace(&self) -> Option<u64> {
-        self.shutdown.load(Ordering::Acquire).then(|| self.shutdown_grace_ms.load(Ordering::Relaxed) as u64)
+    /// The grace and the request time (see [`Control::request_shutdown_at`]), once requested.
+    fn shutdown_grace(&self) -> Option<(u64, Option<u64>)> {
+        self.shutdown.load(Ordering::Acquire).then(|| {
+            let at = self.shutdown_requested_ms.load(Ordering::Relaxed);
+            (self.shutdown_grace_ms.load(Ordering::Relaxed) as u64, (at != usize::MAX).then_some(at as u64))
+        })
+    }
+
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Ready once a request was made since the last time this returned ready.
+    fn poll_woken(&self, cx: &mut core::task::Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Sleeps `us` on `timer`, or less if a request wakes the flusher.
+    async fn sleep_or_woken(&self, timer: &impl Timer, us: u64) {
+        let mut sleep = pin!(timer.sleep_us(us));
+        poll_fn(|cx| {
+            if self.poll_woken(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            sleep.as_mut().poll(cx)
+        })
+        .await;
     }
 }
 
@@ -132,6 +198,11 @@ pub struct FlushConfig {
     pub poll_min_us: u64,
     /// Longest pause between drains when idle. Lanes must not fill in this time.
     pub poll_max_us: u64,
+    /// Send the filling batch once it holds this many events, without waiting for it to be
+    /// full. While a request is in flight the next batch keeps filling past this, up to the
+    /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
+    /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
+    pub send_at_events: usize,
     /// Retries.
     pub retry: RetryPolicy,
 }
@@ -142,6 +213,7 @@ impl FlushConfig {
         flush_interval_ms: 10_000,
         poll_min_us: 50,
         poll_max_us: 5_000,
+        send_at_events: usize::MAX,
         retry: RetryPolicy::DEFAULT,
     };
 }
@@ -175,6 +247,42 @@ struct Intake<'e, R: LanesRef, C, P> {
     deadline: Option<u64>,
 }
 
+/// How one delivery ended, or that it will be retried: what [`Flusher::on_delivery`] hears,
+/// on the flusher's own thread (never on the capture path), once per outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome<'a> {
+    /// The server accepted `events` with this 2xx status: they are counted `sent`.
+    Sent {
+        /// Events in the request.
+        events: usize,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// `events` are counted `failed`: the server refused them (`status`), or they got no
+    /// answer in time (`status` is `None`, or the last one seen before giving up).
+    Failed {
+        /// Events failed.
+        events: usize,
+        /// The HTTP status that decided it, if any.
+        status: Option<u16>,
+        /// Why: the server's reason, the API key withheld (see
+        /// [`Response::redacted_detail`]), or fasthog's own words.
+        reason: &'a str,
+    },
+    /// An attempt failed and `events` will be sent again after `wait_ms`.
+    Retrying {
+        /// Events in the request.
+        events: usize,
+        /// The attempt that failed (1 for the first).
+        attempt: u32,
+        /// Its HTTP status; `None` for a transport error.
+        status: Option<u16>,
+        /// The wait before the next attempt.
+        wait_ms: u64,
+    },
+}
+
 /// The flush loop. Build it with [`Flusher::new`], then `.await` [`Flusher::run`] on any
 /// executor. It returns after a shutdown request, once every captured event is counted.
 pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
@@ -185,6 +293,7 @@ pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
     config: FlushConfig,
     jitter: u64,
     logged_final: u32,
+    on_delivery: Option<&'e (dyn Fn(&Outcome<'_>) + Sync)>,
 }
 
 /// Why a delivery stopped early.
@@ -230,13 +339,29 @@ where
             config,
             jitter,
             logged_final: 0,
+            on_delivery: None,
+        }
+    }
+
+    /// Calls `hook` for every [`Outcome`]: each batch (or part of a split batch) sent or
+    /// failed, and each retry. It runs on the flusher's task between requests, so it should
+    /// be quick (count, alert, forward to a channel); the flusher does not catch its panics.
+    pub fn on_delivery(mut self, hook: &'e (dyn Fn(&Outcome<'_>) + Sync)) -> Self {
+        self.on_delivery = Some(hook);
+        self
+    }
+
+    fn report(&self, outcome: Outcome<'_>) {
+        if let Some(hook) = self.on_delivery {
+            hook(&outcome);
         }
     }
 
     /// Runs until shutdown is requested and done. Sends a batch as soon as it is full, and
     /// whatever is batched every flush interval, on a flush request and at shutdown.
     pub async fn run(mut self) {
-        let mut next_flush = self.timer.now_us() + self.config.flush_interval_ms * 1000;
+        let interval_us = self.config.flush_interval_ms.saturating_mul(1000);
+        let mut next_flush = self.timer.now_us().saturating_add(interval_us);
         let mut poll_us = self.config.poll_min_us;
         // A flush in progress: (ticket, push count to drain, drain count to deliver; see
         // `Intake::flushed_through`).
@@ -267,9 +392,11 @@ where
                 // Restart the interval when it fires. (It used to restart only on an idle
                 // pass, so under a steady trickle every pass after the first interval sealed
                 // and sent whatever had arrived: one small request per round trip.)
-                next_flush = now + self.config.flush_interval_ms * 1000;
+                next_flush = now.saturating_add(interval_us);
                 self.intake.seal_filling();
-            } else if flush.is_some() {
+            } else if flush.is_some()
+                || self.intake.pool.filling().is_some_and(|b| b.len() >= self.config.send_at_events)
+            {
                 self.intake.seal_filling();
             }
             if self.intake.pool.sealed > 0 {
@@ -310,11 +437,14 @@ where
                     continue; // events are flowing: drain again without sleeping
                 }
             } else {
-                poll_us = (poll_us * 2).min(self.config.poll_max_us);
+                poll_us = poll_us.saturating_mul(2).min(self.config.poll_max_us);
             }
-            self.timer.sleep_us(poll_us).await;
+            self.intake.control().sleep_or_woken(&self.timer, poll_us).await;
         }
-        self.intake.fail_everything_left();
+        let left = self.intake.fail_everything_left();
+        if left > 0 {
+            self.report(Outcome::Failed { events: left, status: None, reason: "stopped before delivery" });
+        }
         let control = self.intake.control();
         control.flush_completed.store(control.flush_requested.load(Ordering::Acquire), Ordering::Release);
         control.finished.store(true, Ordering::Release);
@@ -340,6 +470,11 @@ where
         let mut stack = [(0usize, 0usize); 40];
         stack[0] = (0, batch.len());
         let mut depth = 1;
+        // Whether the server accepted any part of this batch. A 413 for a single event is only
+        // "too large on its own" when it did: a server that refused every half down to one
+        // event refuses any body, and is backed off like a 5xx (splitting on with no pause
+        // made 127 requests of each 64-event batch, thousands a second).
+        let mut accepted_any = false;
         while depth > 0 {
             depth -= 1;
             let (start, end) = stack[depth];
@@ -366,11 +501,15 @@ where
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
                     Counters::add(&self.intake.counters().failed, left);
                     log::warn!("fasthog: shutdown deadline passed, {left} events not confirmed");
+                    let reason = "shutdown deadline passed";
+                    self.report(Outcome::Failed { events: left, status: None, reason });
                     return Err(Abandon);
                 };
                 let retry_after = match outcome {
                     Ok(resp) if resp.is_success() => {
                         Counters::add(&self.intake.counters().sent, n);
+                        accepted_any = true;
+                        self.report(Outcome::Sent { events: n, status: resp.status });
                         break;
                     }
                     Ok(resp) if resp.status == 413 && n > 1 => {
@@ -380,9 +519,13 @@ where
                         depth += 2;
                         break;
                     }
+                    Ok(resp) if resp.status == 413 && !accepted_any => resp.retry_after_ms,
                     Ok(resp) if !is_retryable(resp.status) => {
                         Counters::add(&self.intake.counters().failed, n);
                         self.log_final(&resp, n);
+                        let reason = resp.redacted_detail(self.envelope.api_key);
+                        let status = Some(resp.status);
+                        self.report(Outcome::Failed { events: n, status, reason: reason.as_str() });
                         break;
                     }
                     Ok(resp) => resp.retry_after_ms,
@@ -392,8 +535,23 @@ where
                     }
                 };
                 if attempt >= self.config.retry.max_attempts {
+                    if matches!(outcome, Ok(resp) if resp.status == 413) {
+                        // Refused even alone, every time, and nothing of the batch accepted:
+                        // the rest of the batch would fare no better.
+                        let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
+                        Counters::add(&self.intake.counters().failed, left);
+                        log::warn!(
+                            "fasthog: PostHog refused even a single event with HTTP 413, {attempt} times; \
+                             giving up on the {left} events left of this batch"
+                        );
+                        let reason = "refused even a single event (413), every attempt";
+                        self.report(Outcome::Failed { events: left, status: Some(413), reason });
+                        return Ok(());
+                    }
                     Counters::add(&self.intake.counters().failed, n);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
+                    let status = outcome.ok().map(|r| r.status);
+                    self.report(Outcome::Failed { events: n, status, reason: "retries exhausted" });
                     break;
                 }
                 Counters::add(&self.intake.counters().retried, 1);
@@ -403,7 +561,9 @@ where
                 if let Some(ms) = retry_after {
                     wait_ms = wait_ms.max(ms.min(policy.max_retry_after_ms));
                 }
-                let until = self.timer.now_us().saturating_add(wait_ms * 1000);
+                let status = outcome.ok().map(|r| r.status);
+                self.report(Outcome::Retrying { events: n, attempt, status, wait_ms });
+                let until = self.timer.now_us().saturating_add(wait_ms.saturating_mul(1000));
                 let sleep = pin!(sleep_until(&self.timer, until));
                 if wait_draining(sleep, &self.timer, &mut self.intake, &self.config).await.is_none() {
                     let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
@@ -411,6 +571,8 @@ where
                     log::warn!(
                         "fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed"
                     );
+                    let reason = "shutdown deadline passed";
+                    self.report(Outcome::Failed { events: left, status: None, reason });
                     return Err(Abandon);
                 }
             }
@@ -418,18 +580,16 @@ where
         Ok(())
     }
 
-    /// Logs a final (not retried) refusal: the first of each, then every 100th. The server's
-    /// reason is shown unless it contains the API key.
+    /// Logs a final (not retried) refusal: the first of each, then every 100th, with the
+    /// server's reason, the API key withheld from it.
     fn log_final(&mut self, resp: &Response, n: usize) {
         self.logged_final = self.logged_final.wrapping_add(1);
         if self.logged_final % 100 != 1 {
             return;
         }
-        let detail = resp.detail();
-        let key = self.envelope.api_key;
-        let detail =
-            if !key.is_empty() && detail.contains(key) { "(withheld: contains the API key)" } else { detail };
+        let detail = resp.redacted_detail(self.envelope.api_key);
         let hint = match resp.status {
+            300..=399 => " (a redirect, not followed: set the host to where it points)",
             401 => " (check the project API key)",
             413 => " (one event is too large on its own)",
             _ => "",
@@ -453,8 +613,10 @@ where
     /// only seen after the request finished: up to the HTTP timeout, or a whole backoff).
     fn deadline(&mut self, now_us: u64) -> Option<u64> {
         if self.deadline.is_none() {
-            if let Some(grace_ms) = self.control().shutdown_grace() {
-                self.deadline = Some(now_us.saturating_add(grace_ms.saturating_mul(1000)));
+            if let Some((grace_ms, at_ms)) = self.control().shutdown_grace() {
+                // From the call when the caller said when it was (never later than now).
+                let from = at_ms.map_or(now_us, |ms| ms.saturating_mul(1000).min(now_us));
+                self.deadline = Some(from.saturating_add(grace_ms.saturating_mul(1000)));
             }
         }
         self.deadline
@@ -556,14 +718,15 @@ where
         }
     }
 
-    /// At the end: every event still batched or waiting in a lane is failed.
-    fn fail_everything_left(&mut self) {
+    /// At the end: every event still batched or waiting in a lane is failed. Returns how many.
+    fn fail_everything_left(&mut self) -> usize {
         let mut left = self.pool.clear_all();
         left += self.consumer.drain(|_| true).events;
         Counters::add(&self.counters().failed, left);
         if left > 0 {
             log::warn!("fasthog: stopped with {left} events undelivered");
         }
+        left
     }
 }
 
@@ -664,19 +827,23 @@ where
             None => poll_us,
         };
         tick = tick.max(1);
-        let mut sleep = pin!(timer.sleep_us(tick));
-        let done = poll_fn(|cx| {
-            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                return Poll::Ready(Some(out));
-            }
-            sleep.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
+        // A flush or shutdown request ends the tick early: a shutdown's deadline is then fixed
+        // at once, not a (possibly long) tick later.
+        let done = {
+            let mut sleep = pin!(intake.control().sleep_or_woken(timer, tick));
+            poll_fn(|cx| {
+                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                    return Poll::Ready(Some(out));
+                }
+                sleep.as_mut().poll(cx).map(|()| None)
+            })
+            .await
+        };
         if let Some(out) = done {
             return Some(out);
         }
         if intake.drain() == 0 {
-            poll_us = (poll_us * 2).min(poll_max);
+            poll_us = poll_us.saturating_mul(2).min(poll_max);
         }
     }
 }

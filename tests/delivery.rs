@@ -10,6 +10,9 @@
 #[path = "common/delivery.rs"]
 mod support;
 
+#[path = "common/faults.rs"]
+mod faults;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -294,6 +297,72 @@ fn a_server_reason_that_echoes_the_key_is_withheld() {
     assert!(!withheld.is_empty(), "the refusal is still logged, without its detail");
 }
 
+#[test]
+fn a_key_straddling_the_reason_cut_is_withheld_whole() {
+    // 140 bytes of text, then the key: a reason cut to 160 bytes before the check held the
+    // key's first 20 bytes, and no whole key to find.
+    let r = receiver();
+    let body = format!("{}{KEY} and more text after the key", "r".repeat(140));
+    r.push_faults([Fault::StatusBody { code: 400, retry_after: None, body }]);
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 1, "straddle");
+    client.flush(FLUSH).unwrap();
+    let s = finish(&client, DEADLINE); // checks no fragment of the key was logged
+    assert_eq!(s.failed, 1);
+    let logged = lines_containing(&"r".repeat(140));
+    assert_eq!(logged.len(), 1, "the refusal is logged with the text before the key: {logged:?}");
+    assert!(logged[0].contains("withheld"), "{}", logged[0]);
+}
+
+#[test]
+fn a_redirect_is_not_followed_and_fails_naming_the_location() {
+    install_logger();
+    // A target that accepts anything: a followed redirect (a body-less GET) would be counted
+    // sent though no event reached anyone.
+    let target = faults::FaultServer::start(|_| faults::response(200, &[], r#"{"status":"Ok"}"#));
+    for code in [301, 302, 303, 307, 308] {
+        let location = format!("{}/moved-{code}/batch/", target.url());
+        let loc = location.clone();
+        let server = faults::FaultServer::start(move |_| faults::response(code, &[("Location", &loc)], ""));
+        let client = builder(&server.url()).build().unwrap();
+        capture_n(&client, 3, &format!("redirect{code}"));
+        client.flush(FLUSH).unwrap();
+        let s = finish(&client, DEADLINE);
+        assert_eq!((s.sent, s.failed, s.retried), (0, 3, 0), "{code}: a failed delivery, not retried");
+        assert_eq!(server.seen().len(), 1, "{code}: one request");
+        let logged: Vec<String> = lines()
+            .into_iter()
+            .filter(|l| l.target.starts_with("fasthog") && l.level == log::Level::Error)
+            .map(|l| l.text)
+            .filter(|t| t.contains(&location))
+            .collect();
+        assert_eq!(logged.len(), 1, "{code}: one error line names the Location: {logged:?}");
+        assert!(logged[0].contains(&format!("HTTP {code}")), "{}", logged[0]);
+    }
+    assert!(target.seen().is_empty(), "no redirect followed: {:?}", target.seen());
+}
+
+#[test]
+fn a_redirect_location_holding_the_key_is_withheld_from_fasthog_lines() {
+    install_logger();
+    // A key of its own: ureq logs the response head at Debug (the README says so), and this
+    // server echoes the key in a header, so the shared key would be found in ureq's line by
+    // every other test's check. Only fasthog's lines are checked here.
+    const ECHOED: &str = "phc_echoed_in_location_7Qx9";
+    let server = faults::FaultServer::start(|_| {
+        faults::response(301, &[("Location", &format!("http://127.0.0.1:9/?token={ECHOED}&x=1"))], "")
+    });
+    let client = Client::builder(ECHOED).host(server.url()).retry(FAST_RETRY).build().unwrap();
+    capture_n(&client, 1, "redirect-key");
+    client.flush(FLUSH).unwrap();
+    assert_eq!(client.shutdown(DEADLINE).unwrap().failed, 1);
+    let ours: Vec<String> =
+        lines().into_iter().filter(|l| l.target.starts_with("fasthog")).map(|l| l.text).collect();
+    assert!(ours.iter().all(|t| !t.contains("echoed_in")), "{ours:?}");
+    let named: Vec<&String> = ours.iter().filter(|t| t.contains("?token=[key withheld]&x=1")).collect();
+    assert_eq!(named.len(), 1, "{ours:?}");
+}
+
 macro_rules! retried_then_sent {
     ($($name:ident: $code:expr,)*) => {$(
         #[test]
@@ -387,6 +456,31 @@ fn status_413_from_the_body_limit_fails_only_the_event_too_large_alone() {
     assert!(!lines_containing("one event is too large on its own").is_empty());
 }
 
+#[test]
+fn a_server_refusing_every_body_with_413_is_backed_off_not_flooded() {
+    let r = receiver();
+    r.set_body_limit(10); // any body is "too large"
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 64, "always413");
+    client.flush(FLUSH).unwrap();
+    let q = r.requests();
+    assert!(q.iter().all(|q| q.status == 413));
+    // Halves down to one event (64, 32, ... 1: 7 requests), then that one retried with
+    // backoff as for a 5xx (3 more); the batch is then failed. Splitting on without a pause
+    // made 127 requests.
+    assert_eq!(q.len(), 7 + 3, "{} requests", q.len());
+    for w in q[6..].windows(2) {
+        assert!(
+            w[1].at - w[0].at >= Duration::from_millis(5),
+            "backed off between retries: {:?}",
+            w[1].at - w[0].at
+        );
+    }
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed, s.retried), (0, 64, 3));
+    assert!(!lines_containing("refused even a single event with HTTP 413").is_empty());
+}
+
 fn wall(at: Instant, anchor: (Instant, SystemTime)) -> f64 {
     let t = if at >= anchor.0 { anchor.1 + (at - anchor.0) } else { anchor.1 - (anchor.0 - at) };
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
@@ -422,6 +516,24 @@ fn retry_after_http_date_is_a_minimum_wait() {
     let retried_at = wall(q[1].at, anchor);
     assert!(retried_at >= until as f64 - 0.05, "retried at {retried_at}, Retry-After date {until}");
     assert!(q[1].at - q[0].at >= Duration::from_secs(1));
+    finish(&client, DEADLINE);
+}
+
+#[test]
+fn retry_after_rfc850_date_is_a_minimum_wait() {
+    // The obsolete forms count too (RFC 9110 5.6.7): before, only IMF-fixdate was read and
+    // this date was ignored (a 10 ms backoff instead of 2-3 s).
+    let r = receiver();
+    let anchor = (Instant::now(), SystemTime::now());
+    let until = anchor.1.duration_since(UNIX_EPOCH).unwrap().as_secs() + 3;
+    r.push_faults([Fault::Status { code: 503, retry_after: Some(rfc850_date(until)) }]);
+    let client = builder(&r.url()).build().unwrap();
+    capture_n(&client, 2, "ra-rfc850");
+    client.flush(FLUSH).unwrap();
+    let q = r.requests();
+    assert_eq!(q.iter().map(|q| q.status).collect::<Vec<_>>(), [503, 200]);
+    let retried_at = wall(q[1].at, anchor);
+    assert!(retried_at >= until as f64 - 0.05, "retried at {retried_at}, Retry-After date {until}");
     finish(&client, DEADLINE);
 }
 
@@ -557,6 +669,7 @@ fn drops_are_counted_and_warned_about_rate_limited() {
         .max_event_bytes(512)
         .memory(4 * 4096) // four blocks of 4 KiB (the smallest): a lane holds about 250 events
         .batch_size(2)
+        .max_batch_events(2)
         .pending_batches(2)
         .http_timeout(Duration::from_secs(30))
         .build()
@@ -601,7 +714,7 @@ fn no_log_line_ever_holds_the_key() {
         Fault::Drop,
         Fault::StatusBody { code: 400, retry_after: None, body: format!("echo {KEY}") },
     ]);
-    let client = builder(&r.url()).batch_size(2).build().unwrap();
+    let client = builder(&r.url()).batch_size(2).max_batch_events(2).build().unwrap();
     capture_n(&client, 12, "secret");
     client.flush(FLUSH).unwrap();
     let s = finish(&client, DEADLINE);
@@ -664,7 +777,18 @@ fn builder_settings_are_validated_with_typed_errors() {
     assert!(matches!(err(Client::builder("x".repeat(65))), Error::ApiKeyTooLong { len: 65 }));
     assert!(matches!(err(Client::builder("phc_é")), Error::ApiKeyNotAscii));
     assert!(matches!(err(Client::builder("phc_\0")), Error::ApiKeyNotAscii));
-    for host in ["", "us.i.posthog.com", "ftp://x", "http://", "https:///batch", "http://a b"] {
+    for host in [
+        "",
+        "us.i.posthog.com",
+        "ftp://x",
+        "http://",
+        "https:///batch",
+        "http://a b",
+        // Would post to `/prefix?x=1/batch/`.
+        "https://proxy.example/prefix?x=1",
+        "https://proxy.example/#frag",
+        "https://proxy.example?",
+    ] {
         assert!(matches!(err(b().host(host)), Error::InvalidHost { .. }), "{host:?}");
     }
     let setting = |b: Builder| match err(b) {
@@ -692,6 +816,93 @@ fn builder_settings_are_validated_with_typed_errors() {
     // A valid key and settings build (and shut down at once: nothing listens on port 9).
     let client = b().build().expect("valid settings");
     finish(&client, Duration::from_millis(100));
+}
+
+#[test]
+fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
+    install_logger();
+    let b = || Client::builder(KEY).host("http://127.0.0.1:9");
+    let retry = |f: fn(&mut RetryPolicy)| {
+        let mut p = RetryPolicy::DEFAULT;
+        f(&mut p);
+        p
+    };
+    let huge = Duration::MAX;
+    let cases: Vec<(Builder, &str)> = vec![
+        (b().batch_size(usize::MAX), "batch_size"),
+        (b().max_batch_events(10_001), "max_batch_events"),
+        (b().batch_size(100).max_batch_events(99), "max_batch_events"),
+        (b().max_batch_bytes(usize::MAX), "max_batch_bytes"),
+        (b().flush_interval(huge), "flush_interval"),
+        (b().flush_interval(Duration::ZERO), "flush_interval"),
+        (b().max_poll_interval(huge), "max_poll_interval"),
+        (b().max_poll_interval(Duration::ZERO), "max_poll_interval"),
+        (b().http_timeout(huge), "http_timeout"),
+        (b().http_timeout(Duration::ZERO), "http_timeout"),
+        (b().connect_timeout(huge), "connect_timeout"),
+        (b().connect_timeout(Duration::ZERO), "connect_timeout"),
+        (b().retry(retry(|p| p.max_attempts = u32::MAX)), "retry.max_attempts"),
+        (b().retry(retry(|p| p.initial_backoff_ms = u64::MAX)), "retry.initial_backoff_ms"),
+        (b().retry(retry(|p| p.max_backoff_ms = u64::MAX)), "retry.max_backoff_ms"),
+        (b().retry(retry(|p| p.max_retry_after_ms = u64::MAX)), "retry.max_retry_after_ms"),
+        (b().pending_batches(usize::MAX), "pending_batches"),
+        (b().pending_batches(1024).max_batch_bytes(20 << 20), "pending_batches"),
+    ];
+    for (builder, name) in cases {
+        match builder.build() {
+            Err(Error::InvalidSetting { name: got, expected }) => {
+                assert_eq!(got, name);
+                let text = Error::InvalidSetting { name: got, expected }.to_string();
+                assert!(text.contains(name) && text.chars().any(|c| c.is_ascii_digit()), "{text}");
+            }
+            other => panic!("{name}: expected InvalidSetting, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_edges_of_every_range_deliver_without_a_panic() {
+    let r = receiver();
+    let top = RetryPolicy {
+        max_attempts: 100,
+        initial_backoff_ms: 3_600_000,
+        max_backoff_ms: 3_600_000,
+        max_retry_after_ms: 3_600_000,
+    };
+    let edges = [
+        builder(&r.url())
+            .batch_size(10_000)
+            .max_batch_bytes(20 << 20)
+            .pending_batches(2)
+            .flush_interval(Duration::from_secs(24 * 3600))
+            .max_poll_interval(Duration::from_secs(3600))
+            .http_timeout(Duration::from_secs(3600))
+            .connect_timeout(Duration::from_secs(3600))
+            .retry(top)
+            .shutdown_timeout(Duration::MAX),
+        builder(&r.url())
+            .batch_size(1)
+            .max_batch_bytes(1024)
+            .pending_batches(2)
+            .flush_interval(Duration::from_millis(1))
+            .max_poll_interval(Duration::from_micros(50))
+            .retry(RetryPolicy {
+                max_attempts: 1,
+                initial_backoff_ms: 0,
+                max_backoff_ms: 0,
+                max_retry_after_ms: 0,
+            }),
+    ];
+    let mut sent = 0;
+    for (i, b) in edges.into_iter().enumerate() {
+        let client = b.build().expect("settings at the edges of their ranges");
+        capture_n(&client, 20, &format!("edge{i}"));
+        client.flush(FLUSH).expect("flush");
+        let s = finish(&client, DEADLINE);
+        assert_eq!((s.sent, s.failed), (20, 0), "{i}: {s:?}");
+        sent += 20;
+    }
+    assert_eq!(r.stats().events_accepted, sent);
 }
 
 #[test]
@@ -756,4 +967,184 @@ fn every_event_is_sent_exactly_once_from_many_threads() {
     assert_eq!(ids.len(), 1000);
     let s = finish(&client, DEADLINE);
     assert_eq!(s.sent, 1000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown and flush: concurrent callers, wake-ups, extreme deadlines, a dead flusher
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn concurrent_shutdowns_all_wait_for_the_flusher() {
+    let r = receiver();
+    r.push_faults((0..64).map(|_| Fault::Hang));
+    let client = builder(&r.url()).http_timeout(Duration::from_secs(30)).build().unwrap();
+    for i in 0..1000u64 {
+        let _ = client.capture(&Event::new("concurrent_shutdown", "u").prop("i", i));
+    }
+    let deadline = Duration::from_millis(500);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..3)
+            .map(|_| {
+                let client = &client;
+                s.spawn(move || {
+                    let t = Instant::now();
+                    (client.shutdown(deadline), t.elapsed())
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (result, took) in results {
+        let s = result.expect("every caller's shutdown succeeds");
+        assert_accounted(&s);
+        assert!(took <= deadline + Duration::from_secs(1), "{took:?}");
+    }
+    let s = client.stats();
+    assert_eq!((s.pending, s.captured), (0, 1000), "{s:?}");
+    assert_no_key_logged();
+}
+
+#[test]
+fn duration_max_deadlines_do_not_overflow() {
+    let r = receiver();
+    let client = builder(&r.url()).shutdown_timeout(Duration::MAX).build().unwrap();
+    capture_n(&client, 3, "max");
+    client.flush(Duration::MAX).expect("flush");
+    let s = client.shutdown(Duration::MAX).expect("shutdown");
+    assert_accounted(&s);
+    assert_eq!(s.sent, 3);
+    // And the Drop of a client whose shutdown_timeout is Duration::MAX.
+    let client = builder(&r.url()).shutdown_timeout(Duration::MAX).build().unwrap();
+    capture_n(&client, 2, "max-drop");
+    drop(client);
+    assert_eq!(r.stats().events_accepted, 5);
+    assert_no_key_logged();
+}
+
+#[test]
+fn shutdown_and_flush_wake_an_idle_flusher_at_once() {
+    let r = receiver();
+    // An idle flusher sleeps up to max_poll_interval between looks at the lanes.
+    let client = builder(&r.url()).max_poll_interval(Duration::from_secs(10)).build().unwrap();
+    capture_n(&client, 3, "wake-a");
+    std::thread::sleep(Duration::from_millis(300)); // long enough for the sleeps to grow
+    capture_n(&client, 3, "wake-b");
+    client.flush(Duration::from_secs(2)).expect("flush wakes the flusher");
+    assert_eq!(r.stats().events_accepted, 6);
+    std::thread::sleep(Duration::from_millis(300));
+    capture_n(&client, 3, "wake-c");
+    let s = finish(&client, Duration::from_secs(2)); // within 2 s + 1 s, with pending == 0
+    assert_eq!(s.sent, 9);
+}
+
+/// A transport that panics: the flusher thread dies.
+struct Panicking;
+
+impl fasthog::transport::Transport for Panicking {
+    async fn send(
+        &mut self,
+        _: fasthog::transport::Request<'_>,
+    ) -> Result<fasthog::transport::Response, fasthog::transport::TransportError> {
+        panic!("a transport bug (this panic is part of the test)")
+    }
+}
+
+#[test]
+fn a_flusher_that_panics_is_noticed_and_its_events_failed() {
+    install_logger();
+    let client = Client::builder(KEY).batch_size(4).build_with_transport(Panicking).unwrap();
+    capture_n(&client, 10, "panic");
+    let t = Instant::now();
+    let flushed = client.flush(Duration::from_secs(5));
+    assert!(matches!(flushed, Err(Error::FlusherPanicked)), "{flushed:?}");
+    assert!(t.elapsed() < Duration::from_secs(4), "flush noticed the dead flusher: {:?}", t.elapsed());
+    // Captured after the flusher died: they wait in the lanes and are failed at shutdown.
+    capture_n(&client, 5, "after-panic");
+    let t = Instant::now();
+    let s = client.shutdown(Duration::from_secs(5)).expect("a shutdown with a dead flusher succeeds");
+    assert!(t.elapsed() < Duration::from_secs(4), "shutdown returned promptly: {:?}", t.elapsed());
+    assert_accounted(&s);
+    assert_eq!((s.captured, s.sent, s.failed), (15, 0, 15), "{s:?}");
+    assert!(!lines_containing("flusher thread panicked").is_empty());
+    assert_no_key_logged();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The delivery outcome hook
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn on_delivery_hears_every_outcome_on_the_flusher_thread() {
+    use fasthog::flusher::Outcome;
+    use std::sync::{Arc, Mutex};
+    let r = receiver();
+    r.push_faults([
+        status(503),
+        Fault::StatusBody { code: 400, retry_after: None, body: format!("bad batch hook-marker {KEY}") },
+    ]);
+    let heard: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let sink = heard.clone();
+    let client = builder(&r.url())
+        .on_delivery(move |o: &Outcome<'_>| {
+            let thread = std::thread::current().name().unwrap_or("?").to_string();
+            let what = match *o {
+                Outcome::Sent { events, status } => format!("sent {events} {status}"),
+                Outcome::Failed { events, status, reason } => format!("failed {events} {status:?} {reason}"),
+                Outcome::Retrying { events, attempt, status, .. } => {
+                    format!("retrying {events} attempt {attempt} {status:?}")
+                }
+                _ => "other".into(),
+            };
+            sink.lock().unwrap().push((thread, what));
+        })
+        .build()
+        .unwrap();
+    capture_n(&client, 5, "hook-a");
+    client.flush(FLUSH).unwrap();
+    capture_n(&client, 3, "hook-b");
+    client.flush(FLUSH).unwrap();
+    let s = finish(&client, DEADLINE);
+    // The 503's retry meets the 400: the first batch fails, the second is sent.
+    assert_eq!((s.sent, s.failed, s.retried), (3, 5, 1));
+    let heard = heard.lock().unwrap().clone();
+    assert!(heard.iter().all(|(t, _)| t == "fasthog-flusher"), "on the flusher's thread: {heard:?}");
+    let what: Vec<&str> = heard.iter().map(|(_, w)| w.as_str()).collect();
+    assert_eq!(
+        what,
+        [
+            "retrying 5 attempt 1 Some(503)",
+            "failed 5 Some(400) bad batch hook-marker [key withheld]",
+            "sent 3 200",
+        ]
+    );
+}
+
+#[test]
+fn a_panicking_on_delivery_hook_does_not_stop_delivery() {
+    let r = receiver();
+    let client = builder(&r.url())
+        .batch_size(2)
+        .on_delivery(|_| panic!("a bug in the user's hook (this panic is part of the test)"))
+        .build()
+        .unwrap();
+    capture_n(&client, 6, "hook-panic");
+    client.flush(FLUSH).expect("the flusher lives on");
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed), (6, 0));
+    assert_eq!(lines_containing("on_delivery hook panicked").len(), 1, "logged once");
+}
+
+#[test]
+fn max_batch_events_lets_requests_grow_past_batch_size_while_one_is_in_flight() {
+    install_logger();
+    let r = Receiver::start(ReceiverConfig { delay: Some(Duration::from_millis(200)), ..Default::default() })
+        .expect("a loopback port");
+    let client = builder(&r.url()).batch_size(64).max_batch_events(1000).lane_capacity(4096).build().unwrap();
+    capture_n(&client, 2000, "grow");
+    client.flush(FLUSH).unwrap();
+    let sizes: Vec<usize> = r.requests().iter().map(|q| q.event_count).collect();
+    assert!(sizes.iter().all(|&n| n <= 1000), "{sizes:?}");
+    assert!(sizes.iter().any(|&n| n > 64), "requests grew past batch_size under load: {sizes:?}");
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.dropped), (2000, 0));
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
-use fasthog::flusher::{FlushConfig, Flusher, RetryPolicy, Timer};
+use fasthog::flusher::{FlushConfig, Flusher, Outcome, RetryPolicy, Timer};
 use fasthog::ring::{try_consumer, Geometry, LaneProducer};
 use fasthog::transport::{Request, Response, Transport, TransportError};
 use fasthog::{Captured, Clock, Event, HeapQueue, Snapshot};
@@ -142,7 +142,9 @@ impl World {
     }
 
     /// Runs `fut` to completion: polls it, and whenever it is pending moves virtual time to
-    /// the earliest wake-up still ahead.
+    /// the earliest wake-up or scripted action still ahead. Polling after every action stands
+    /// in for the waker an action may wake (a flush or shutdown request wakes the flusher):
+    /// an extra poll is always allowed, and a future that is not ready stays pending.
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
         let mut fut = pin!(fut);
         let mut cx = Context::from_waker(Waker::noop());
@@ -155,9 +157,13 @@ impl World {
                 while wakeups.peek().is_some_and(|Reverse(t)| *t <= self.now.get()) {
                     wakeups.pop();
                 }
-                wakeups.pop().map(|Reverse(t)| t)
+                wakeups.peek().map(|Reverse(t)| *t)
             };
-            let next = next.expect("the flusher is pending with no wake-up ahead: it would hang");
+            let action = self.actions.borrow().front().map(|(t, _, _)| *t);
+            let next = match (next, action) {
+                (Some(w), Some(a)) => w.min(a),
+                (w, a) => w.or(a).expect("the flusher is pending with no wake-up ahead: it would hang"),
+            };
             self.advance_to(next);
         }
     }
@@ -237,6 +243,8 @@ struct Rig {
     limits: Limits,
     pending: usize,
     config: FlushConfig,
+    /// What `Flusher::on_delivery` heard, as text.
+    heard: Rc<RefCell<Vec<String>>>,
 }
 
 impl Rig {
@@ -264,6 +272,7 @@ impl Rig {
                 retry: RetryPolicy { initial_backoff_ms: 100, ..RetryPolicy::DEFAULT },
                 ..FlushConfig::DEFAULT
             },
+            heard: Rc::default(),
         }
     }
 
@@ -327,9 +336,14 @@ impl Rig {
             .collect();
         let encoder = Encoder::new(Enrichment { environment: "virtual", ..Enrichment::DEFAULT }, 7);
         let consumer = try_consumer(self.queue.clone()).expect("one consumer");
+        // The hook must be Sync; this test is single-threaded, so it hands texts over a Mutex.
+        let heard = std::sync::Mutex::new(Vec::new());
+        let hook = |o: &Outcome<'_>| heard.lock().unwrap().push(format!("{o:?}"));
         let flusher =
-            Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches);
+            Flusher::new(consumer, Net(world), world, world, encoder, envelope, self.config, batches)
+                .on_delivery(&hook);
         world.block_on(flusher.run());
+        self.heard.borrow_mut().extend(heard.into_inner().unwrap());
         assert!(self.queue.control().is_finished());
         let stats = self.queue.stats();
         assert_accounted(&stats);
@@ -417,6 +431,96 @@ fn the_poll_limit_holds_while_a_request_is_in_flight() {
     let (stats, _) = rig.run();
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(stats.sent, 201);
+}
+
+#[test]
+fn flush_and_shutdown_wake_an_idle_flusher_at_once() {
+    // An idle flusher's sleeps grow to max_poll_interval (here 10 s); a flush or shutdown
+    // request must not wait for the sleep to end.
+    let mut rig = Rig::new(64);
+    rig.config.poll_max_us = 10 * S;
+    rig.config.flush_interval_ms = 3_600_000;
+    rig.capture_at(S, 2);
+    let ticket = rig.flush_at(30 * S + 1);
+    let flushed = rig.flushed_at(30 * S + 10 * MS, &ticket);
+    rig.capture_at(45 * S, 3);
+    rig.shutdown_at(60 * S + 1, 2_000);
+    let (stats, stopped) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!((30 * S..30 * S + 10 * MS).contains(&sent[0].at_us), "flush sent at {} us", sent[0].at_us);
+    assert_eq!(flushed.get(), Some(true));
+    assert!((60 * S..60 * S + 10 * MS).contains(&sent[1].at_us), "shutdown sent at {} us", sent[1].at_us);
+    assert!(stopped < 60 * S + 10 * MS, "stopped at {stopped} us");
+    assert_eq!(stats.sent, 5);
+}
+
+#[test]
+fn a_batch_goes_at_send_at_events_and_grows_to_its_capacity_under_load() {
+    // batch_size (here send_at_events) 64 triggers a send; while a slow request is in flight
+    // the next batch keeps filling up to its capacity (1,000), so a server taking 200 ms per
+    // response still takes 4,000 events/s (800 per round trip). With batches of 64 it took
+    // 320/s and dropped the rest.
+    let mut rig = Rig::new(4096);
+    rig.limits.max_events = 1_000;
+    rig.config.send_at_events = 64;
+    rig.world.default_latency_us.set(200 * MS);
+    rig.capture_at(0, 64); // at once, not at the flush interval
+    rig.trickle(S, 3 * S, 250); // 4,000 events/s for 2 s
+    rig.shutdown_at(4 * S, 3_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent[0].event_count, 64);
+    assert!(sent[0].at_us < 10 * MS, "the first 64 went at once: {} us", sent[0].at_us);
+    assert_eq!((stats.dropped, stats.sent), (0, 8_064), "{stats:?}");
+    let largest = sent.iter().map(|q| q.event_count).max().unwrap();
+    assert!(largest > 64 && largest <= 1_000, "largest request {largest} events");
+    assert!(sent.len() < 30, "{} requests for 8,064 events", sent.len());
+}
+
+#[test]
+fn a_shutdown_grace_counts_from_the_call_not_from_when_the_flusher_sees_it() {
+    // A request made at 1 s (on the flusher's timer) and seen at 2 s, with 1.5 s of grace,
+    // ends at 2.5 s: the grace is the caller's, counted from its call.
+    let rig = Rig::new(64);
+    rig.world.reply([Reply::Hang]);
+    rig.capture_at(0, 3);
+    rig.flush_at(MS); // sends the 3 events into the hang
+    let queue = rig.queue.clone();
+    rig.world.at(2 * S, move |_| queue.control().request_shutdown_at(1_500, Some(1_000)));
+    let (stats, stopped) = rig.run();
+    assert!((2_500 * MS..2_510 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (0, 3));
+    let heard = rig.heard.borrow();
+    assert_eq!(
+        *heard,
+        [r#"Failed { events: 3, status: None, reason: "shutdown deadline passed" }"#],
+        "the hook hears the deadline"
+    );
+}
+
+#[test]
+fn the_hook_hears_retries_sends_and_failures_in_order() {
+    let rig = Rig::new(64);
+    rig.world.reply([retry_after(503, 250), status(200), status(400)]);
+    rig.capture_at(0, 2);
+    rig.flush_at(MS);
+    rig.capture_at(S, 1);
+    rig.flush_at(S + MS);
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.failed, stats.retried), (2, 1, 1));
+    let heard = rig.heard.borrow();
+    assert_eq!(heard.len(), 3, "{heard:?}");
+    assert!(
+        heard[0].starts_with("Retrying { events: 2, attempt: 1, status: Some(503), wait_ms: "),
+        "{}",
+        heard[0]
+    );
+    let waited: u64 = heard[0].rsplit(": ").next().unwrap().trim_end_matches(" }").parse().unwrap();
+    assert!(waited >= 250, "Retry-After is a minimum: {waited}");
+    assert_eq!(heard[1], "Sent { events: 2, status: 200 }");
+    assert_eq!(heard[2], r#"Failed { events: 1, status: Some(400), reason: "scripted 400" }"#);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -254,3 +254,47 @@ fn encoding_a_batch_allocates_nothing() {
     let v = common::check_batch(&envelope, 1_700_000_000_000_000_000, &batch, &limits);
     assert_eq!(v["batch"].as_array().unwrap().len(), batch.len());
 }
+
+#[cfg(feature = "std")]
+#[test]
+fn a_reused_gzip_compressor_allocates_nothing_per_body() {
+    use fasthog::client::GzipBody;
+    // Bodies like the flusher's: a 64-event batch of similar JSON, each a little different.
+    let body = |k: usize| -> Vec<u8> {
+        let events: Vec<String> = (0..64)
+            .map(|i| format!(r#"{{"event":"order_filled","distinct_id":"user-{k}-{i}","properties":{{"qty":{i},"price":101.25}}}}"#))
+            .collect();
+        format!(r#"{{"api_key":"phc_x","batch":[{}]}}"#, events.join(",")).into_bytes()
+    };
+    let bodies: Vec<Vec<u8>> = (0..50).map(body).collect();
+    let mut gz = GzipBody::new(1);
+    let mut out = Vec::new();
+    for b in &bodies[..3] {
+        gz.compress(b, &mut out); // warm-up: the output buffer grows to size
+    }
+    let (n, sizes) = allocations(|| {
+        let mut sizes = 0;
+        for b in &bodies {
+            gz.compress(b, &mut out);
+            sizes += out.len();
+        }
+        sizes
+    });
+    assert_eq!(n, 0, "allocations for {} bodies", bodies.len());
+    // What the transport did before: a new encoder per body.
+    let (fresh, _) = allocations(|| {
+        for b in &bodies {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+            std::io::Write::write_all(&mut e, b).unwrap();
+            std::hint::black_box(e.finish().unwrap());
+        }
+    });
+    eprintln!("allocations per body: a new GzEncoder {}, a reused GzipBody 0", fresh / bodies.len());
+    assert!(fresh >= bodies.len(), "a new encoder per body allocates: {fresh}");
+    let plain: usize = bodies.iter().map(Vec::len).sum();
+    assert!(sizes * 3 < plain, "compressed: {sizes} of {plain} bytes");
+    // A valid gzip member: magic, and the trailer's length.
+    gz.compress(&bodies[7], &mut out);
+    assert_eq!(&out[..3], &[0x1f, 0x8b, 8]);
+    assert_eq!(u32::from_le_bytes(out[out.len() - 4..].try_into().unwrap()) as usize, bodies[7].len());
+}

@@ -5,28 +5,32 @@
 // do not apply here.
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
 
+mod gzip;
 mod http;
+mod lifecycle;
 mod runtime;
 
 use core::cell::RefCell;
 use core::time::Duration;
 use std::string::String;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 use std::vec::Vec;
 
+pub use gzip::GzipBody;
 pub use http::HttpTransport;
 pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
 use crate::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
 use crate::error::{validate_api_key, validate_host, Error};
-use crate::flusher::{FlushConfig, Flusher, RetryPolicy};
+use crate::flusher::{FlushConfig, Flusher, Outcome, RetryPolicy};
 use crate::ring::{try_consumer, LaneProducer};
 use crate::sync::Ordering;
 use crate::transport::Transport;
 use crate::{Captured, Event, HeapQueue, Props, Snapshot};
+use lifecycle::Lifecycle;
 
 /// The default memory for waiting events: 8 MiB.
 pub const DEFAULT_MEMORY: usize = 8 << 20;
@@ -55,6 +59,18 @@ pub struct Builder {
     event_schema_version: u32,
     super_properties: Vec<(String, OwnedValue)>,
     precise_timestamps: bool,
+    on_delivery: Option<DeliveryHook>,
+    max_batch_events: Option<usize>,
+}
+
+/// A user's [`Builder::on_delivery`] hook.
+#[derive(Clone)]
+struct DeliveryHook(Arc<dyn Fn(&Outcome<'_>) + Send + Sync>);
+
+impl core::fmt::Debug for DeliveryHook {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeliveryHook")
+    }
 }
 
 /// A super property's value, owned by the client.
@@ -106,7 +122,7 @@ impl Builder {
             memory: DEFAULT_MEMORY,
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
             limits: Limits::DEFAULT,
-            flush: FlushConfig::DEFAULT,
+            flush: FlushConfig { send_at_events: 64, ..FlushConfig::DEFAULT },
             http_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
             gzip: Some(1),
@@ -117,6 +133,8 @@ impl Builder {
             event_schema_version: crate::batch::EVENT_SCHEMA_VERSION,
             super_properties: Vec::new(),
             precise_timestamps: false,
+            on_delivery: None,
+            max_batch_events: None,
         }
     }
 
@@ -165,13 +183,38 @@ impl Builder {
         self
     }
 
-    /// Events per request. Defaults to 64 (the Go client's batch size).
+    /// Events that trigger a send, from 1 to 10,000: a batch goes as soon as it holds this
+    /// many (or at the flush interval). While a request is in flight the next batch keeps
+    /// filling, up to [`Builder::max_batch_events`]. Defaults to 64 (the Go client's batch
+    /// size).
     pub fn batch_size(mut self, events: usize) -> Self {
-        self.limits.max_events = events;
+        self.flush.send_at_events = events;
         self
     }
 
-    /// Request body bytes before compression. Defaults to 1 MiB (PostHog accepts 20 MiB).
+    /// Most events in one request, from `batch_size` to 10,000 (and always within
+    /// `max_batch_bytes`): under load, while a request is in flight, the next one grows past
+    /// `batch_size` up to this, so a slow server gets bigger bodies instead of more drops
+    /// (posthog-node's `flushAt` and `maxBatchSize`; 1,000 there).
+    ///
+    /// Defaults to `batch_size` (requests never grow) for now: the flusher still takes events
+    /// from the lanes by count while batches fill by bytes, so with `max_batch_events` much
+    /// larger than `max_batch_bytes` holds of your events, events already `Queued` can be
+    /// dropped (issue 9, item 6). Keep `max_batch_events` × your largest events within
+    /// `max_batch_bytes` until the drain is byte-aware; then the default becomes 1,000.
+    pub fn max_batch_events(mut self, events: usize) -> Self {
+        self.max_batch_events = Some(events);
+        self
+    }
+
+    /// The batches' limits: their capacity is `max_batch_events`.
+    fn batch_limits(&self) -> Limits {
+        let max_events = self.max_batch_events.unwrap_or(self.flush.send_at_events);
+        Limits { max_events, ..self.limits }
+    }
+
+    /// Request body bytes before compression, from 1 KiB to 20 MiB (PostHog's limit). Each
+    /// of the `pending_batches` holds this much. Defaults to 1 MiB.
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.limits.max_batch_bytes = bytes;
         self
@@ -185,25 +228,28 @@ impl Builder {
         self
     }
 
-    /// How often a partial batch is sent. Defaults to 10 s (the Go client's interval).
+    /// How often a partial batch is sent, from 1 ms to 24 h. Defaults to 10 s (the Go
+    /// client's interval).
     pub fn flush_interval(mut self, every: Duration) -> Self {
-        self.flush.flush_interval_ms = every.as_millis() as u64;
+        self.flush.flush_interval_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
         self
     }
 
-    /// Longest pause of the flusher's lane polling when idle. Defaults to 5 ms.
+    /// Longest pause of the flusher's lane polling when idle, from 50 µs to 1 h (a flush or
+    /// shutdown wakes it at once whatever this is; lanes must not fill in this time).
+    /// Defaults to 5 ms.
     pub fn max_poll_interval(mut self, every: Duration) -> Self {
-        self.flush.poll_max_us = every.as_micros() as u64;
+        self.flush.poll_max_us = u64::try_from(every.as_micros()).unwrap_or(u64::MAX);
         self
     }
 
-    /// Whole-request HTTP timeout. Defaults to 5 s (the Go client's).
+    /// Whole-request HTTP timeout, from 1 ms to 1 h. Defaults to 5 s (the Go client's).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
         self
     }
 
-    /// TCP (and TLS) connect timeout. Defaults to 2 s.
+    /// TCP (and TLS) connect timeout, from 1 ms to 1 h. Defaults to 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -216,21 +262,25 @@ impl Builder {
         self
     }
 
-    /// Retry policy. Defaults to [`RetryPolicy::DEFAULT`] (4 attempts, 100 ms doubling to
-    /// 30 s with jitter, `Retry-After` honoured up to 30 s).
+    /// Retry policy: `max_attempts` from 1 to 100, each wait (`initial_backoff_ms`,
+    /// `max_backoff_ms`, `max_retry_after_ms`) at most 1 h. Defaults to
+    /// [`RetryPolicy::DEFAULT`] (4 attempts, 100 ms doubling to 30 s with jitter,
+    /// `Retry-After` honoured up to 30 s).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.flush.retry = policy;
         self
     }
 
-    /// Batches held while the server backs us off (each up to `batch_size` events); past
-    /// that, drained events are dropped and counted. Defaults to 64.
+    /// Batches held while the server backs us off (each up to `batch_size` events), from 2 to
+    /// 1024, and at most 1 GiB with `max_batch_bytes` each (they are allocated up front).
+    /// Defaults to 64.
     pub fn pending_batches(mut self, batches: usize) -> Self {
         self.pending_batches = batches;
         self
     }
 
-    /// The deadline `Drop` gives the final shutdown. Defaults to 5 s.
+    /// The deadline `Drop` gives the final shutdown: any duration (`Duration::MAX` waits as
+    /// long as delivery takes). Defaults to 5 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -302,6 +352,30 @@ impl Builder {
         Ok((crate::ring::Geometry { block_bytes, blocks, max_entry }, shared))
     }
 
+    /// Calls `hook` on the flusher's thread (never on the capture path) for every delivery
+    /// [`Outcome`]: each batch, or part of a split batch, `Sent` or `Failed` (with the status
+    /// and the server's reason, the API key withheld) and each `Retrying`, as the counters
+    /// move. For alerts on loss and delivery metrics. Keep it quick: the flusher waits for it.
+    /// A panic in it is caught and logged, and delivery goes on. None by default.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use fasthog::flusher::Outcome;
+    ///
+    /// let lost = Arc::new(AtomicU64::new(0));
+    /// let counter = lost.clone();
+    /// let builder = fasthog::Client::builder("phc_example").on_delivery(move |outcome| {
+    ///     if let Outcome::Failed { events, .. } = outcome {
+    ///         counter.fetch_add(*events as u64, Ordering::Relaxed);
+    ///     }
+    /// });
+    /// ```
+    pub fn on_delivery(mut self, hook: impl Fn(&Outcome<'_>) + Send + Sync + 'static) -> Self {
+        self.on_delivery = Some(DeliveryHook(Arc::new(hook)));
+        self
+    }
+
     /// An invalid host is echoed in the error, unless it holds the API key or looks like
     /// one (the key and host given the wrong way round): error texts never show a key.
     fn withhold_key(&self, err: Error) -> Error {
@@ -317,26 +391,59 @@ impl Builder {
         }
     }
 
+    /// Every setting against its documented range: a value outside one would panic the
+    /// flusher thread (an allocation of `usize::MAX`, a time overflow) or stall it.
     fn check(&self) -> Result<(), Error> {
-        let positive = |name, v: usize| {
-            if v == 0 {
-                Err(Error::InvalidSetting { name, expected: "at least 1" })
-            } else {
-                Ok(())
+        fn within<T: PartialOrd>(
+            name: &'static str,
+            v: T,
+            lo: T,
+            hi: T,
+            expected: &'static str,
+        ) -> Result<(), Error> {
+            if v < lo || v > hi {
+                return Err(Error::InvalidSetting { name, expected });
             }
-        };
+            Ok(())
+        }
+        const HOUR_MS: u64 = 3_600_000;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let positive = |name, v: usize| within(name, v, 1, usize::MAX, "at least 1");
         positive("lanes", self.lanes)?;
-        positive("batch_size", self.limits.max_events)?;
         self.geometry()?;
-        if self.pending_batches < 2 {
-            return Err(Error::InvalidSetting { name: "pending_batches", expected: "at least 2" });
-        }
-        if self.limits.max_batch_bytes < 1024 {
-            return Err(Error::InvalidSetting { name: "max_batch_bytes", expected: "at least 1024" });
-        }
-        if self.flush.retry.max_attempts == 0 {
-            return Err(Error::InvalidSetting { name: "retry.max_attempts", expected: "at least 1" });
-        }
+        within("batch_size", self.flush.send_at_events, 1, 10_000, "from 1 to 10000")?;
+        let max_events = self.batch_limits().max_events;
+        within(
+            "max_batch_events",
+            max_events,
+            self.flush.send_at_events,
+            10_000,
+            "from batch_size to 10000",
+        )?;
+        within(
+            "max_batch_bytes",
+            self.limits.max_batch_bytes,
+            1024,
+            20 << 20,
+            "from 1024 to 20971520 (20 MiB)",
+        )?;
+        within("pending_batches", self.pending_batches, 2, 1024, "from 2 to 1024")?;
+        within(
+            "pending_batches",
+            self.pending_batches.saturating_mul(self.limits.max_batch_bytes),
+            0,
+            1 << 30,
+            "at most 1073741824 bytes (1 GiB) with max_batch_bytes each",
+        )?;
+        within("flush_interval", self.flush.flush_interval_ms, 1, 24 * HOUR_MS, "from 1 ms to 24 h")?;
+        within("max_poll_interval", self.flush.poll_max_us, 50, HOUR_MS * 1000, "from 50 us to 1 h")?;
+        within("http_timeout", ms(self.http_timeout), 1, HOUR_MS, "from 1 ms to 1 h")?;
+        within("connect_timeout", ms(self.connect_timeout), 1, HOUR_MS, "from 1 ms to 1 h")?;
+        let retry = self.flush.retry;
+        within("retry.max_attempts", retry.max_attempts, 1, 100, "from 1 to 100")?;
+        within("retry.initial_backoff_ms", retry.initial_backoff_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
+        within("retry.max_backoff_ms", retry.max_backoff_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
+        within("retry.max_retry_after_ms", retry.max_retry_after_ms, 0, HOUR_MS, "at most 3600000 (1 h)")?;
         if self.gzip.is_some_and(|l| !(1..=9).contains(&l)) {
             return Err(Error::InvalidSetting { name: "gzip", expected: "a level from 1 to 9" });
         }
@@ -367,8 +474,9 @@ impl Builder {
         } else {
             ClientClock::Coarse(Arc::new(CoarseClock::new()))
         };
-        let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport)?;
-        Ok(Client::from_parts(queue, clock, Some(flusher), self.shutdown_timeout))
+        let (life, timer) = (Lifecycle::new(), SmolTimer::new());
+        let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport, &life, timer)?;
+        Ok(Client::from_parts(queue, clock, Some(flusher), self.shutdown_timeout, life, timer))
     }
 
     /// Builds the client, or a disabled one (accepts and counts events, sends nothing) when
@@ -416,15 +524,21 @@ fn spawn_flusher<T: Transport + Send + 'static>(
     queue: Arc<HeapQueue>,
     clock: ClientClock,
     transport: T,
+    life: &Arc<Lifecycle>,
+    timer: SmolTimer,
 ) -> Result<JoinHandle<()>, Error> {
+    let life = life.clone();
     let environment = b.environment.clone().unwrap_or_else(environment_from_env);
-    let (limits, flush, pending) = (b.limits, b.flush, b.pending_batches);
+    let (limits, flush, pending) = (b.batch_limits(), b.flush, b.pending_batches);
     let (historical, geoip, schema) = (b.historical_migration, b.geoip_disable, b.event_schema_version);
     let supers = b.super_properties.clone();
-    let consumer = try_consumer(queue).expect("a new queue has no consumer yet");
+    let hook = b.on_delivery.clone();
+    let consumer = try_consumer(queue.clone()).expect("a new queue has no consumer yet");
     std::thread::Builder::new()
         .name("fasthog-flusher".into())
         .spawn(move || {
+            // Dropped last, after the flusher (and its lane consumer), even by a panic.
+            let _exit = life.exit_guard();
             let envelope = Envelope { api_key: &api_key, historical_migration: historical };
             let overhead = envelope.overhead();
             let batches: Vec<Batch<Vec<u8>, Vec<u32>>> = (0..pending)
@@ -442,17 +556,23 @@ fn spawn_flusher<T: Transport + Send + 'static>(
                 super_properties: &super_refs,
             };
             let encoder = Encoder::new(enrichment, random_seed());
-            let flusher = Flusher::new(
-                consumer,
-                transport,
-                SmolTimer::new(),
-                clock.clone(),
-                encoder,
-                envelope,
-                flush,
-                batches,
-            );
-            smol::block_on(clock.refreshing(flusher.run()));
+            // The user's hook, its panics caught: a bug in it must not stop delivery.
+            let hook_panicked = AtomicBool::new(false);
+            let guarded = |outcome: &Outcome<'_>| {
+                if let Some(DeliveryHook(hook)) = &hook {
+                    let call = std::panic::AssertUnwindSafe(|| hook(outcome));
+                    if std::panic::catch_unwind(call).is_err() && !hook_panicked.swap(true, Ordering::Relaxed)
+                    {
+                        log::error!("fasthog: the on_delivery hook panicked (logged once); delivery goes on");
+                    }
+                }
+            };
+            let flusher =
+                Flusher::new(consumer, transport, timer, clock.clone(), encoder, envelope, flush, batches);
+            let flusher = if hook.is_some() { flusher.on_delivery(&guarded) } else { flusher };
+            let control = queue.control();
+            let run = futures_lite::future::or(flusher.run(), life.relay(control));
+            smol::block_on(clock.refreshing(run));
         })
         .map_err(Error::Spawn)
 }
@@ -483,8 +603,12 @@ struct Inner {
     clock: ClientClock,
     /// Tells this client's lane claims apart in the thread-local cache.
     id: u64,
+    /// Taken (and joined) by the shutdown that finds the flusher thread ended first.
     flusher: Mutex<Option<JoinHandle<()>>>,
     shutdown_timeout: Duration,
+    life: Arc<Lifecycle>,
+    /// The flusher's timer (a copy: the same start), so a shutdown's grace counts from the call.
+    timer: SmolTimer,
 }
 
 impl core::fmt::Debug for Client {
@@ -529,6 +653,8 @@ impl Client {
             ClientClock::Coarse(Arc::new(CoarseClock::new())),
             None,
             Duration::ZERO,
+            Lifecycle::none(),
+            SmolTimer::new(),
         );
         // Disabled: the gate is closed from the start (no capture can be busy yet).
         client.inner.queue.gate().close(crate::ring::HasLanes::lanes(&*client.inner.queue), || true);
@@ -540,6 +666,8 @@ impl Client {
         clock: ClientClock,
         flusher: Option<JoinHandle<()>>,
         shutdown_timeout: Duration,
+        life: Arc<Lifecycle>,
+        timer: SmolTimer,
     ) -> Client {
         Client {
             inner: Arc::new(Inner {
@@ -548,6 +676,8 @@ impl Client {
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
                 flusher: Mutex::new(flusher),
                 shutdown_timeout,
+                life,
+                timer,
             }),
         }
     }
@@ -572,22 +702,155 @@ impl Client {
     }
 
     /// Waits until every event captured before this call is delivered or failed, or until
-    /// `timeout`.
+    /// `timeout` (any duration: `Duration::MAX` waits as long as it takes). Wakes the flusher
+    /// at once, and waits on a notification, not a polling loop. Blocks the calling thread:
+    /// in an async task, use [`Client::flush_async`] (and see there what `Drop` does in one).
+    ///
+    /// [`Error::FlushTimeout`] when the time ran out; [`Error::FlusherPanicked`] when the
+    /// flusher thread has died (its events are counted `failed` at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        if self.inner.queue.gate().is_closed() {
-            return Ok(());
-        }
-        let control = self.inner.queue.control();
-        let ticket = control.request_flush();
-        wait_until(timeout, || control.is_flushed(ticket)).then_some(()).ok_or(Error::FlushTimeout)
+        let until = Instant::now().checked_add(timeout);
+        let Some(ticket) = self.inner.request_flush() else { return Ok(()) };
+        let (control, life) = (self.inner.queue.control(), &*self.inner.life);
+        let done = life.wait(until, || control.is_flushed(ticket) || life.exited());
+        self.inner.flush_result(done)
     }
 
     /// Stops accepting events (later captures count as dropped), delivers what it can within
     /// `deadline`, fails the rest, and stops the flusher. Returns the final counters, where
-    /// `pending == 0`. Safe to call more than once, from any clone.
+    /// `pending == 0`. Safe to call more than once, from any clone and any thread at once:
+    /// every call returns when the flusher has stopped and every event is counted, or with
+    /// [`Error::ShutdownTimeout`] when its own `deadline` (plus a second for the thread to
+    /// end) has passed first. Any duration: `Duration::MAX` waits as long as it takes. Blocks
+    /// the calling thread: in an async task, use [`Client::shutdown_async`].
     pub fn shutdown(&self, deadline: Duration) -> Result<Snapshot, Error> {
         self.inner.shutdown(deadline)?;
         Ok(self.stats())
+    }
+}
+
+/// Async flush and shutdown. Their futures park no thread: a tokio or smol task can await
+/// them on the runtime's own threads (they wait on the same notification as the blocking
+/// versions; the time limit is an `async-io` timer, which works under any runtime).
+///
+/// **`Drop` inside an async runtime.** Dropping the last clone of a client that was not shut
+/// down runs a *blocking* shutdown with the builder's `shutdown_timeout` (5 s by default), on
+/// whatever thread drops it: inside a task, that blocks a runtime thread for up to that long
+/// plus a second while the flusher delivers what is left. To avoid it, `await`
+/// [`Client::shutdown_async`] before the last clone goes: `Drop` then finds the flusher
+/// stopped and returns at once. Otherwise drop the client where blocking is fine (tokio's
+/// `spawn_blocking`, smol's `unblock`), or build it with a short `shutdown_timeout`, which
+/// counts what it could not deliver as `failed`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), fasthog::Error> {
+/// let client = fasthog::Client::builder("phc_...").build()?;
+/// client.capture(&fasthog::Event::new("job_done", "worker-1"));
+/// client.flush_async(std::time::Duration::from_secs(5)).await?;
+/// let stats = client.shutdown_async(std::time::Duration::from_secs(5)).await?;
+/// assert_eq!(stats.pending, 0);
+/// # Ok(()) }
+/// ```
+impl Client {
+    /// [`Client::flush`] as a future that does not block the executor's thread.
+    pub async fn flush_async(&self, timeout: Duration) -> Result<(), Error> {
+        let until = Instant::now().checked_add(timeout);
+        let Some(ticket) = self.inner.request_flush() else { return Ok(()) };
+        let (control, life) = (self.inner.queue.control(), &*self.inner.life);
+        let done = life.wait_async(until, || control.is_flushed(ticket) || life.exited()).await;
+        self.inner.flush_result(done)
+    }
+
+    /// [`Client::shutdown`] as a future that does not block the executor's thread while the
+    /// flusher delivers. (At the end it joins the flusher thread, which has ended by then, and
+    /// counts what it left: microseconds.)
+    pub async fn shutdown_async(&self, deadline: Duration) -> Result<Snapshot, Error> {
+        let until = self.inner.begin_shutdown(deadline);
+        let life = &*self.inner.life;
+        if !life.wait_async(until, || life.exited()).await {
+            return Err(self.inner.shutdown_timed_out());
+        }
+        self.inner.end_shutdown();
+        Ok(self.stats())
+    }
+}
+
+impl Inner {
+    /// Asks for a flush (waking the flusher); `None` when closed (nothing to wait for).
+    fn request_flush(&self) -> Option<usize> {
+        if self.queue.gate().is_closed() {
+            return None;
+        }
+        Some(self.queue.control().request_flush())
+    }
+
+    fn flush_result(&self, done: bool) -> Result<(), Error> {
+        if self.life.panicked() {
+            Err(Error::FlusherPanicked)
+        } else if done {
+            Ok(())
+        } else {
+            Err(Error::FlushTimeout)
+        }
+    }
+
+    /// Closes the client and asks the flusher to stop, the grace counted from now; returns
+    /// when the waiting must end (`None`: no limit).
+    fn begin_shutdown(&self, deadline: Duration) -> Option<Instant> {
+        // The flusher stops by the deadline (it abandons a hung request then); allow a
+        // second for the thread to end.
+        let until = Instant::now().checked_add(deadline.saturating_add(Duration::from_secs(1)));
+        // Close capture first, and wait for captures already writing: after this every event
+        // is in a lane the flusher's final drain will read, or was counted as dropped. (A
+        // capture is a bounded number of steps: this waits only on a preempted one.)
+        let lanes = crate::ring::HasLanes::lanes(&*self.queue);
+        self.queue.gate().close(lanes, || {
+            std::thread::yield_now();
+            until.is_none_or(|u| Instant::now() < u)
+        });
+        if !self.life.exited() {
+            let grace_ms = u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX);
+            let now_ms = crate::flusher::Timer::now_us(&self.timer) / 1000;
+            self.queue.control().request_shutdown_at(grace_ms, Some(now_ms));
+        }
+        until
+    }
+
+    fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
+        let until = self.begin_shutdown(deadline);
+        let life = &*self.life;
+        if !life.wait(until, || life.exited()) {
+            return Err(self.shutdown_timed_out());
+        }
+        self.end_shutdown();
+        Ok(())
+    }
+
+    fn shutdown_timed_out(&self) -> Error {
+        log::error!("fasthog: flusher did not stop within its deadline");
+        Error::ShutdownTimeout
+    }
+
+    /// Once the flusher thread has ended: joins it and counts what it left. The first caller
+    /// does it; concurrent callers wait on the lock until it is done, so none returns early.
+    fn end_shutdown(&self) {
+        let mut handle = self.flusher.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(handle) = handle.take() {
+            let _ = handle.join(); // the thread has ended: this does not wait
+            self.sweep_late_captures();
+            if self.life.panicked() {
+                self.fail_what_a_dead_flusher_held();
+            }
+        }
+    }
+
+    /// A flusher that panicked left events in its batches, neither sent nor failed.
+    fn fail_what_a_dead_flusher_held(&self) {
+        let held = self.queue.stats().pending as usize;
+        if held > 0 {
+            crate::stats::Counters::add(&crate::QueueParts::counters(&*self.queue).failed, held);
+            log::warn!("fasthog: {held} events held by the flusher when it panicked were not sent");
+        }
     }
 }
 
@@ -595,32 +858,6 @@ impl Inner {
     #[cold]
     fn capture_shared<P: Props>(&self, event: &Event<'_, P>) -> Captured {
         self.queue.capture_shared(event, &self.clock)
-    }
-
-    fn shutdown(&self, deadline: Duration) -> Result<(), Error> {
-        // Close capture first, and wait for captures already writing: after this every event
-        // is in a lane the flusher's final drain will read, or was counted as dropped.
-        let started = Instant::now();
-        let lanes = crate::ring::HasLanes::lanes(&*self.queue);
-        self.queue.gate().close(lanes, || {
-            std::thread::yield_now();
-            started.elapsed() < deadline
-        });
-        let Some(handle) = self.flusher.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return Ok(());
-        };
-        let control = self.queue.control();
-        control.request_shutdown(deadline.as_millis() as u64);
-        // The flusher stops by the deadline (it abandons a hung request then); allow a
-        // second for the thread to notice.
-        if wait_until(deadline + Duration::from_secs(1), || control.is_finished()) {
-            let _ = handle.join();
-            self.sweep_late_captures();
-            Ok(())
-        } else {
-            log::error!("fasthog: flusher did not stop within its deadline");
-            Err(Error::ShutdownTimeout)
-        }
     }
 }
 
@@ -693,18 +930,4 @@ fn gated_capture<P: Props>(
     let outcome = if open { producer.capture(event, &inner.clock) } else { producer.discard(event) };
     producer.exit();
     outcome
-}
-
-/// Polls `done` every millisecond until it is true or `timeout` passes.
-fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    loop {
-        if done() {
-            return true;
-        }
-        if start.elapsed() >= timeout {
-            return done();
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }

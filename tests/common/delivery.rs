@@ -87,12 +87,32 @@ pub fn lines_of_this_thread() -> Vec<Line> {
     lines().into_iter().filter(|l| l.thread == me).collect()
 }
 
-/// Panics if any line logged so far contains the API key (or its distinctive part).
+/// Bytes of the key's secret part (after `phc_`) that may not appear together in a log line:
+/// catches a key cut short (a prefix at the end of a truncated reason) as well as a whole one.
+pub const KEY_FRAGMENT: usize = 8;
+
+/// True when `text` holds the key, or any [`KEY_FRAGMENT`] consecutive bytes of its secret part.
+pub fn holds_key_fragment(text: &str) -> bool {
+    let secret = &KEY.as_bytes()[4..];
+    text.contains(KEY_MARK)
+        || secret.windows(KEY_FRAGMENT).any(|w| text.contains(std::str::from_utf8(w).expect("ASCII key")))
+}
+
+/// Panics if any line logged so far contains the API key, or a fragment of it (see
+/// [`holds_key_fragment`]).
+///
+/// One exemption, documented in the README: at `Trace`, ureq-proto dumps every byte it writes
+/// and reads as hex rows (target `ureq_proto::util`): a plain request body, which holds the
+/// key, and a response that echoes it. No client on top of ureq can prevent that; users keep
+/// that target below `Trace`.
 pub fn assert_no_key_logged() {
     for line in lines() {
+        if line.level == log::Level::Trace && line.target.starts_with("ureq_proto") {
+            continue;
+        }
         assert!(
-            !line.text.contains(KEY_MARK) && !line.target.contains(KEY_MARK),
-            "a log line contains the API key: [{}] {}",
+            !holds_key_fragment(&line.text) && !holds_key_fragment(&line.target),
+            "a log line contains the API key or part of it: [{}] {}",
             line.target,
             line.text
         );
@@ -219,6 +239,23 @@ pub fn imf_fixdate(unix_secs: u64) -> String {
     )
 }
 
+/// `unix_secs` as an RFC 850 date (`Sunday, 06-Nov-94 08:49:37 GMT`), the obsolete form
+/// RFC 9110 still requires a recipient to accept.
+pub fn rfc850_date(unix_secs: u64) -> String {
+    let imf = imf_fixdate(unix_secs);
+    let p: Vec<&str> = imf.split(' ').collect(); // ["Sun,", "06", "Nov", "1994", "08:49:37", "GMT"]
+    let day = match p[0] {
+        "Mon," => "Monday",
+        "Tue," => "Tuesday",
+        "Wed," => "Wednesday",
+        "Thu," => "Thursday",
+        "Fri," => "Friday",
+        "Sat," => "Saturday",
+        _ => "Sunday",
+    };
+    format!("{day}, {}-{}-{} {} GMT", p[1], p[2], &p[3][2..], p[4])
+}
+
 /// Polls `done` every 2 ms until true or `timeout`; returns whether it became true.
 pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -236,5 +273,6 @@ pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
 #[test]
 fn imf_fixdate_formats_the_rfc_example() {
     assert_eq!(imf_fixdate(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+    assert_eq!(rfc850_date(784_111_777), "Sunday, 06-Nov-94 08:49:37 GMT");
     assert_eq!(imf_fixdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
 }
