@@ -1139,7 +1139,7 @@ fn max_batch_events_lets_requests_grow_past_batch_size_while_one_is_in_flight() 
     install_logger();
     let r = Receiver::start(ReceiverConfig { delay: Some(Duration::from_millis(200)), ..Default::default() })
         .expect("a loopback port");
-    let client = builder(&r.url()).batch_size(64).max_batch_events(1000).lane_capacity(4096).build().unwrap();
+    let client = builder(&r.url()).batch_size(64).max_batch_events(1000).build().unwrap();
     capture_n(&client, 2000, "grow");
     client.flush(FLUSH).unwrap();
     let sizes: Vec<usize> = r.requests().iter().map(|q| q.event_count).collect();
