@@ -52,4 +52,8 @@ pub use queue::HeapQueue;
 pub use queue::{Captured, Queue, QueueParts, StaticQueue};
 pub use record::{Record, INLINE_BYTES, MAX_DISTINCT_ID, MAX_PROPS};
 pub use stats::{Counters, Snapshot};
+/// The ureq this crate's HTTP transport is built with, to configure an agent for
+/// [`client::HttpTransport::with_agent`] (proxy, CA, TLS) without a second ureq dependency.
+#[cfg(feature = "ureq")]
+pub use ureq;
 pub use uuid::UuidV7;

@@ -5,6 +5,7 @@
 // do not apply here.
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
 
+#[cfg(feature = "ureq")]
 mod http;
 mod runtime;
 
@@ -17,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use std::vec::Vec;
 
+#[cfg(feature = "ureq")]
 pub use http::HttpTransport;
 pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
@@ -41,7 +43,9 @@ pub struct Builder {
     lane_capacity: usize,
     limits: Limits,
     flush: FlushConfig,
+    #[cfg_attr(not(feature = "ureq"), allow(dead_code))]
     http_timeout: Duration,
+    #[cfg_attr(not(feature = "ureq"), allow(dead_code))]
     connect_timeout: Duration,
     gzip: Option<u32>,
     pending_batches: usize,
@@ -311,6 +315,7 @@ impl Builder {
 
     /// Builds the client: validates the settings, then starts the flusher thread with the
     /// HTTP transport. Without an API key this is [`Error::MissingApiKey`].
+    #[cfg(feature = "ureq")]
     pub fn build(self) -> Result<Client, Error> {
         self.check()?;
         let transport = HttpTransport::new(&self.host, self.connect_timeout, self.http_timeout, self.gzip);
@@ -333,6 +338,7 @@ impl Builder {
 
     /// Builds the client, or a disabled one (accepts and counts events, sends nothing) when
     /// no API key was given.
+    #[cfg(feature = "ureq")]
     pub fn build_or_disabled(self) -> Result<Client, Error> {
         if self.api_key.is_none() {
             log::info!("fasthog: no PostHog API key; events are counted and not sent");
@@ -478,6 +484,7 @@ impl Client {
 
     /// A client configured from the environment (see [`Builder::from_env`]); disabled when
     /// `POSTHOG_API_KEY` is unset.
+    #[cfg(feature = "ureq")]
     pub fn from_env() -> Result<Client, Error> {
         Builder::from_env().build_or_disabled()
     }
