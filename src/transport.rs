@@ -130,6 +130,8 @@ impl core::fmt::Display for TransportError {
     }
 }
 
+impl core::error::Error for TransportError {}
+
 /// Sends batch requests. See the module docs for what an implementation must do.
 pub trait Transport {
     /// Sends one request and reports the status, or why there was none.
@@ -206,5 +208,14 @@ mod tests {
         assert!(r.detail().len() <= DETAIL_BYTES);
         assert!(r.detail().chars().all(|c| c == 'é'));
         assert_eq!(Response::new(400).with_detail(b"bad\xffrest").detail(), "bad");
+    }
+
+    #[test]
+    fn transport_error_is_an_error() {
+        // Usable as `Box<dyn Error + Send + Sync>` and with `?` into error-reporting crates.
+        fn source<E: core::error::Error + Send + Sync + 'static>(e: &E) -> Option<&dyn core::error::Error> {
+            e.source()
+        }
+        assert!(source(&TransportError::Timeout).is_none());
     }
 }
