@@ -43,8 +43,10 @@ fn top_level_end(s: &[u8]) -> usize {
         match b {
             b'"' => in_str = true,
             b'{' | b'[' => depth += 1,
+            // At depth 0 this closes the enclosing container: a scalar value ended before it.
+            b'}' | b']' if depth == 0 => return i,
             b'}' | b']' => {
-                depth = depth.saturating_sub(1);
+                depth -= 1;
                 if depth == 0 {
                     return i + 1;
                 }
@@ -316,5 +318,14 @@ mod tests {
         assert_eq!(json_get(first, &["b", "c"]), Some("[1,{\"d\":2}]"));
         assert_eq!(json_get(first, &["b", "missing"]), None);
         assert_eq!(core::str::from_utf8(events[1]).unwrap(), r#"{"a":"\"q\\"}"#);
+    }
+
+    #[test]
+    fn a_scalar_last_in_its_object() {
+        let json = r#"{"properties":{"items":3,"total":59.9},"n":true}"#;
+        assert_eq!(json_get(json, &["properties", "items"]), Some("3"));
+        assert_eq!(json_get(json, &["properties", "total"]), Some("59.9"));
+        assert_eq!(json_get(json, &["n"]), Some("true"));
+        assert_eq!(json_get("[1,2]", &[]), Some("[1,2]"));
     }
 }
