@@ -217,13 +217,34 @@ mod with_std {
                 'b' => out.push('\u{8}'),
                 'f' => out.push('\u{c}'),
                 'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    let unit = hex4(&mut chars)?;
+                    let code = match unit {
+                        // A high surrogate: the low one follows as another `\uXXXX`.
+                        0xD800..=0xDBFF => {
+                            let (backslash, u) = (chars.next()?, chars.next()?);
+                            let low = hex4(&mut chars).filter(|_| (backslash, u) == ('\\', 'u'))?;
+                            if !(0xDC00..=0xDFFF).contains(&low) {
+                                return None;
+                            }
+                            0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        _ => unit,
+                    };
+                    out.push(char::from_u32(code)?);
                 }
                 other => out.push(other),
             }
         }
         Some(out)
+    }
+
+    /// Four hex digits of a `\u` escape.
+    fn hex4(chars: &mut core::str::Chars<'_>) -> Option<u32> {
+        let mut unit = 0;
+        for _ in 0..4 {
+            unit = unit * 16 + chars.next()?.to_digit(16)?;
+        }
+        Some(unit)
     }
 
     #[derive(Debug, Default)]
@@ -318,6 +339,18 @@ mod tests {
         assert_eq!(json_get(first, &["b", "c"]), Some("[1,{\"d\":2}]"));
         assert_eq!(json_get(first, &["b", "missing"]), None);
         assert_eq!(core::str::from_utf8(events[1]).unwrap(), r#"{"a":"\"q\\"}"#);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn unescapes_strings_with_surrogate_pairs() {
+        let event = RecordedEvent { json: r#"{"event":"a\"b\\c\n\u00e9\ud83d\ude00!"}"#.into() };
+        assert_eq!(event.name(), "a\"b\\c\né😀!");
+        let lone = |lit: &str| RecordedEvent { json: alloc::format!(r#"{{"event":"{lit}"}}"#) };
+        assert_eq!(lone(r"\ud83d").get_str(&["event"]), None);
+        assert_eq!(lone(r"\ud83dx").get_str(&["event"]), None);
+        assert_eq!(lone(r"\ud83d\u0041").get_str(&["event"]), None);
+        assert_eq!(lone(r"\u12").get_str(&["event"]), None);
     }
 
     #[test]
