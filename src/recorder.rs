@@ -200,6 +200,31 @@ mod with_std {
         }
     }
 
+    /// Parsed with `serde_json` (feature `serde_json`): values to compare with `json!`.
+    #[cfg(feature = "serde_json")]
+    impl RecordedEvent {
+        /// The whole event as sent. An error means the encoder wrote invalid JSON.
+        pub fn value(&self) -> Result<serde_json::Value, serde_json::Error> {
+            serde_json::from_str(&self.json)
+        }
+
+        /// The value at `path`, e.g. `["properties", "$set", "plan"]`; `None` if absent (or if
+        /// the event is not valid JSON: [`RecordedEvent::value`] says why).
+        pub fn value_at(&self, path: &[&str]) -> Option<serde_json::Value> {
+            let mut value = self.value().ok()?;
+            for key in path {
+                value = value.get_mut(*key)?.take();
+            }
+            Some(value)
+        }
+
+        /// A property's value: `property_value("plan") == Some(json!("pro"))` where
+        /// [`RecordedEvent::property`] gives the JSON text `"\"pro\""`.
+        pub fn property_value(&self, key: &str) -> Option<serde_json::Value> {
+            self.value_at(&["properties", key])
+        }
+    }
+
     /// Unescapes a JSON string literal.
     fn unescape(lit: &str) -> Option<String> {
         let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
@@ -266,6 +291,9 @@ mod with_std {
     /// let events = recorder.events();
     /// assert_eq!(events[0].name(), "signed_up");
     /// assert_eq!(events[0].property("plan"), Some("\"pro\""));
+    /// // With the `serde_json` feature, values to compare with `json!`:
+    /// # #[cfg(feature = "serde_json")]
+    /// assert_eq!(events[0].property_value("plan"), Some(serde_json::json!("pro")));
     /// ```
     #[derive(Debug, Clone, Default)]
     pub struct Recorder {
@@ -351,6 +379,22 @@ mod tests {
         assert_eq!(lone(r"\ud83dx").get_str(&["event"]), None);
         assert_eq!(lone(r"\ud83d\u0041").get_str(&["event"]), None);
         assert_eq!(lone(r"\u12").get_str(&["event"]), None);
+    }
+
+    #[cfg(feature = "serde_json")]
+    #[test]
+    fn values_as_serde_json() {
+        use serde_json::json;
+        let event = RecordedEvent {
+            json: r#"{"event":"e\ud83d\ude00","properties":{"n":3,"$set":{"plan":"pro"},"l":[1.5,null]}}"#
+                .into(),
+        };
+        assert_eq!(event.value().unwrap()["event"], json!("e😀"));
+        assert_eq!(event.property_value("n"), Some(json!(3)));
+        assert_eq!(event.property_value("l"), Some(json!([1.5, null])));
+        assert_eq!(event.value_at(&["properties", "$set", "plan"]), Some(json!("pro")));
+        assert_eq!(event.property_value("missing"), None);
+        assert!(RecordedEvent { json: "{".into() }.value().is_err());
     }
 
     #[test]

@@ -55,3 +55,20 @@ fn a_failing_server_is_retried_and_the_event_still_arrives() {
     assert_eq!(recorder.requests(), 2);
     assert_eq!((stats.sent, stats.failed, stats.retried), (1, 0, 1));
 }
+
+/// With fasthog's `serde_json` feature (`fasthog = { version = "..", features = ["serde_json"] }`
+/// in your `[dev-dependencies]`), values come back as `serde_json::Value`s.
+#[cfg(feature = "serde_json")]
+#[test]
+fn properties_as_serde_json_values() {
+    use serde_json::json;
+    let (client, recorder) = recording_client();
+
+    checkout(&client, "user-42", 3, 59.9);
+    client.flush(Duration::from_secs(5)).expect("delivered to the recorder");
+
+    let event = &recorder.events()[0];
+    assert_eq!(event.property_value("items"), Some(json!(3)));
+    assert_eq!(event.property_value("currency"), Some(json!("EUR")));
+    assert_eq!(event.value_at(&["properties", "$set"]), Some(json!({ "last_checkout_items": 3 })));
+}
