@@ -40,6 +40,13 @@ impl HttpTransport {
             .http_status_as_error(false)
             .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(4);
+        #[cfg(not(feature = "rustls"))]
+        if host.starts_with("https://") {
+            log::warn!(
+                "fasthog: {host} needs TLS, and fasthog was built without a TLS feature \
+                 (`rustls`): every request will fail; enable it or use HttpTransport::with_agent"
+            );
+        }
         #[cfg(feature = "platform-verifier")]
         let config = config.tls_config(
             ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build(),
