@@ -246,8 +246,10 @@ mod with_std {
                     let code = match unit {
                         // A high surrogate: the low one follows as another `\uXXXX`.
                         0xD800..=0xDBFF => {
-                            let (backslash, u) = (chars.next()?, chars.next()?);
-                            let low = hex4(&mut chars).filter(|_| (backslash, u) == ('\\', 'u'))?;
+                            if (chars.next()?, chars.next()?) != ('\\', 'u') {
+                                return None;
+                            }
+                            let low = hex4(&mut chars)?;
                             if !(0xDC00..=0xDFFF).contains(&low) {
                                 return None;
                             }
