@@ -1,5 +1,13 @@
+// The README links its items to docs.rs, so they work on GitHub and crates.io; these
+// definitions come first and win in rustdoc, so local docs link locally (and are checked).
+//! [`Event`]: Event
+//! [`Record`]: Record
+//! [`Entry`]: Entry
+//! [`recorder::Recorder`]: recorder::Recorder
+//! [`recorder::BufRecorder`]: recorder::BufRecorder
 #![doc = include_str!("../README.md")]
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -55,4 +63,8 @@ pub use queue::{Captured, Queue, QueueParts};
 #[cfg(feature = "serde")]
 pub use serde::Serde;
 pub use stats::{Counters, Snapshot};
+/// The ureq this crate's HTTP transport is built with, to configure an agent for
+/// [`client::HttpTransport::with_agent`] (proxy, CA, TLS) without a second ureq dependency.
+#[cfg(feature = "ureq")]
+pub use ureq;
 pub use uuid::UuidV7;

@@ -43,8 +43,10 @@ fn top_level_end(s: &[u8]) -> usize {
         match b {
             b'"' => in_str = true,
             b'{' | b'[' => depth += 1,
+            // At depth 0 this closes the enclosing container: a scalar value ended before it.
+            b'}' | b']' if depth == 0 => return i,
             b'}' | b']' => {
-                depth = depth.saturating_sub(1);
+                depth -= 1;
                 if depth == 0 {
                     return i + 1;
                 }
@@ -198,6 +200,31 @@ mod with_std {
         }
     }
 
+    /// Parsed with `serde_json` (feature `serde_json`): values to compare with `json!`.
+    #[cfg(feature = "serde_json")]
+    impl RecordedEvent {
+        /// The whole event as sent. An error means the encoder wrote invalid JSON.
+        pub fn value(&self) -> Result<serde_json::Value, serde_json::Error> {
+            serde_json::from_str(&self.json)
+        }
+
+        /// The value at `path`, e.g. `["properties", "$set", "plan"]`; `None` if absent (or if
+        /// the event is not valid JSON: [`RecordedEvent::value`] says why).
+        pub fn value_at(&self, path: &[&str]) -> Option<serde_json::Value> {
+            let mut value = self.value().ok()?;
+            for key in path {
+                value = value.get_mut(*key)?.take();
+            }
+            Some(value)
+        }
+
+        /// A property's value: `property_value("plan") == Some(json!("pro"))` where
+        /// [`RecordedEvent::property`] gives the JSON text `"\"pro\""`.
+        pub fn property_value(&self, key: &str) -> Option<serde_json::Value> {
+            self.value_at(&["properties", key])
+        }
+    }
+
     /// Unescapes a JSON string literal.
     fn unescape(lit: &str) -> Option<String> {
         let inner = lit.strip_prefix('"')?.strip_suffix('"')?;
@@ -215,13 +242,36 @@ mod with_std {
                 'b' => out.push('\u{8}'),
                 'f' => out.push('\u{c}'),
                 'u' => {
-                    let hex: String = chars.by_ref().take(4).collect();
-                    out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    let unit = hex4(&mut chars)?;
+                    let code = match unit {
+                        // A high surrogate: the low one follows as another `\uXXXX`.
+                        0xD800..=0xDBFF => {
+                            if (chars.next()?, chars.next()?) != ('\\', 'u') {
+                                return None;
+                            }
+                            let low = hex4(&mut chars)?;
+                            if !(0xDC00..=0xDFFF).contains(&low) {
+                                return None;
+                            }
+                            0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
+                        }
+                        _ => unit,
+                    };
+                    out.push(char::from_u32(code)?);
                 }
                 other => out.push(other),
             }
         }
         Some(out)
+    }
+
+    /// Four hex digits of a `\u` escape.
+    fn hex4(chars: &mut core::str::Chars<'_>) -> Option<u32> {
+        let mut unit = 0;
+        for _ in 0..4 {
+            unit = unit * 16 + chars.next()?.to_digit(16)?;
+        }
+        Some(unit)
     }
 
     #[derive(Debug, Default)]
@@ -243,6 +293,9 @@ mod with_std {
     /// let events = recorder.events();
     /// assert_eq!(events[0].name(), "signed_up");
     /// assert_eq!(events[0].property("plan"), Some("\"pro\""));
+    /// // With the `serde_json` feature, values to compare with `json!`:
+    /// # #[cfg(feature = "serde_json")]
+    /// assert_eq!(events[0].property_value("plan"), Some(serde_json::json!("pro")));
     /// ```
     #[derive(Debug, Clone, Default)]
     pub struct Recorder {
@@ -316,5 +369,42 @@ mod tests {
         assert_eq!(json_get(first, &["b", "c"]), Some("[1,{\"d\":2}]"));
         assert_eq!(json_get(first, &["b", "missing"]), None);
         assert_eq!(core::str::from_utf8(events[1]).unwrap(), r#"{"a":"\"q\\"}"#);
+    }
+
+    #[cfg(feature = "std")]
+    #[test]
+    fn unescapes_strings_with_surrogate_pairs() {
+        let event = RecordedEvent { json: r#"{"event":"a\"b\\c\n\u00e9\ud83d\ude00!"}"#.into() };
+        assert_eq!(event.name(), "a\"b\\c\né😀!");
+        let lone = |lit: &str| RecordedEvent { json: alloc::format!(r#"{{"event":"{lit}"}}"#) };
+        assert_eq!(lone(r"\ud83d").get_str(&["event"]), None);
+        assert_eq!(lone(r"\ud83dx").get_str(&["event"]), None);
+        assert_eq!(lone(r"\ud83d\u0041").get_str(&["event"]), None);
+        assert_eq!(lone(r"\u12").get_str(&["event"]), None);
+    }
+
+    #[cfg(feature = "serde_json")]
+    #[test]
+    fn values_as_serde_json() {
+        use serde_json::json;
+        let event = RecordedEvent {
+            json: r#"{"event":"e\ud83d\ude00","properties":{"n":3,"$set":{"plan":"pro"},"l":[1.5,null]}}"#
+                .into(),
+        };
+        assert_eq!(event.value().unwrap()["event"], json!("e😀"));
+        assert_eq!(event.property_value("n"), Some(json!(3)));
+        assert_eq!(event.property_value("l"), Some(json!([1.5, null])));
+        assert_eq!(event.value_at(&["properties", "$set", "plan"]), Some(json!("pro")));
+        assert_eq!(event.property_value("missing"), None);
+        assert!(RecordedEvent { json: "{".into() }.value().is_err());
+    }
+
+    #[test]
+    fn a_scalar_last_in_its_object() {
+        let json = r#"{"properties":{"items":3,"total":59.9},"n":true}"#;
+        assert_eq!(json_get(json, &["properties", "items"]), Some("3"));
+        assert_eq!(json_get(json, &["properties", "total"]), Some("59.9"));
+        assert_eq!(json_get(json, &["n"]), Some("true"));
+        assert_eq!(json_get("[1,2]", &[]), Some("[1,2]"));
     }
 }

@@ -211,6 +211,8 @@ impl core::fmt::Display for TransportError {
     }
 }
 
+impl core::error::Error for TransportError {}
+
 /// Sends batch requests. See the module docs for what an implementation must do.
 pub trait Transport {
     /// Sends one request and reports the status, or why there was none.
@@ -362,5 +364,14 @@ mod tests {
         // A key the server cut short at the end of its body.
         assert_eq!(shown(&std::format!("token {}", &KEY[..12])), "token ");
         assert_eq!(shown("stop"), "stop", "short heads of a word are not taken for a key");
+    }
+
+    #[test]
+    fn transport_error_is_an_error() {
+        // Usable as `Box<dyn Error + Send + Sync>` and with `?` into error-reporting crates.
+        fn source<E: core::error::Error + Send + Sync + 'static>(e: &E) -> Option<&dyn core::error::Error> {
+            e.source()
+        }
+        assert!(source(&TransportError::Timeout).is_none());
     }
 }

@@ -1,5 +1,10 @@
 //! The HTTP transport on ureq 3: gzip by default, rustls for https, reused connections,
 //! bounded response reads, and the blocking call moved off the flusher's executor.
+//!
+//! Proxy, CA and TLS settings are ureq's: [`HttpTransport::new`] keeps ureq's defaults (a proxy
+//! from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY`, minus `NO_PROXY`; Mozilla's roots, or the
+//! system's with the `platform-verifier` feature), and [`HttpTransport::with_agent`] takes an
+//! agent configured any other way.
 
 use std::string::String;
 use std::sync::Arc;
@@ -39,10 +44,45 @@ impl HttpTransport {
             // as it is, and the flusher fails the batch naming the `Location`.
             .max_redirects(0)
             .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(4)
-            .build();
+            .max_idle_connections_per_host(4);
+        #[cfg(not(feature = "rustls"))]
+        if host.starts_with("https://") {
+            log::warn!(
+                "fasthog: {host} needs TLS, and fasthog was built without a TLS feature \
+                 (`rustls`): every request will fail; enable it or use HttpTransport::with_agent"
+            );
+        }
+        #[cfg(feature = "platform-verifier")]
+        let config = config.tls_config(
+            ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build(),
+        );
+        Self::with_agent(config.build().into(), host, gzip_level)
+    }
+
+    /// A transport posting to `{host}/batch/` through an agent you configured: a proxy, an
+    /// extra CA, client certificates, native-tls. Use [`crate::ureq`] (the ureq this crate is
+    /// built with) to make it, and pass the transport to
+    /// [`Builder::build_with_transport`](crate::Builder::build_with_transport). The agent's
+    /// timeouts apply (set `timeout_global`: the builder's are not used); HTTP error statuses
+    /// are returned to the flusher whatever the agent's `http_status_as_error`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use fasthog::{client::HttpTransport, ureq, Client};
+    ///
+    /// let agent: ureq::Agent = ureq::Agent::config_builder()
+    ///     .proxy(Some(ureq::Proxy::new("http://proxy.internal:3128")?))
+    ///     .timeout_global(Some(Duration::from_secs(5)))
+    ///     .build()
+    ///     .into();
+    /// let host = "https://eu.i.posthog.com";
+    /// let transport = HttpTransport::with_agent(agent, host, Some(1));
+    /// let client = Client::builder("phc_project_key").host(host).build_with_transport(transport)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_agent(agent: ureq::Agent, host: &str, gzip_level: Option<u32>) -> Self {
         HttpTransport {
-            agent: config.into(),
+            agent,
             url: batch_url(host).into(),
             plain: Vec::new(),
             gzipped: Vec::new(),
@@ -99,7 +139,9 @@ impl Transport for HttpTransport {
 }
 
 fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Response, TransportError> {
-    let mut req = agent.post(url).header("Content-Type", "application/json");
+    // Statuses are the flusher's to judge, whatever the agent says.
+    let mut req = agent.post(url).config().http_status_as_error(false).build();
+    req = req.header("Content-Type", "application/json");
     if gzip {
         req = req.header("Content-Encoding", "gzip");
     }
@@ -150,7 +192,10 @@ fn map_error(err: ureq::Error) -> TransportError {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => TransportError::Timeout,
             _ => TransportError::Io,
         },
-        ureq::Error::Tls(_) | ureq::Error::Rustls(_) => TransportError::Other("TLS error"),
+        // Also an `https://` host without a TLS feature (no TLS connector).
+        ureq::Error::Tls(_) | ureq::Error::TlsRequired => TransportError::Other("TLS error"),
+        #[cfg(feature = "rustls")]
+        ureq::Error::Rustls(_) => TransportError::Other("TLS error"),
         _ => TransportError::Other("HTTP protocol error"),
     }
 }

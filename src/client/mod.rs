@@ -5,7 +5,9 @@
 // do not apply here.
 #![allow(clippy::std_instead_of_alloc, clippy::std_instead_of_core)]
 
+#[cfg(feature = "ureq")]
 mod gzip;
+#[cfg(feature = "ureq")]
 mod http;
 mod lifecycle;
 mod runtime;
@@ -19,7 +21,9 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use std::vec::Vec;
 
+#[cfg(feature = "ureq")]
 pub use gzip::GzipBody;
+#[cfg(feature = "ureq")]
 pub use http::HttpTransport;
 pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
@@ -49,7 +53,9 @@ pub struct Builder {
     max_event_bytes: usize,
     limits: Limits,
     flush: FlushConfig,
+    #[cfg_attr(not(feature = "ureq"), allow(dead_code))]
     http_timeout: Duration,
+    #[cfg_attr(not(feature = "ureq"), allow(dead_code))]
     connect_timeout: Duration,
     gzip: Option<u32>,
     pending_batches: usize,
@@ -453,6 +459,7 @@ impl Builder {
 
     /// Builds the client: validates the settings, then starts the flusher thread with the
     /// HTTP transport. Without an API key this is [`Error::MissingApiKey`].
+    #[cfg(feature = "ureq")]
     pub fn build(self) -> Result<Client, Error> {
         self.check()?;
         let transport = HttpTransport::new(&self.host, self.connect_timeout, self.http_timeout, self.gzip);
@@ -481,6 +488,7 @@ impl Builder {
 
     /// Builds the client, or a disabled one (accepts and counts events, sends nothing) when
     /// no API key was given.
+    #[cfg(feature = "ureq")]
     pub fn build_or_disabled(self) -> Result<Client, Error> {
         if self.api_key.is_none() {
             log::info!("fasthog: no PostHog API key; events are counted and not sent");
@@ -640,6 +648,7 @@ impl Client {
 
     /// A client configured from the environment (see [`Builder::from_env`]); disabled when
     /// `POSTHOG_API_KEY` is unset.
+    #[cfg(feature = "ureq")]
     pub fn from_env() -> Result<Client, Error> {
         Builder::from_env().build_or_disabled()
     }

@@ -124,6 +124,7 @@ impl Default for CoarseClock {
 
 /// The client's clock: coarse by default, the TSC with `Builder::precise_timestamps(true)`.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum ClientClock {
     /// Millisecond resolution, one relaxed load per capture.
     Coarse(Arc<CoarseClock>),
