@@ -203,11 +203,9 @@ impl Builder {
     /// `batch_size` up to this, so a slow server gets bigger bodies instead of more drops
     /// (posthog-node's `flushAt` and `maxBatchSize`; 1,000 there).
     ///
-    /// Defaults to `batch_size` (requests never grow) for now: the flusher still takes events
-    /// from the lanes by count while batches fill by bytes, so with `max_batch_events` much
-    /// larger than `max_batch_bytes` holds of your events, events already `Queued` can be
-    /// dropped (issue 9, item 6). Keep `max_batch_events` × your largest events within
-    /// `max_batch_bytes` until the drain is byte-aware; then the default becomes 1,000.
+    /// Defaults to 1,000 (or `batch_size`, if larger). The flusher takes an event from a lane
+    /// only when a batch has room for its bytes, so a large value never drops a `Queued`
+    /// event: what does not fit waits in its lane.
     pub fn max_batch_events(mut self, events: usize) -> Self {
         self.max_batch_events = Some(events);
         self
@@ -215,7 +213,7 @@ impl Builder {
 
     /// The batches' limits: their capacity is `max_batch_events`.
     fn batch_limits(&self) -> Limits {
-        let max_events = self.max_batch_events.unwrap_or(self.flush.send_at_events);
+        let max_events = self.max_batch_events.unwrap_or(self.flush.send_at_events.max(1000));
         Limits { max_events, ..self.limits }
     }
 
