@@ -1,7 +1,6 @@
 // The README links its items to docs.rs, so they work on GitHub and crates.io; these
 // definitions come first and win in rustdoc, so local docs link locally (and are checked).
 //! [`Event`]: Event
-//! [`Record`]: Record
 //! [`Entry`]: Entry
 //! [`recorder::Recorder`]: recorder::Recorder
 //! [`recorder::BufRecorder`]: recorder::BufRecorder
