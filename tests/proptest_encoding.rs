@@ -1,8 +1,9 @@
 //! Random events through capture and encoding. Every event either encodes to JSON that obeys
 //! PostHog's capture rules, fits `max_event_bytes`, and says exactly what a model of the Go
-//! client's enrichment says; or it is rejected for a documented reason (blank name or
-//! distinct_id at capture; over the per-event limit at `Batch::push`). Batches built from
-//! random events always fit `max_batch_bytes` and parse.
+//! client's enrichment and of the entry's byte limit says; or it is rejected for a documented
+//! reason (blank name or distinct_id, or the name `$performance_event`, at capture; over the
+//! per-event limit at `Batch::push`). Values nest (arrays and objects, up to 4 deep). Batches
+//! built from random events always fit `max_batch_bytes` and parse.
 
 mod common;
 
@@ -12,8 +13,8 @@ use common::*;
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Notes, Pushed, LIB, LIB_VERSION};
 use fasthog::ring::try_consumer;
 use fasthog::{
-    Captured, Entry, Event, FixedClock, HeapQueue, Static, Value as V, INLINE_BYTES, MAX_DISTINCT_ID,
-    MAX_PROPS,
+    Captured, Entry, Event, FixedClock, HeapQueue, Static, Value as V, DEFAULT_MAX_EVENT_BYTES,
+    MAX_DISTINCT_ID_CHARS,
 };
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -25,6 +26,7 @@ static HUGE: LazyLock<&'static str> = LazyLock::new(|| "h".repeat(1_000_000).lea
 static QUOTES: LazyLock<&'static str> = LazyLock::new(|| "\"\\".repeat(150_000).leak());
 static MID: LazyLock<&'static str> = LazyLock::new(|| "mé😀\"\u{1}".repeat(500).leak());
 static LONG_ID: LazyLock<&'static str> = LazyLock::new(|| "ü".repeat(150).leak());
+static LONGER_ID: LazyLock<&'static str> = LazyLock::new(|| "😀".repeat(250).leak());
 
 // ---- What to build ----------------------------------------------------------------------
 
@@ -52,6 +54,9 @@ enum Val {
     Float(f64),
     Str(String),
     Static(&'static str),
+    Array(Vec<Val>),
+    /// Keys are distinct (PostHog's rules, and the checker, allow no duplicate keys).
+    Object(Vec<(String, Val)>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +72,7 @@ struct Spec {
     distinct_id: Text,
     /// Entries in builder order; `Set`/`SetOnce` keys are always static.
     entries: Vec<(Scope, Text, Val)>,
-    /// The workspace. Wherever `.workspace()` is called, capture copies it right after the
-    /// name, before any entry.
+    /// The workspace (written in the entry's header, before any property).
     workspace: Option<String>,
     timestamp: Option<u64>,
 }
@@ -112,7 +116,7 @@ fn static_value() -> impl Strategy<Value = &'static str> {
     ]
 }
 
-fn value() -> impl Strategy<Value = Val> {
+fn scalar() -> impl Strategy<Value = Val> {
     prop_oneof![
         Just(Val::Null),
         any::<bool>().prop_map(Val::Bool),
@@ -127,6 +131,19 @@ fn value() -> impl Strategy<Value = Val> {
     ]
 }
 
+/// A scalar, or arrays and objects of values nested up to 4 deep.
+fn value() -> impl Strategy<Value = Val> {
+    scalar().prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Val::Array),
+            prop::collection::vec((string(), inner), 0..6).prop_map(|members| {
+                let mut seen = std::collections::HashSet::new();
+                Val::Object(members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect())
+            }),
+        ]
+    })
+}
+
 fn entry() -> impl Strategy<Value = (Scope, Text, Val)> {
     prop_oneof![
         3 => (static_key().prop_map(Text::Static), value()).prop_map(|(k, v)| (Scope::Props, k, v)),
@@ -138,7 +155,7 @@ fn entry() -> impl Strategy<Value = (Scope, Text, Val)> {
 
 fn spec() -> impl Strategy<Value = Spec> {
     let name = prop_oneof![
-        2 => prop::sample::select(vec!["e", "order_filled", "$pageview", "", " ", "ünï \"q\" \\"])
+        2 => prop::sample::select(vec!["e", "order_filled", "$pageview", "", " ", "ünï \"q\" \\", "$performance_event"])
             .prop_map(Text::Static),
         1 => string().prop_map(Text::Copied),
     ];
@@ -146,7 +163,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         4 => string().prop_map(Text::Copied),
         1 => prop::sample::select(vec!["user-1", "anon:abc", "device:123", "", "  ", "ü"])
             .prop_map(Text::Static),
-        1 => Just(()).prop_map(|_| Text::Static(*LONG_ID)),
+        1 => prop_oneof![Just(()).prop_map(|_| Text::Static(*LONG_ID)), Just(()).prop_map(|_| Text::Static(*LONGER_ID))],
     ];
     (
         name,
@@ -171,15 +188,20 @@ fn enrichment() -> impl Strategy<Value = (String, u32, bool, u64)> {
 // ---- Building, and the model ------------------------------------------------------------
 
 impl Val {
+    /// The builder's value. Nested values borrow their members: leaked, as tests can afford.
     fn value(&self) -> V<'_> {
-        match *self {
+        match self {
             Val::Null => V::Null,
-            Val::Bool(b) => V::Bool(b),
-            Val::Int(i) => V::Int(i),
-            Val::UInt(u) => V::UInt(u),
-            Val::Float(f) => V::Float(f),
-            Val::Str(ref s) => V::Str(s),
+            Val::Bool(b) => V::Bool(*b),
+            Val::Int(i) => V::Int(*i),
+            Val::UInt(u) => V::UInt(*u),
+            Val::Float(f) => V::Float(*f),
+            Val::Str(s) => V::Str(s),
             Val::Static(s) => Static(s).into(),
+            Val::Array(items) => V::array(Vec::leak(items.iter().map(Val::value).collect())),
+            Val::Object(members) => {
+                V::object(Vec::leak(members.iter().map(|(k, v)| (k.as_str(), v.value())).collect()))
+            }
         }
     }
 }
@@ -213,9 +235,27 @@ fn build(spec: &Spec) -> Event<'_, impl fasthog::Props + '_> {
     }
 }
 
-/// The record's documented behaviour, independently: copied strings share `INLINE_BYTES`,
-/// each cut on a char boundary (the distinct_id at `MAX_DISTINCT_ID`); entries past
-/// `MAX_PROPS` are dropped without copying anything.
+/// The payload bytes an entry may take with the default limit: `DEFAULT_MAX_EVENT_BYTES` of
+/// lane space less the entry's 4-byte length word.
+const ROOM: usize = DEFAULT_MAX_EVENT_BYTES - 4;
+/// The header before the strings: flags, time, and the two counts.
+const HEADER: usize = 1 + 8 + 4 + 4;
+
+/// Bytes a string of `n` bytes takes: a 1-byte length under 255, else 5 bytes.
+fn str_bytes(n: usize) -> usize {
+    if n < 255 {
+        1 + n
+    } else {
+        5 + n
+    }
+}
+
+/// What the entry keeps, by its documented rules, independently of the writer: the distinct_id
+/// cut at 200 characters; every string copied whole while the entry has room; past
+/// `ROOM` bytes, a string is cut on a char boundary to what is left (counted), a key is never
+/// cut (its property is dropped), and a property, array element or object member whose value
+/// does not fit is dropped (counted), an array or object that does not fit becoming `null`
+/// (counted) if one byte is left. Every open array or object keeps a byte for its end.
 struct Model {
     name: String,
     distinct_id: String,
@@ -223,22 +263,117 @@ struct Model {
     entries: Vec<(Scope, String, Val)>,
     truncated: usize,
     dropped: usize,
+    invalid: bool,
+    /// Bytes used, and bytes kept for the ends of open containers (or the header's strings).
     used: usize,
+    kept_back: usize,
 }
 
 impl Model {
-    fn copy(&mut self, s: &str, limit: usize) -> String {
-        let room = (INLINE_BYTES - self.used).min(limit);
-        let mut len = s.len();
-        if len > room {
-            len = room;
-            while !s.is_char_boundary(len) {
-                len -= 1;
-            }
-            self.truncated += 1;
+    fn room(&self) -> usize {
+        ROOM - self.used - self.kept_back
+    }
+
+    /// Copies a string (its length and bytes), cut to the room if it must be: as much as fits
+    /// after a length of the width that room needs (5 bytes when over 255 are left).
+    fn copy(&mut self, s: &str) -> Option<String> {
+        let room = self.room();
+        if str_bytes(s.len()) <= room {
+            self.used += str_bytes(s.len());
+            return Some(s.to_owned());
         }
-        self.used += len;
-        s[..len].to_owned()
+        if room == 0 {
+            return None;
+        }
+        let mut n = if room > 255 { (room - 5).min(s.len()) } else { (room - 1).min(254) };
+        while !s.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.truncated += 1;
+        self.used += str_bytes(n);
+        Some(s[..n].to_owned())
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn take(&mut self, n: usize) -> bool {
+        let fits = n <= self.room();
+        if fits {
+            self.used += n;
+        }
+        fits
+    }
+
+    /// Writes a value (a tag, then its payload); what is kept, or None if it did not fit.
+    fn value(&mut self, v: &Val) -> Option<Val> {
+        match v {
+            Val::Null | Val::Bool(_) => self.take(1).then(|| v.clone()),
+            Val::Int(_) | Val::UInt(_) | Val::Float(_) => self.take(9).then(|| v.clone()),
+            Val::Str(s) => self.string(s),
+            Val::Static(s) => self.string(s),
+            Val::Array(_) | Val::Object(_) if self.room() < 2 => {
+                // No room for the container: `null` in its place, counted (or, without a
+                // byte for that, dropped, as any value that does not fit).
+                let null = self.take(1);
+                if null {
+                    self.dropped += 1;
+                }
+                null.then_some(Val::Null)
+            }
+            Val::Array(items) => {
+                self.used += 1;
+                self.kept_back += 1;
+                let mut kept = Vec::new();
+                for item in items {
+                    let at = self.used;
+                    match self.value(item) {
+                        Some(k) => kept.push(k),
+                        None => {
+                            self.used = at;
+                            self.dropped += 1;
+                        }
+                    }
+                }
+                self.kept_back -= 1;
+                self.used += 1;
+                Some(Val::Array(kept))
+            }
+            Val::Object(members) => {
+                self.used += 1;
+                self.kept_back += 1;
+                let mut kept = Vec::new();
+                for (key, member) in members {
+                    // A tag, the key whole, and at least one byte of value.
+                    if 1 + str_bytes(key.len()) + 1 > self.room() {
+                        self.dropped += 1;
+                        continue;
+                    }
+                    let at = self.used;
+                    self.used += 1 + str_bytes(key.len());
+                    match self.value(member) {
+                        Some(k) => kept.push((key.clone(), k)),
+                        None => {
+                            self.used = at;
+                            self.dropped += 1;
+                        }
+                    }
+                }
+                self.kept_back -= 1;
+                self.used += 1;
+                Some(Val::Object(kept))
+            }
+        }
+    }
+
+    fn string(&mut self, s: &str) -> Option<Val> {
+        if self.room() < 2 {
+            return None;
+        }
+        self.used += 1;
+        let kept = self.copy(s).map(Val::Str);
+        if kept.is_none() {
+            self.used -= 1;
+        }
+        kept
     }
 
     fn new(spec: &Spec) -> Model {
@@ -249,70 +384,78 @@ impl Model {
             entries: Vec::new(),
             truncated: 0,
             dropped: 0,
-            used: 0,
+            invalid: false,
+            used: HEADER,
+            kept_back: 0,
         };
-        m.distinct_id = match &spec.distinct_id {
-            Text::Copied(d) => m.copy(d, MAX_DISTINCT_ID),
-            Text::Static(d) if matches!(spec.name, Text::Copied(_)) => m.copy(d, MAX_DISTINCT_ID),
-            // `new_static`: kept by reference (no inline bytes), but still cut and counted.
-            Text::Static(d) => {
-                let mut len = d.len().min(MAX_DISTINCT_ID);
-                while !d.is_char_boundary(len) {
-                    len -= 1;
-                }
-                if len < d.len() {
-                    m.truncated += 1;
-                }
-                d[..len].to_owned()
+        // The distinct_id: its first 200 characters, counted when cut.
+        let id = spec.distinct_id.as_str();
+        let id = match id.char_indices().nth(MAX_DISTINCT_ID_CHARS) {
+            Some((at, _)) => {
+                m.truncated += 1;
+                &id[..at]
             }
+            None => id,
         };
-        m.name = match &spec.name {
-            Text::Copied(n) => m.copy(n, INLINE_BYTES),
-            Text::Static(n) => n.to_string(),
-        };
-        // The workspace is copied right after the name, before any entry.
-        if let Some(ws) = &spec.workspace {
-            m.workspace = m.copy(ws, INLINE_BYTES);
-        }
-        for (scope, key, val) in spec.entries.iter() {
-            if m.entries.len() == MAX_PROPS {
+        let ws = spec.workspace.as_deref().unwrap_or("");
+        // The name is cut first, keeping room for the distinct_id and up to 256 bytes of the
+        // workspace.
+        m.kept_back = (str_bytes(id.len()) + str_bytes(ws.len()).min(256)).min(m.room() - 2);
+        m.name = m.copy(spec.name.as_str()).expect("the header fits");
+        m.kept_back = 0;
+        m.distinct_id = m.copy(id).expect("the header fits");
+        m.workspace = m.copy(ws).expect("the header fits");
+        for (scope, key, val) in &spec.entries {
+            let key = key.as_str();
+            // A tag, the key whole, and at least one byte of value.
+            if 1 + str_bytes(key.len()) + 1 > m.room() {
                 m.dropped += 1;
                 continue;
             }
-            let key = match key {
-                Text::Static(k) => k.to_string(),
-                Text::Copied(k) => m.copy(k, INLINE_BYTES),
-            };
-            let val = match val {
-                Val::Str(s) => Val::Str(m.copy(s, INLINE_BYTES)),
-                other => other.clone(),
-            };
-            m.entries.push((*scope, key, val));
+            let at = m.used;
+            m.used += 1 + str_bytes(key.len());
+            match m.value(val) {
+                Some(kept) => m.entries.push((*scope, key.to_owned(), kept)),
+                None => {
+                    m.used = at;
+                    m.dropped += 1;
+                }
+            }
         }
+        let blank = |s: &str| s.trim().is_empty();
+        // On the name as given (capture decides before writing) and the id as sent.
+        m.invalid =
+            blank(spec.name.as_str()) || spec.name.as_str() == "$performance_event" || blank(&m.distinct_id);
         m
     }
 
     fn invalid(&self) -> bool {
-        self.name.trim().is_empty() || self.distinct_id.trim().is_empty()
+        self.invalid
     }
 
     /// The properties the Go client would send (plus fasthog's `$lib`, `$lib_version`,
     /// `$geoip_disable`), and the floats written as `null`.
     fn properties(&self, environment: &str, schema: u32, geoip_disable: bool) -> (Value, usize) {
-        let mut non_finite = 0;
-        let mut json_of = |v: &Val| match *v {
-            Val::Null => Value::Null,
-            Val::Bool(b) => json!(b),
-            Val::Int(i) => json!(i),
-            Val::UInt(u) => json!(u),
-            Val::Float(f) if f.is_finite() => json!(f),
-            Val::Float(_) => {
-                non_finite += 1;
-                Value::Null
+        fn json_of(v: &Val, non_finite: &mut usize) -> Value {
+            match v {
+                Val::Null => Value::Null,
+                Val::Bool(b) => json!(b),
+                Val::Int(i) => json!(i),
+                Val::UInt(u) => json!(u),
+                Val::Float(f) if f.is_finite() => json!(f),
+                Val::Float(_) => {
+                    *non_finite += 1;
+                    Value::Null
+                }
+                Val::Str(s) => json!(s),
+                Val::Static(s) => json!(s),
+                Val::Array(items) => Value::Array(items.iter().map(|i| json_of(i, non_finite)).collect()),
+                Val::Object(members) => {
+                    Value::Object(members.iter().map(|(k, v)| (k.clone(), json_of(v, non_finite))).collect())
+                }
             }
-            Val::Str(ref s) => json!(s),
-            Val::Static(s) => json!(s),
-        };
+        }
+        let mut non_finite = 0;
         let last = |scope: Scope| {
             // Last value per key, in first-seen key order.
             let mut out: Vec<(&str, &Val)> = Vec::new();
@@ -338,7 +481,7 @@ impl Model {
                 _ => false,
             };
             if !replaced {
-                p.insert(k.to_owned(), json_of(v));
+                p.insert(k.to_owned(), json_of(v, &mut non_finite));
             }
         }
         if !self.workspace.is_empty() {
@@ -357,7 +500,8 @@ impl Model {
         }
         for (key, map) in [("$set_once", &set_once), ("$set", &set)] {
             if !map.is_empty() {
-                let m: Map<String, Value> = map.iter().map(|(k, v)| (k.to_string(), json_of(v))).collect();
+                let m: Map<String, Value> =
+                    map.iter().map(|(k, v)| (k.to_string(), json_of(v, &mut non_finite))).collect();
                 p.insert(key.into(), Value::Object(m));
             }
         }
@@ -398,12 +542,10 @@ fn counted(json: &[u8]) -> usize {
     json.len() + json.iter().filter(|&&b| b == b'"' || b == b'\\').count()
 }
 
-/// Captures `event` through a queue and hands the drained record to `f` (None if rejected).
-fn through_capture<R, P: fasthog::Props>(
-    event: &Event<'_, P>,
-    f: impl FnOnce(Option<&fasthog::Record>) -> R,
-) -> R {
-    let queue = HeapQueue::with_capacity(1, 2);
+/// Captures `event` into lanes of the default entry limit and hands the drained entry to `f`
+/// (None if rejected).
+fn through_capture<R, P: fasthog::Props>(event: &Event<'_, P>, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    let queue = HeapQueue::with_blocks(1, 4, 2 * DEFAULT_MAX_EVENT_BYTES);
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     match producer.capture(event, &CLOCK) {
         Captured::Rejected => f(None),
@@ -411,10 +553,15 @@ fn through_capture<R, P: fasthog::Props>(
             let mut consumer = try_consumer(&queue).expect("consumer");
             let mut f = Some(f);
             let mut out = None;
-            assert_eq!(consumer.drain_with(usize::MAX, |e| out = Some(f.take().unwrap()(Some(e)))), 1);
+            let drained = consumer.drain(|e| {
+                out = Some(f.take().unwrap()(Some(e)));
+                true
+            });
+            assert_eq!(drained.events, 1);
             out.unwrap()
         }
         Captured::Dropped => panic!("an empty lane dropped an event"),
+        other => panic!("{other:?}"),
     }
 }
 
@@ -431,17 +578,18 @@ proptest! {
     ) {
         let model = Model::new(&spec);
         let event = build(&spec);
-        // The builder holds the name and distinct_id as given; the record, as the model cuts them.
+        // The builder holds the name and distinct_id as given; the entry, as the model cuts them.
         prop_assert_eq!(event.name(), spec.name.as_str());
         prop_assert_eq!(event.distinct_id(), spec.distinct_id.as_str());
-        let record = event.to_record();
-        prop_assert_eq!(record.name(), model.name.as_str());
-        prop_assert_eq!(record.distinct_id(), model.distinct_id.as_str());
-        prop_assert_eq!(usize::from(record.truncated()), model.truncated);
-        prop_assert_eq!(usize::from(record.props_dropped()), model.dropped);
-        prop_assert_eq!(record.is_invalid(), model.invalid());
-        prop_assert_eq!(usize::from(event.truncated()), model.truncated);
-        prop_assert_eq!(usize::from(event.props_dropped()), model.dropped);
+        let entry = event.to_entry();
+        prop_assert_eq!(entry.name(), model.name.as_str());
+        prop_assert_eq!(entry.distinct_id(), model.distinct_id.as_str());
+        prop_assert_eq!(entry.truncated() as usize, model.truncated);
+        prop_assert_eq!(entry.props_dropped() as usize, model.dropped);
+        prop_assert_eq!(entry.is_invalid(), model.invalid());
+        prop_assert!(entry.lane_bytes() <= DEFAULT_MAX_EVENT_BYTES);
+        prop_assert_eq!(event.truncated() as usize, model.truncated);
+        prop_assert_eq!(event.props_dropped() as usize, model.dropped);
         prop_assert_eq!(event.is_invalid(), model.invalid());
 
         let enrichment = Enrichment { environment: &environment, event_schema_version: schema, geoip_disable, super_properties: &[] };
@@ -450,7 +598,8 @@ proptest! {
         let envelope = Envelope { api_key: "phc_prop", historical_migration: false };
         through_capture(&event, |captured| {
             let Some(record) = captured else {
-                // Rejected at capture: only for a blank name or distinct_id.
+                // Rejected at capture: only for a blank name or distinct_id, or
+                // `$performance_event`.
                 assert!(model.invalid(), "rejected a valid event");
                 return;
             };
@@ -469,7 +618,8 @@ proptest! {
                     assert_eq!(got["timestamp"], rfc3339(spec.timestamp.unwrap_or(NOW)).as_str());
                     let (props, non_finite) = model.properties(&environment, schema, geoip_disable);
                     assert_json_eq(&got["properties"], &props);
-                    assert_eq!(notes, Notes { non_finite, truncated: model.truncated, props_dropped: model.dropped });
+                    let want = Notes { non_finite, truncated: model.truncated, props_dropped: model.dropped, refused: false };
+                    assert_eq!(notes, want);
                     // The uuid's time is the event's millisecond.
                     let uuid = got["uuid"].as_str().unwrap().replace('-', "");
                     let ms = u64::from_str_radix(&uuid[..12], 16).unwrap();
@@ -561,17 +711,28 @@ fn the_model_matches_a_hand_checked_case() {
             (Scope::Props, Text::Copied("k".into()), Val::Float(f64::NAN)),
             (Scope::Props, Text::Static("environment"), Val::Str("mine".into())),
             (Scope::Set, Text::Static("plan"), Val::Static("pro")),
+            (
+                Scope::Props,
+                Text::Copied("nested".into()),
+                Val::Array(vec![
+                    Val::Object(vec![(
+                        "a".into(),
+                        Val::Array(vec![Val::Float(f64::INFINITY), Val::Bool(true)]),
+                    )]),
+                    Val::Array(vec![]),
+                ]),
+            ),
         ],
         workspace: Some(String::new()),
         timestamp: Some(0),
     };
     let model = Model::new(&spec);
     let (props, non_finite) = model.properties("prod", 3, true);
-    assert_eq!(non_finite, 1);
+    assert_eq!(non_finite, 2);
     assert_eq!(
         props,
         json!({
-            "k": null, "event_schema_version": 3, "environment": "prod", "is_demo": false,
+            "k": null, "nested": [{"a": [null, true]}, []], "event_schema_version": 3, "environment": "prod", "is_demo": false,
             "$lib": LIB, "$lib_version": LIB_VERSION, "$geoip_disable": true, "$set": {"plan": "pro"},
         })
     );
@@ -591,6 +752,34 @@ fn the_model_matches_a_hand_checked_case() {
     let v = check_event_json(&text);
     assert_json_eq(&v["properties"], &props);
     assert_eq!(v["timestamp"], rfc3339(0));
-    assert_eq!(notes.non_finite, 1);
+    assert_eq!(notes.non_finite, 2);
+    assert_eq!((model.truncated, model.dropped), (0, 0));
     assert_eq!(rfc3339(NOW), "2025-06-15T15:06:40.123456Z");
+}
+
+#[test]
+fn the_model_cuts_where_a_hand_count_of_the_format_says() {
+    // Header 17 bytes, "e" 2, "u" 2, no workspace 1; the property's tag 1 and key "k" 2, the
+    // string's tag 1: 26 of 32,764 bytes used, 32,738 left, so the string keeps 32,738 less a
+    // 5-byte length. Nothing is left for the next property, dropped.
+    let spec = Spec {
+        name: Text::Static("e"),
+        distinct_id: Text::Static("u"),
+        entries: vec![
+            (Scope::Props, Text::Static("k"), Val::Static(*HUGE)),
+            (Scope::Props, Text::Static("a"), Val::Array(vec![])),
+        ],
+        workspace: None,
+        timestamp: Some(0),
+    };
+    let model = Model::new(&spec);
+    assert_eq!((model.truncated, model.dropped, model.entries.len()), (1, 1, 1));
+    let Val::Str(kept) = &model.entries[0].2 else { panic!("a string") };
+    assert_eq!(kept.len(), 32_733);
+    let entry = build(&spec).to_entry();
+    assert_eq!((entry.truncated(), entry.props_dropped()), (1, 1));
+    let (text, _) = encode_one(&mut Encoder::new(Enrichment::DEFAULT, 1), &entry, &CLOCK);
+    let v = check_event_json(&text);
+    assert_eq!(v["properties"]["k"].as_str().map(str::len), Some(32_733));
+    assert!(v["properties"].get("a").is_none());
 }
