@@ -271,6 +271,36 @@ fn entries_larger_than_max_entry_use_the_last_mode() {
     assert!(got.iter().all(|e| lane_bytes(e.len()) <= lanes.max_entry()));
 }
 
+/// Found by this test: an entry its writer refused even in last mode made the producer take a
+/// fresh block and try again, so every refused entry cost a block (and a lane at a block's
+/// start could empty the pool by refusing entries, making other lanes' captures fail).
+#[test]
+fn an_entry_refused_in_last_mode_takes_no_block() {
+    let lanes = heap(64, 4, 32, 2, 1);
+    let mut p = try_producer(&lanes).unwrap();
+    let mut other = try_producer(&lanes).unwrap();
+    put(&mut p, &[1; 8]).unwrap();
+    assert_eq!(lanes.free_blocks(), 3);
+    // 40 bytes left in the block, more than max_entry: the first area is already the largest.
+    for _ in 0..10 {
+        let mut calls = 0;
+        assert_eq!(
+            p.write(|_, last| {
+                calls += 1;
+                assert!(last);
+                None
+            }),
+            Err(Full)
+        );
+        assert_eq!(calls, 1, "a fresh block would not have more room");
+    }
+    assert_eq!(lanes.free_blocks(), 3, "refused entries took no block");
+    put(&mut other, &[2; 8]).expect("the pool still has blocks for the other lane");
+    put(&mut p, &[3; 8]).unwrap();
+    let mut c = try_consumer(&lanes).unwrap();
+    assert_eq!(take_all(&mut c), [vec![1; 8], vec![3; 8], vec![2; 8]]);
+}
+
 #[test]
 fn one_busy_lane_can_take_most_blocks() {
     const BLOCKS: usize = 64;
