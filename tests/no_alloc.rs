@@ -7,10 +7,14 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed, HEAD_CAPACITY};
 use fasthog::json::Writer;
-use fasthog::ring::try_consumer;
-use fasthog::{Captured, Entry, Event, FixedClock, HeapQueue, Static, StaticQueue};
+use fasthog::recorder::Recorder;
+use fasthog::ring::{try_consumer, HasLanes};
+use fasthog::{Captured, Client, Entry, Event, FixedClock, HeapQueue, Static, StaticQueue, Value};
 
 struct Counting;
 
@@ -67,13 +71,15 @@ fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
 const CLOCK: FixedClock = FixedClock(1_700_000_000_000_000_000);
 const N: usize = 200;
 
-/// A varied event: static and copied strings, every value kind, escapes, a non-finite float,
-/// person properties, a workspace, a cut string, and (for some `i`) a timestamp.
+/// A varied event: every scalar kind, escapes, a non-finite float, person properties, a
+/// workspace, and (for some `i`) a timestamp.
 fn event(i: usize, user: &str) -> Event<'_, impl fasthog::Props + '_> {
     let e = Event::new("order_filled", user)
         .prop("qty", i)
         .prop("delta", -(i as i64))
+        .prop("small", i as u8)
         .prop("price", 101.25 + i as f64)
+        .prop("ratio", 0.5f32)
         .prop("nan", f64::NAN)
         .prop("venue", Static("XNAS"))
         .prop("note", "quote \" backslash \\ newline \n tab \t nul \u{0} é😀")
@@ -90,6 +96,52 @@ fn event(i: usize, user: &str) -> Event<'_, impl fasthog::Props + '_> {
     }
 }
 
+/// What the richer capture paths borrow from: owned strings, a `Vec`, a map and pairs, made
+/// once before counting.
+struct Owned {
+    user: String,
+    text: String,
+    tags: Vec<i64>,
+    names: Vec<String>,
+    counts: HashMap<String, i64>,
+    pairs: Vec<(String, i64)>,
+}
+
+fn owned() -> Owned {
+    Owned {
+        user: String::from("user-42"),
+        text: "owned é".repeat(20),
+        tags: vec![1, -2, 3],
+        names: vec![String::from("a"), String::from("b")],
+        counts: (0..8).map(|i| (format!("count_{i}"), i)).collect(),
+        pairs: (0..4).map(|i| (format!("pair_{i}"), -i)).collect(),
+    }
+}
+
+/// Nested arrays and objects, `String` and `&String` values, `Option`s, `Vec`s by reference,
+/// `.props(&HashMap)` and `.props(&Vec<(String, _)>)`, a conditional property, a runtime key.
+fn rich<'a>(
+    i: usize,
+    o: &'a Owned,
+    nested: &'a [Value<'a>],
+    members: &'a [(&'a str, Value<'a>)],
+) -> Event<'a, impl fasthog::Props + 'a> {
+    Event::named(&o.user, &o.user)
+        .prop("list", Value::array(nested))
+        .prop("obj", Value::object(members))
+        .prop("text", &o.text)
+        .prop("maybe", Some(i))
+        .prop("maybe_not", None::<&String>)
+        .prop("tags", &o.tags)
+        .prop("names", &o.names)
+        .prop("fixed", [1u16, 2, 3])
+        .prop_if(i % 2 == 0, "even", true)
+        .prop_dyn(&o.text, i)
+        .props(&o.counts)
+        .props(&o.pairs)
+        .set(&o.names[0], Some("x"))
+}
+
 #[test]
 fn the_counter_sees_allocations() {
     let (n, v) = allocations(|| Vec::<u8>::with_capacity(16));
@@ -103,25 +155,31 @@ fn the_counter_sees_allocations() {
 fn building_events_allocates_nothing() {
     let long = "é".repeat(300);
     let user = String::from("user-42");
-    let (n, events) = allocations(|| {
+    let o = owned();
+    let inner = [Value::from(1), Value::Null];
+    let nested = [Value::from("a"), Value::array(&inner)];
+    let members = [("k", Value::from(1.5)), ("n", Value::object(&[("x", Value::Str("y"))]))];
+    let (n, invalid) = allocations(|| {
         let a = event(1, &user);
         let b = Event::named(&long, &long).prop_dyn(&long, long.as_str());
         let c = Event::new_static("e", "u").props([Entry::prop("k", 1); 40]);
-        (a.truncated(), b.truncated(), c.props_dropped())
+        let d = rich(3, &o, &nested, &members);
+        std::hint::black_box((&a, &b, &c, &d));
+        (a.is_invalid(), b.is_invalid(), c.is_invalid(), d.is_invalid())
     });
     assert_eq!(n, 0, "building events allocated {n} times");
-    assert_eq!(events, (0, 4, 24), "(cuts, cuts, dropped): the slow paths ran too");
+    assert_eq!(invalid, (false, false, false, false));
 }
 
 #[test]
 fn heap_queue_capture_allocates_nothing() {
-    let queue = HeapQueue::with_capacity(2, 1024);
+    let queue = HeapQueue::with_blocks(2, 16, 4096);
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     let mut consumer = try_consumer(&queue).expect("consumer");
     let user = String::from("user-42");
     // Warm-up: one capture and drain.
     assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
-    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
+    assert_eq!(consumer.drain(|_| true).events, 1);
 
     let (n, outcomes) = allocations(|| {
         let mut queued = 0;
@@ -141,13 +199,99 @@ fn heap_queue_capture_allocates_nothing() {
 }
 
 #[test]
+fn rich_values_capture_allocates_nothing() {
+    let queue = HeapQueue::with_blocks(2, 16, 4096);
+    let mut producer = HeapQueue::producer(&queue).expect("lane");
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let o = owned();
+    let deep = [Value::Bool(true)];
+    let deep = [("deep", Value::array(&deep))];
+    let inner = [Value::from(1), Value::Null, Value::object(&deep)];
+    let nested = [Value::from("a"), Value::array(&inner), Value::from(Some(2.5))];
+    let members = [("k", Value::from(1.5)), ("n", Value::object(&[("x", Value::Str("y"))]))];
+    // An event that owns its `String` values (made before counting: making a `String`
+    // allocates, capturing it must not).
+    let owning = Event::new("owning", "user-1").prop("moved", o.text.clone()).set("also", String::from("x"));
+    assert_eq!(producer.capture(&rich(0, &o, &nested, &members), &CLOCK), Captured::Queued);
+    assert_eq!(producer.capture(&owning, &CLOCK), Captured::Queued);
+    assert_eq!(consumer.drain(|_| true).events, 2);
+    let (n, (queued, drained)) = allocations(|| {
+        let (mut queued, mut drained) = (0, 0);
+        for round in 0..5 {
+            for i in 0..N / 5 {
+                let e = rich(round * N + i, &o, &nested, &members);
+                queued += usize::from(producer.capture(&e, &CLOCK) == Captured::Queued);
+                queued += usize::from(producer.capture(&owning, &CLOCK) == Captured::Queued);
+            }
+            drained += consumer.drain(|_| true).events;
+        }
+        (queued, drained)
+    });
+    assert_eq!(n, 0, "capturing nested, owned and borrowed values allocated {n} times");
+    assert_eq!((queued, drained), (2 * N, 2 * N));
+    // They were all there: the last one, encoded.
+    assert_eq!(producer.capture(&rich(7, &o, &nested, &members), &CLOCK), Captured::Queued);
+    let mut json = serde_json::Value::Null;
+    consumer.drain(|bytes| {
+        let mut buf = vec![0u8; 1 << 16];
+        let mut w = Writer::new(&mut buf, 0);
+        Encoder::new(Enrichment::DEFAULT, 1).encode(bytes, &CLOCK, &mut w);
+        json = serde_json::from_slice(w.written()).unwrap();
+        true
+    });
+    let p = &json["properties"];
+    assert_eq!(p["list"][1][2]["deep"][0], true);
+    assert_eq!(p["obj"]["n"]["x"], "y");
+    assert_eq!(p["text"], o.text.as_str());
+    assert_eq!(p["maybe"], 7);
+    assert!(p["maybe_not"].is_null());
+    assert_eq!(p["tags"], serde_json::json!([1, -2, 3]));
+    assert_eq!(p["names"], serde_json::json!(["a", "b"]));
+    assert_eq!(p["fixed"], serde_json::json!([1, 2, 3]));
+    assert!(p.get("even").is_none(), "7 is odd");
+    assert_eq!(p[o.text.as_str()], 7);
+    assert_eq!(p["count_7"], 7);
+    assert_eq!(p["pair_3"], -3);
+    assert_eq!(p["$set"]["a"], "x");
+}
+
+#[test]
+fn capture_across_block_switches_allocates_nothing() {
+    // Small blocks: every few events the lane takes a fresh block from the pool, and every
+    // drain hands the finished ones back.
+    let queue = HeapQueue::with_blocks(1, 8, 1024);
+    let mut producer = HeapQueue::producer(&queue).expect("lane");
+    let mut consumer = try_consumer(&queue).expect("consumer");
+    let user = String::from("user-42");
+    assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
+    assert_eq!(consumer.drain(|_| true).events, 1);
+    let (n, (queued, drained, fewest, most)) = allocations(|| {
+        let (mut queued, mut drained) = (0, 0);
+        let (mut fewest, mut most) = (usize::MAX, 0);
+        for round in 0..50 {
+            for i in 0..10 {
+                queued +=
+                    usize::from(producer.capture(&event(round * 10 + i, &user), &CLOCK) == Captured::Queued);
+                let free = queue.lanes().free_blocks();
+                (fewest, most) = (fewest.min(free), most.max(free));
+            }
+            drained += consumer.drain(|_| true).events;
+        }
+        (queued, drained, fewest, most)
+    });
+    assert_eq!(n, 0, "capture across block switches allocated {n} times");
+    assert_eq!((queued, drained), (500, 500));
+    assert!(fewest + 2 <= most, "the lane switched blocks (free blocks {fewest}..={most})");
+}
+
+#[test]
 fn static_queue_capture_allocates_nothing() {
-    static QUEUE: StaticQueue<2, 256> = StaticQueue::new();
+    static QUEUE: StaticQueue<2, 16, 4096> = StaticQueue::new();
     let mut producer = StaticQueue::producer(&QUEUE).expect("lane");
     let mut consumer = try_consumer(&QUEUE).expect("consumer");
     let user = String::from("device-7");
     assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
-    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
+    assert_eq!(consumer.drain(|_| true).events, 1);
 
     let (n, (queued, drained)) = allocations(|| {
         let mut queued = 0;
@@ -157,7 +301,7 @@ fn static_queue_capture_allocates_nothing() {
                 queued +=
                     usize::from(producer.capture(&event(round * N + i, &user), &CLOCK) == Captured::Queued);
             }
-            drained += consumer.drain_with(usize::MAX, |e| assert!(!e.is_invalid()));
+            drained += consumer.drain(|_| true).events;
         }
         (queued, drained)
     });
@@ -167,30 +311,68 @@ fn static_queue_capture_allocates_nothing() {
 
 #[test]
 fn shared_capture_allocates_nothing() {
-    let queue = HeapQueue::with_capacity(1, 1024);
+    let queue = HeapQueue::with_blocks(1, 16, 4096);
     let mut consumer = try_consumer(&queue).expect("consumer");
+    let o = owned();
+    let nested = [Value::from("a"), Value::Null];
+    let members = [("k", Value::from(1.5))];
     let user = String::from("user-42");
     assert_eq!(queue.capture_shared(&event(0, &user), &CLOCK), Captured::Queued);
-    assert_eq!(consumer.drain_with(usize::MAX, |_| {}), 1);
-    static QUEUE: StaticQueue<1, 256> = StaticQueue::new();
+    assert_eq!(consumer.drain(|_| true).events, 1);
+    static QUEUE: StaticQueue<1, 16, 4096> = StaticQueue::new();
     assert_eq!(QUEUE.capture_shared(&event(0, &user), &CLOCK), Captured::Queued);
 
+    let (n, outcomes) = allocations(|| {
+        let mut queued = 0;
+        for round in 0..4 {
+            for i in 0..N / 4 {
+                let i = round * N + i;
+                queued += usize::from(queue.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+                queued += usize::from(QUEUE.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+                queued += usize::from(
+                    queue.capture_shared(&rich(i, &o, &nested, &members), &CLOCK) == Captured::Queued,
+                );
+            }
+            consumer.drain(|_| true);
+        }
+        let rejected = queue.capture_shared(&Event::new("e", " "), &CLOCK);
+        // Every shared lane busy: dropped and counted.
+        let held = fasthog::ring::try_shared(&queue).expect("the shared lane");
+        let dropped = queue.capture_shared(&event(0, &user), &CLOCK);
+        drop(held);
+        (queued, rejected, dropped)
+    });
+    assert_eq!(n, 0, "capture_shared allocated {n} times");
+    assert_eq!(outcomes, (3 * N, Captured::Rejected, Captured::Dropped));
+}
+
+#[test]
+fn client_capture_allocates_nothing() {
+    let recorder = Recorder::new();
+    let client = Client::builder("phc_test").build_with_transport(recorder.clone()).expect("a client");
+    let o = owned();
+    let nested = [Value::from("a"), Value::Null];
+    let members = [("k", Value::from(1.5))];
+    // Warm-up: the first capture on a thread claims its lane.
+    assert_eq!(client.capture(&event(0, &o.user)), Captured::Queued);
     let (n, queued) = allocations(|| {
         let mut queued = 0;
         for i in 0..N {
-            queued += usize::from(queue.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
-            queued += usize::from(QUEUE.capture_shared(&event(i, &user), &CLOCK) == Captured::Queued);
+            queued += usize::from(client.capture(&event(i, &o.user)) == Captured::Queued);
+            queued += usize::from(client.capture(&rich(i, &o, &nested, &members)) == Captured::Queued);
         }
-        let rejected = queue.capture_shared(&Event::new("e", " "), &CLOCK);
+        let rejected = client.capture(&Event::new("", &o.user));
         (queued, rejected)
     });
-    assert_eq!(n, 0, "capture_shared allocated {n} times");
+    assert_eq!(n, 0, "Client::capture allocated {n} times");
     assert_eq!(queued, (2 * N, Captured::Rejected));
+    client.flush(Duration::from_secs(10)).expect("flushed");
+    assert_eq!(recorder.events().len(), 2 * N + 1, "every capture was delivered");
 }
 
 #[test]
 fn encoding_a_batch_allocates_nothing() {
-    let queue = HeapQueue::with_capacity(2, 1024);
+    let queue = HeapQueue::with_blocks(2, 16, 4096);
     let mut producer = HeapQueue::producer(&queue).expect("lane");
     let mut consumer = try_consumer(&queue).expect("consumer");
     let user = String::from("user-42");
@@ -208,8 +390,7 @@ fn encoding_a_batch_allocates_nothing() {
     let mut head = [0u8; HEAD_CAPACITY];
     // Warm-up: one full round.
     assert_eq!(producer.capture(&event(0, &user), &CLOCK), Captured::Queued);
-    consumer
-        .drain_with(usize::MAX, |e| assert!(matches!(batch.push(&mut encoder, e, &CLOCK), Pushed::Added(_))));
+    consumer.drain(|e| matches!(batch.push(&mut encoder, e, &CLOCK), Pushed::Added(_)));
     batch.clear();
 
     let (n, (added, full, encoded, overhead)) = allocations(|| {
@@ -218,7 +399,7 @@ fn encoding_a_batch_allocates_nothing() {
             for i in 0..N {
                 let _ = producer.capture(&event(round * N + i, &user), &CLOCK);
             }
-            consumer.drain_with(usize::MAX, |e| {
+            consumer.drain(|e| {
                 // One event alone, into a scratch writer.
                 let mut w = Writer::new(&mut scratch, 0);
                 let notes = encoder.encode(e, &CLOCK, &mut w);
@@ -240,6 +421,7 @@ fn encoding_a_batch_allocates_nothing() {
                         Pushed::TooLarge => unreachable!(),
                     }
                 }
+                true
             });
         }
         (added, full, encoded, envelope.overhead())

@@ -242,8 +242,9 @@ impl<R: LanesRef> LaneProducer<R> {
     /// `write(area, last)` writes the entry's payload at the start of `area` and returns its
     /// length, or `None` when it needs more than `area`. `last` is true when `area` is as
     /// large as an entry may be ([`Lanes::max_entry`] less the length word): then `write` must
-    /// make it fit (cutting what it must) or the entry is not written. It may be called twice:
-    /// again, in a fresh block, when the first area was too small.
+    /// make it fit (cutting what it must) or the entry is not written (`Full`, and no block is
+    /// taken for it). It may be called twice: again, in a fresh block, when the first area was
+    /// too small.
     #[inline]
     pub fn write(&mut self, mut write: impl FnMut(&mut [u8], bool) -> Option<usize>) -> Result<(), Full> {
         let max = self.owner.lanes().max_entry;
@@ -257,6 +258,9 @@ impl<R: LanesRef> LaneProducer<R> {
                 if let Some(len) = len {
                     self.commit(len);
                     return Ok(());
+                }
+                if area == max {
+                    return Err(Full); // refused the largest area: a fresh block has no more
                 }
             }
         }

@@ -152,7 +152,12 @@ impl FreeSlot {
 }
 
 /// What lanes are built on. Sealed: the unsafe code relies on the memory being owned by the
-/// lanes and its accessors always returning the same slices.
+/// lanes and its accessors always returning the same slices, so no other type can be memory:
+///
+/// ```compile_fail,E0277
+/// struct Mine;
+/// impl fasthog::ring::Memory for Mine {}
+/// ```
 pub trait Memory: sealed::Owned {
     /// The pool's shape (checked at construction).
     fn geometry(&self) -> Geometry;
@@ -187,7 +192,15 @@ pub struct StaticMemory<const LANES: usize, const BLOCKS: usize, const BLOCK: us
 #[cfg(not(fasthog_loom))]
 impl<const LANES: usize, const BLOCKS: usize, const BLOCK: usize> StaticMemory<LANES, BLOCKS, BLOCK> {
     /// Empty memory; entries may use up to half a block. Fails to compile (in a `const`
-    /// context) if the geometry is not valid (see [`Geometry::check`]).
+    /// context) if the geometry is not valid (see [`Geometry::check`]): one block, or a block
+    /// that is not a power of two:
+    ///
+    /// ```compile_fail,E0080
+    /// static ONE_BLOCK: fasthog::StaticQueue<1, 1, 64> = fasthog::StaticQueue::new();
+    /// ```
+    /// ```compile_fail,E0080
+    /// static ODD_BLOCK: fasthog::StaticQueue<1, 4, 100> = fasthog::StaticQueue::new();
+    /// ```
     pub const fn new() -> Self {
         let geometry = Geometry { block_bytes: BLOCK, blocks: BLOCKS, max_entry: BLOCK / 2 };
         let geometry = match geometry.check() {

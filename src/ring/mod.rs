@@ -47,7 +47,12 @@ pub const POP_ATTEMPTS: usize = 16;
 
 /// Pointers the handles accept: `&T`, and `Arc<T>` with `std`. Sealed: the unsafe code relies
 /// on every dereference of a handle's pointer reaching the same lanes, which an arbitrary
-/// `Deref` implementation need not do.
+/// `Deref` implementation need not do. Any other pointer is refused:
+///
+/// ```compile_fail,E0277
+/// let queue = Box::new(fasthog::HeapQueue::with_blocks(1, 4, 1024));
+/// let _consumer = fasthog::ring::try_consumer(queue);
+/// ```
 pub trait SharedPtr: core::ops::Deref + sealed::Ptr {}
 
 impl<P: core::ops::Deref + sealed::Ptr> SharedPtr for P {}
