@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use fasthog::{Captured, Client, Event, Value};
+use fasthog::{Captured, Event, Value};
 use fasthog_receiver::{Receiver, ReceiverConfig};
 use support::*;
 
