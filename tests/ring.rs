@@ -301,6 +301,27 @@ fn an_entry_refused_in_last_mode_takes_no_block() {
     assert_eq!(take_all(&mut c), [vec![1; 8], vec![3; 8], vec![2; 8]]);
 }
 
+/// Found by this test: `write` is safe and trusted the length its closure returned, so a
+/// length past the area moved the write position out of the lane's block (in release builds),
+/// and the next entry was written over another lane's block or outside the pool. Now such a
+/// length panics before anything is published, and the lane stays usable.
+#[test]
+fn a_write_claiming_more_than_its_area_panics_and_publishes_nothing() {
+    let lanes = heap(64, 4, 32, 1, 1);
+    let mut p = try_producer(&lanes).unwrap();
+    put(&mut p, &[1; 8]).unwrap();
+    for bogus in [29, 100, 10_000] {
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = p.write(|buf, _| Some(buf.len() + bogus));
+        }));
+        assert!(panicked.is_err(), "a length {bogus} past the area was accepted");
+    }
+    put(&mut p, &[2; 8]).unwrap();
+    let mut c = try_consumer(&lanes).unwrap();
+    assert_eq!(take_all(&mut c), [vec![1; 8], vec![2; 8]]);
+    assert_eq!(lanes.totals().pushed, 2);
+}
+
 #[test]
 fn one_busy_lane_can_take_most_blocks() {
     const BLOCKS: usize = 64;

@@ -138,7 +138,7 @@ fn block_crossing_link_free_reuse() {
 /// second gets the same lane and continues it.)
 #[test]
 fn two_lanes_compete_for_the_last_blocks() {
-    model(Some(4), || {
+    model(Some(2), || {
         let lanes = lanes(3, 2, 1);
         let mut c = try_consumer(lanes.clone()).unwrap();
         let producers: Vec<_> = (1..=2u8)
@@ -160,6 +160,9 @@ fn two_lanes_compete_for_the_last_blocks() {
             })
             .collect();
         let mut got = Vec::new();
+        // Let the threads start first (loom runs a spawned thread before this one's next
+        // steps only once this one yields or blocks), so the drain below meets them mid-way.
+        thread::yield_now();
         drain(&mut c, &mut got);
         let (mut used, mut dropped) = (Vec::new(), Vec::new());
         for p in producers {
@@ -200,6 +203,9 @@ fn lane_handoff_continues_where_the_last_holder_stopped() {
         };
         let (a, b) = (spawn(1), spawn(2));
         let mut got = Vec::new();
+        // Let the threads start first (loom runs a spawned thread before this one's next
+        // steps only once this one yields or blocks), so the drain below meets them mid-way.
+        thread::yield_now();
         drain(&mut c, &mut got);
         let claimed: Vec<u8> = [a, b].into_iter().filter_map(|h| h.join().unwrap()).collect();
         drain(&mut c, &mut got);
@@ -231,6 +237,7 @@ fn full_pool_fails_then_succeeds_after_a_block_is_freed() {
             drain(&mut c, &mut got);
             (c, got)
         });
+        thread::yield_now(); // let the consumer start first (see above)
         put(&mut p, 1, 1, BIG).expect("block 0");
         put(&mut p, 1, 2, BIG).expect("block 1");
         let third = put(&mut p, 1, 3, BIG);
@@ -279,6 +286,9 @@ fn shared_lane_borrowed_by_two_threads() {
             })
             .collect();
         let mut got = Vec::new();
+        // Let the threads start first (loom runs a spawned thread before this one's next
+        // steps only once this one yields or blocks), so the drain below meets them mid-way.
+        thread::yield_now();
         drain(&mut c, &mut got);
         let dropped: Vec<(u8, u8)> = producers.into_iter().flat_map(|p| p.join().unwrap()).collect();
         drain(&mut c, &mut got);

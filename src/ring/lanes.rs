@@ -277,7 +277,12 @@ impl<R: LanesRef> LaneProducer<R> {
     fn commit(&mut self, len: usize) {
         let lanes = self.owner.lanes();
         let lane = lanes.lane(self.index);
-        debug_assert!(4 + len <= (self.end - self.pos).min(lanes.max_entry));
+        // A real check, not a debug one: `write` is safe, and a length past the area would move
+        // `pos` out of the block, so the next entry would be written over another lane's bytes.
+        assert!(
+            4 + len <= (self.end - self.pos).min(lanes.max_entry),
+            "write returned a length past its area"
+        );
         // SAFETY: the length word is ours like the payload (see `write`).
         unsafe {
             lanes.memory.bytes().write(self.pos, 4, |b| b.copy_from_slice(&(len as u32).to_le_bytes()))
