@@ -798,6 +798,7 @@ fn builder_settings_are_validated_with_typed_errors() {
     assert_eq!(setting(b().lanes(0)), "lanes");
     assert_eq!(setting(b().lanes(5000)), "lanes");
     assert_eq!(setting(b().memory(0)), "memory");
+    assert_eq!(setting(b().memory(1 << 40)), "memory", "a terabyte would be allocated and zeroed");
     assert_eq!(setting(b().memory(1 << 20)), "memory", "16 lanes and 4 shared need 40 blocks of 64 KiB");
     assert_eq!(setting(b().batch_size(0)), "batch_size");
     assert_eq!(setting(b().max_event_bytes(0)), "max_event_bytes");

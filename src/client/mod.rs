@@ -39,6 +39,10 @@ use lifecycle::Lifecycle;
 /// The default memory for waiting events: 8 MiB.
 pub const DEFAULT_MEMORY: usize = 8 << 20;
 
+/// The most memory `Builder::memory` accepts: it is allocated and zeroed when the client is
+/// built.
+pub const MAX_MEMORY: usize = 16 << 30;
+
 /// PostHog US cloud, the default host.
 pub const DEFAULT_HOST: &str = "https://us.i.posthog.com";
 
@@ -183,7 +187,8 @@ impl Builder {
     /// Bytes of memory for events waiting to be sent, shared by all lanes: when it is full,
     /// capture drops and counts. Taken up front. Defaults to 8 MiB (about 60,000 typical
     /// events of ~136 lane bytes; one busy thread can use nearly all of it). At least two
-    /// blocks (twice `max_event_bytes`, rounded up to a power of two) per lane.
+    /// blocks (twice `max_event_bytes`, rounded up to a power of two) per lane; at most
+    /// 16 GiB.
     pub fn memory(mut self, bytes: usize) -> Self {
         self.memory = bytes;
         self
@@ -347,6 +352,9 @@ impl Builder {
         let block_bytes = (2 * max_entry).next_power_of_two().max(4096);
         let shared = self.lanes.div_ceil(4).max(1);
         let blocks = self.memory / block_bytes;
+        if self.memory > MAX_MEMORY {
+            return Err(Error::InvalidSetting { name: "memory", expected: "at most 16 GiB" });
+        }
         if blocks < 2 * (self.lanes + shared) || blocks > u32::MAX as usize {
             return Err(Error::InvalidSetting {
                 name: "memory",
