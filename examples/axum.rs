@@ -44,10 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     };
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
 
-    // `shutdown` blocks until the flusher has delivered what is queued (or the deadline
-    // passes), so it runs on tokio's blocking pool, not on a runtime worker. fasthog has no
-    // async shutdown yet; this is the pattern until it does.
-    let stats = tokio::task::spawn_blocking(move || client.shutdown(Duration::from_secs(5))).await??;
+    // Deliver what is still queued (or give up at the deadline) without blocking a runtime
+    // worker; the client's `Drop` then finds the flusher stopped and returns at once.
+    let stats = client.shutdown_async(Duration::from_secs(5)).await?;
     println!(
         "captured {}, sent {}, failed {}, dropped {}",
         stats.captured, stats.sent, stats.failed, stats.dropped

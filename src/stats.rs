@@ -73,6 +73,7 @@ impl Counters {
 /// Counters at one moment. `captured == sent + failed + dropped + rejected + pending`, and
 /// after a shutdown `pending == 0`. (Counters wrap at `usize::MAX` on 32-bit targets.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Events given to capture.
     pub captured: u64,

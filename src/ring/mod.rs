@@ -85,6 +85,8 @@ impl core::fmt::Display for Full {
     }
 }
 
+impl core::error::Error for Full {}
+
 /// Pads and aligns a value to its own cache line pair (128 bytes: x86 prefetches lines in
 /// pairs), so the producer's and the consumer's state never share a line.
 #[derive(Debug, Default)]
