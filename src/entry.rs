@@ -70,6 +70,62 @@ const HEADER: usize = 17;
 const OFF_TRUNCATED: usize = 9;
 const OFF_DROPPED: usize = 13;
 
+/// Copies `src` into `dst` (the same length). Short copies, the common case for keys, names
+/// and ids, are two overlapping fixed-size moves instead of a call to `memcpy`.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert_eq!(dst.len(), n);
+    if n <= 16 {
+        if n >= 8 {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        } else if n >= 4 {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        } else {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+    } else if n <= 32 {
+        dst[..16].copy_from_slice(&src[..16]);
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Writes a string under 255 bytes at the start of `dst` (which has room); the rest of `dst`.
+#[inline(always)]
+fn short_str_into<'d>(dst: &'d mut [u8], s: &str) -> &'d mut [u8] {
+    dst[0] = s.len() as u8;
+    let (head, rest) = dst[1..].split_at_mut(s.len());
+    copy_small(head, s.as_bytes());
+    rest
+}
+
+/// A value that takes a fixed, small number of bytes: a scalar (a tag and 8 payload bytes)
+/// or a string under 255 bytes.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub enum Short<'v> {
+    /// A number's tag and its 8 bytes.
+    Scalar(u8, [u8; 8]),
+    /// A string under 255 bytes.
+    Str(&'v str),
+}
+
+impl Short<'_> {
+    #[inline(always)]
+    fn bytes(&self) -> usize {
+        match self {
+            Short::Scalar(..) => 9,
+            Short::Str(s) => 2 + s.len(),
+        }
+    }
+}
+
 /// Writes one entry into a lane's area. Two modes: an area that is not the largest an entry may
 /// have (`last == false`) gives up at the first thing that does not fit, so capture can retry
 /// in a fresh block; the largest area (`last`) makes everything fit, cutting strings on a UTF-8
@@ -113,11 +169,12 @@ impl<'b> EntryWriter<'b> {
 
     #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
-        self.buf[self.pos..self.pos + bytes.len()].copy_from_slice(bytes);
+        copy_small(&mut self.buf[self.pos..self.pos + bytes.len()], bytes);
         self.pos += bytes.len();
     }
 
     /// Writes the header. False when even it does not fit.
+    #[inline(always)]
     pub(crate) fn header(
         &mut self,
         flags: u8,
@@ -126,6 +183,27 @@ impl<'b> EntryWriter<'b> {
         distinct_id: &str,
         workspace: &str,
     ) -> bool {
+        // The common case: everything short and in room, one check.
+        let (n, d, ws) = (name.len(), distinct_id.len(), workspace.len());
+        let total = HEADER + 3 + n + d + ws;
+        if n < 255 && d < 255 && ws < 255 && total <= self.room() {
+            let dst = &mut self.buf[self.pos..self.pos + total];
+            dst[0] = flags;
+            dst[1..9].copy_from_slice(&time.to_le_bytes());
+            dst[9..HEADER].fill(0); // the counts, patched in `finish`
+            let rest = &mut dst[HEADER..];
+            let rest = short_str_into(rest, name);
+            let rest = short_str_into(rest, distinct_id);
+            short_str_into(rest, workspace);
+            self.pos += total;
+            return true;
+        }
+        self.header_slow(flags, time, name, distinct_id, workspace)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn header_slow(&mut self, flags: u8, time: u64, name: &str, distinct_id: &str, workspace: &str) -> bool {
         if !self.fits(HEADER + 3) {
             return false;
         }
@@ -161,7 +239,21 @@ impl<'b> EntryWriter<'b> {
     }
 
     /// A string, cut to the room left (counted); false only when not even its length fits.
+    #[inline(always)]
     fn str_cut(&mut self, s: &str) -> bool {
+        // The common case, inlined so a literal's length is a constant: a short string that fits.
+        if s.len() < 255 && s.len() < self.room() {
+            self.buf[self.pos] = s.len() as u8;
+            self.pos += 1;
+            self.put(s.as_bytes());
+            return true;
+        }
+        self.str_cut_slow(s)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn str_cut_slow(&mut self, s: &str) -> bool {
         let long = s.len() >= 255;
         let head = if long { 5 } else { 1 };
         if s.len() + head <= self.room() {
@@ -187,6 +279,36 @@ impl<'b> EntryWriter<'b> {
         true
     }
 
+    /// Writes a whole top-level property with a short key and a short value when all of it is
+    /// in room: one check and one slice for the property. `false` (nothing written) otherwise:
+    /// then use [`EntryWriter::entry`].
+    #[inline(always)]
+    pub(crate) fn short_entry(&mut self, scope: Scope, key: &str, value: Short<'_>) -> bool {
+        let kl = key.len();
+        let total = 2 + kl + value.bytes();
+        if self.short || kl >= 255 || total > self.room() {
+            return false;
+        }
+        let dst = &mut self.buf[self.pos..self.pos + total];
+        dst[0] = tag::ENTRY + scope as u8;
+        dst[1] = kl as u8;
+        let (k, v) = dst[2..].split_at_mut(kl);
+        copy_small(k, key.as_bytes());
+        match value {
+            Short::Scalar(tag, payload) => {
+                v[0] = tag;
+                v[1..].copy_from_slice(&payload);
+            }
+            Short::Str(s) => {
+                v[0] = tag::STR;
+                v[1] = s.len() as u8;
+                copy_small(&mut v[2..], s.as_bytes());
+            }
+        }
+        self.pos += total;
+        true
+    }
+
     #[inline(always)]
     fn str_head(&mut self, len: usize) {
         if len < 255 {
@@ -201,7 +323,7 @@ impl<'b> EntryWriter<'b> {
     /// abandoned) when its key does not fit whole with a byte of value; then write no value.
     /// Keys are never cut: a cut key names another property, and it would leave no room for
     /// its value anyway.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn entry(&mut self, scope: Scope, key: &str) -> Option<usize> {
         let start = self.pos;
         if self.short || !self.fits(1 + str_bytes(key) + 1) {
@@ -215,7 +337,7 @@ impl<'b> EntryWriter<'b> {
 
     /// Ends a top-level property started at `start`: if its value did not fit, the property is
     /// taken out and counted as dropped.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end_entry(&mut self, start: usize, written: bool) {
         if !written {
             self.pos = start;
@@ -234,37 +356,37 @@ impl<'b> EntryWriter<'b> {
     }
 
     /// `null`.
-    #[inline]
+    #[inline(always)]
     pub fn null(&mut self) -> bool {
         self.scalar(tag::NULL, &[])
     }
 
     /// `true` or `false`.
-    #[inline]
+    #[inline(always)]
     pub fn bool(&mut self, v: bool) -> bool {
         self.scalar(if v { tag::TRUE } else { tag::FALSE }, &[])
     }
 
     /// A signed integer.
-    #[inline]
+    #[inline(always)]
     pub fn i64(&mut self, v: i64) -> bool {
         self.scalar(tag::I64, &v.to_le_bytes())
     }
 
     /// An unsigned integer.
-    #[inline]
+    #[inline(always)]
     pub fn u64(&mut self, v: u64) -> bool {
         self.scalar(tag::U64, &v.to_le_bytes())
     }
 
     /// A float (NaN and infinities are sent as `null`, counted when encoded).
-    #[inline]
+    #[inline(always)]
     pub fn f64(&mut self, v: f64) -> bool {
         self.scalar(tag::F64, &v.to_le_bytes())
     }
 
     /// A string, cut to fit if it must (counted).
-    #[inline]
+    #[inline(always)]
     pub fn str(&mut self, s: &str) -> bool {
         if !self.fits(2) {
             return false;

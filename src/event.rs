@@ -2,7 +2,7 @@
 //! (nothing to initialise, no fixed-size record), and capture writes it straight into a lane
 //! as a compact entry (see `entry.rs`), so an event costs the bytes it uses.
 
-use crate::entry::{flag, EntryWriter, Scope};
+use crate::entry::{flag, EntryWriter, Scope, Short};
 
 /// The longest distinct_id PostHog keeps, in characters: longer ones are cut (and counted).
 pub const MAX_DISTINCT_ID_CHARS: usize = 200;
@@ -95,7 +95,7 @@ impl From<f32> for Value<'_> {
 }
 
 macro_rules! ints {
-    ($variant:ident, $write:ident, $wide:ty: $($t:ty),*) => {$(
+    ($variant:ident, $write:ident, $wide:ty, $tag:ident: $($t:ty),*) => {$(
         impl From<$t> for Value<'_> {
             fn from(v: $t) -> Self {
                 Value::$variant(v as $wide)
@@ -106,11 +106,15 @@ macro_rules! ints {
             fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
                 w.$write(*self as $wide)
             }
+            #[inline(always)]
+            fn short_form(&self) -> Option<Short<'_>> {
+                Some(Short::Scalar(crate::entry::tag::$tag, (*self as $wide).to_le_bytes()))
+            }
         }
     )*};
 }
-ints!(Int, i64, i64: i8, i16, i32, i64, isize);
-ints!(UInt, u64, u64: u8, u16, u32, u64, usize);
+ints!(Int, i64, i64, I64: i8, i16, i32, i64, isize);
+ints!(UInt, u64, u64, U64: u8, u16, u32, u64, usize);
 
 impl<'a, V: Into<Value<'a>>> From<Option<V>> for Value<'a> {
     fn from(v: Option<V>) -> Self {
@@ -125,12 +129,24 @@ impl<'a, V: Into<Value<'a>>> From<Option<V>> for Value<'a> {
 pub trait PropValue {
     /// Writes the value; false when it did not fit (the property is then dropped, counted).
     fn write_value(&self, w: &mut EntryWriter<'_>) -> bool;
+
+    /// The value's tag and payload when it is a scalar or a string under 255 bytes: capture
+    /// then checks the room for the whole property once. `None` (the default) for others.
+    #[doc(hidden)]
+    #[inline(always)]
+    fn short_form(&self) -> Option<Short<'_>> {
+        None
+    }
 }
 
 impl<T: PropValue + ?Sized> PropValue for &T {
     #[inline(always)]
     fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
         (**self).write_value(w)
+    }
+    #[inline(always)]
+    fn short_form(&self) -> Option<Short<'_>> {
+        (**self).short_form()
     }
 }
 
@@ -146,6 +162,10 @@ impl PropValue for f64 {
     fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
         w.f64(*self)
     }
+    #[inline(always)]
+    fn short_form(&self) -> Option<Short<'_>> {
+        Some(Short::Scalar(crate::entry::tag::F64, self.to_bits().to_le_bytes()))
+    }
 }
 
 impl PropValue for f32 {
@@ -159,6 +179,10 @@ impl PropValue for str {
     #[inline(always)]
     fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
         w.str(self)
+    }
+    #[inline(always)]
+    fn short_form(&self) -> Option<Short<'_>> {
+        (self.len() < 255).then_some(Short::Str(self))
     }
 }
 
@@ -174,6 +198,10 @@ impl PropValue for Static {
     #[inline(always)]
     fn write_value(&self, w: &mut EntryWriter<'_>) -> bool {
         w.str(self.0)
+    }
+    #[inline(always)]
+    fn short_form(&self) -> Option<Short<'_>> {
+        self.0.short_form()
     }
 }
 
@@ -297,6 +325,12 @@ pub trait IntoEntry {
 
 #[inline(always)]
 fn write_prop(w: &mut EntryWriter<'_>, scope: Scope, key: &str, value: &(impl PropValue + ?Sized)) {
+    // The common case: a short key and a scalar or short string, all in room: one check.
+    if let Some(short) = value.short_form() {
+        if w.short_entry(scope, key, short) {
+            return;
+        }
+    }
     if let Some(at) = w.entry(scope, key) {
         let ok = value.write_value(w);
         w.end_entry(at, ok);
@@ -680,21 +714,50 @@ impl<'a, P: Props> Event<'a, P> {
     #[inline(always)]
     pub(crate) fn write_entry(&self, buf: &mut [u8], last: bool, (flags, time): (u8, u64)) -> Option<usize> {
         let mut w = EntryWriter::new(buf, last);
-        let mut group_id = [0u8; GROUP_ID_BYTES];
-        let distinct_id = match self.distinct_id {
-            Id::Str(s) => s,
-            Id::Group(t, k) => assemble(&mut group_id, &["$", t, "_", k]),
+        let written = match self.distinct_id {
+            Id::Str(s) => header(&mut w, flags, time, self.name, s, self.workspace_id),
+            Id::Group(t, k) => group_header(&mut w, flags, time, self.name, [t, k], self.workspace_id),
         };
-        let kept = cut_chars(distinct_id, MAX_DISTINCT_ID_CHARS);
-        if kept.len() < distinct_id.len() {
-            w.count_truncated();
-        }
-        if !w.header(flags, time, self.name, kept, self.workspace_id) {
+        if !written {
             return None;
         }
         self.props.write(&mut w);
         w.finish()
     }
+}
+
+/// Writes an entry's header, the distinct_id cut to [`MAX_DISTINCT_ID_CHARS`] (counted).
+#[inline(always)]
+fn header(
+    w: &mut EntryWriter<'_>,
+    flags: u8,
+    time: u64,
+    name: &str,
+    distinct_id: &str,
+    workspace: &str,
+) -> bool {
+    let kept = cut_chars(distinct_id, MAX_DISTINCT_ID_CHARS);
+    if kept.len() < distinct_id.len() {
+        w.count_truncated();
+    }
+    w.header(flags, time, name, kept, workspace)
+}
+
+/// [`header`] for a `$groupidentify`: the distinct_id `${type}_{key}` assembled on the stack
+/// (off the common path: the buffer is 800 bytes).
+#[cold]
+#[inline(never)]
+fn group_header(
+    w: &mut EntryWriter<'_>,
+    flags: u8,
+    time: u64,
+    name: &str,
+    [t, k]: [&str; 2],
+    ws: &str,
+) -> bool {
+    let mut buf = [0u8; GROUP_ID_BYTES];
+    let id = assemble(&mut buf, &["$", t, "_", k]);
+    header(w, flags, time, name, id, ws)
 }
 
 /// Room for a group distinct_id: 200 characters of up to 4 bytes.
