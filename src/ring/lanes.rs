@@ -76,6 +76,22 @@ pub struct Drained {
     pub stopped: bool,
 }
 
+/// New lanes over `memory` of geometry `g` (a macro, so the `const` constructor for statics
+/// and the one for loom's non-`const` atomics share it).
+macro_rules! lanes_over {
+    ($memory:expr, $g:expr) => {
+        Lanes {
+            free: FreeRing::full($g.blocks),
+            consumer_claimed: AtomicBool::new(false),
+            unlaned_dropped: AtomicUsize::new(0),
+            unlaned_rejected: AtomicUsize::new(0),
+            shift: $g.block_bytes.trailing_zeros(),
+            max_entry: $g.max_entry,
+            memory: $memory,
+        }
+    };
+}
+
 const fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
@@ -85,15 +101,7 @@ impl<const L: usize, const B: usize, const N: usize> Lanes<super::StaticMemory<L
     /// Lanes over inline memory, usable in a `static`.
     pub const fn new_static(memory: super::StaticMemory<L, B, N>) -> Self {
         let g = memory.geometry_const();
-        Lanes {
-            free: FreeRing::full(g.blocks),
-            consumer_claimed: AtomicBool::new(false),
-            unlaned_dropped: AtomicUsize::new(0),
-            unlaned_rejected: AtomicUsize::new(0),
-            shift: g.block_bytes.trailing_zeros(),
-            max_entry: g.max_entry,
-            memory,
-        }
+        lanes_over!(memory, g)
     }
 }
 
@@ -101,15 +109,7 @@ impl<M: Memory> Lanes<M> {
     /// Lanes over `memory`.
     pub fn new(memory: M) -> Self {
         let g = memory.geometry();
-        Lanes {
-            free: FreeRing::full(g.blocks),
-            consumer_claimed: AtomicBool::new(false),
-            unlaned_dropped: AtomicUsize::new(0),
-            unlaned_rejected: AtomicUsize::new(0),
-            shift: g.block_bytes.trailing_zeros(),
-            max_entry: g.max_entry,
-            memory,
-        }
+        lanes_over!(memory, g)
     }
 
     /// The memory.
