@@ -9,12 +9,15 @@
 //! Groups:
 //! - `capture_typical`: the typical event (static name, 36-char distinct_id, `qty` and `seq`
 //!   ints, `price` float, `venue` short string) into a `StaticQueue` lane, a `HeapQueue` lane,
-//!   `Client::capture` with the real flusher draining to a local receiver, and a bare
-//!   `fasthog::ring::Ring` `Producer::push` of the same `Record` value; each built per call
-//!   ("build+") and prebuilt.
+//!   and `Client::capture` with the real flusher draining to a local receiver; each built per
+//!   call ("build+") and prebuilt. (The ring and queue peers, each pushing a compact record of
+//!   the same values, are in `cargo bench -p fasthog-peers --bench peers`.)
 //! - `capture_props`: 0, 4 and 16 properties, built per call, into a lane.
-//! - `capture_strings`: `'static` strings (stored by reference) against copied ones.
-//! - `encode`: `Encoder::encode` of one typical event and `Batch::push` of 64, in events/s.
+//! - `capture_strings`: literal keys against runtime (`String`) keys and values, and a 2 KiB
+//!   string value (every string is copied into the lane).
+//! - `encode`: `Encoder::encode` of one typical entry and `Batch::push` of 64 drained entries,
+//!   in events/s, stamped by the client's default coarse clock (wall-clock nanos) and by the
+//!   TSC clock of `precise_timestamps(true)`.
 //!
 //! Lanes are drained between timed chunks (untimed), so no capture ever finds its lane full.
 //! The client bench waits for delivery between chunks of 4096 captures and times at most
@@ -27,21 +30,18 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed};
-use fasthog::client::TscClock;
+use fasthog::client::{ClientClock, CoarseClock, TscClock};
 use fasthog::json::Writer;
-use fasthog::ring::{heap_storage, try_consumer, Ring, Slot};
-use fasthog::{Captured, Client, Entry, Event, HeapQueue, Props, Record, Static, StaticQueue};
+use fasthog::ring::{try_consumer, LanesConsumer, LanesRef};
+use fasthog::{Captured, Client, Clock, Event, HeapQueue, Props, Static, StaticQueue};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
 const NAME: &str = "order_filled";
 const USER: &str = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
 
-/// The typical event's builder type.
-type Typical<'u> = Event<'u, (((((), Entry<'u>), Entry<'u>), Entry<'u>), Entry<'u>)>;
-
 /// The typical event.
 #[inline(always)]
-fn typical(user: &str, i: u64) -> Typical<'_> {
+fn typical(user: &str, i: u64) -> Event<'_, impl Props + '_> {
     Event::new(NAME, user)
         .prop("qty", (i % 100) as i64)
         .prop("seq", i as i64)
@@ -78,9 +78,9 @@ fn props16(user: &str, i: u64) -> Event<'_, impl Props + '_> {
         .prop("k15", Static("XNAS"))
 }
 
-/// Every string `'static`: stored by reference, nothing copied.
+/// Every string a literal (`Static` values are kept from 0.1; like every string, copied).
 #[inline(always)]
-fn all_static(i: u64) -> Typical<'static> {
+fn all_static(i: u64) -> Event<'static, impl Props> {
     Event::new_static(NAME, USER)
         .prop("qty", (i % 100) as i64)
         .prop("seq", i as i64)
@@ -88,7 +88,7 @@ fn all_static(i: u64) -> Typical<'static> {
         .prop("venue", Static("XNAS"))
 }
 
-/// Every string copied into the record: name, distinct_id, keys and the string value.
+/// Every string a runtime `String`: name, distinct_id, keys and the string value.
 #[inline(always)]
 fn all_copied<'a>(
     name: &'a str,
@@ -96,7 +96,7 @@ fn all_copied<'a>(
     keys: &'a [String; 4],
     venue: &'a str,
     i: u64,
-) -> Typical<'a> {
+) -> Event<'a, impl Props + 'a> {
     Event::named(name, user)
         .prop_dyn(&keys[0], (i % 100) as i64)
         .prop_dyn(&keys[1], i as i64)
@@ -129,29 +129,43 @@ fn chunked(iters: u64, chunk: u64, mut op: impl FnMut(u64), mut between: impl Fn
     total
 }
 
-const LANE: usize = 1024;
-static QUEUE: StaticQueue<1, LANE> = StaticQueue::new();
+/// Captures per timed chunk: the lane is drained (untimed) after each.
+const CHUNK: u64 = 512;
+/// Blocks of the bench lanes' pools, and their size: 256 KiB, room for several chunks of
+/// typical events (136 lane bytes each) and of 16-property ones.
+const BLOCKS: usize = 64;
+const BLOCK: usize = 4096;
+static QUEUE: StaticQueue<1, BLOCKS, BLOCK> = StaticQueue::new();
+
+/// Drains every published entry (read in place, as the flusher's encoder does).
+fn drain_all<R: LanesRef>(consumer: &mut LanesConsumer<R>) {
+    consumer.drain(|entry| {
+        black_box(entry);
+        true
+    });
+}
+
+/// The client's default clock: wall-clock nanos in an atomic (refreshed here by the bench,
+/// by the flusher thread in a client).
+fn coarse_clock() -> ClientClock {
+    ClientClock::Coarse(Arc::new(CoarseClock::new()))
+}
 
 fn capture_typical(c: &mut Criterion) {
     let mut g = c.benchmark_group("capture_typical");
     g.throughput(Throughput::Elements(1));
-    let clock = TscClock::new();
-    let chunk = (LANE / 2) as u64;
+    let clock = coarse_clock();
 
     // A StaticQueue lane (the no_std shape), drained between chunks.
     {
         let mut producer = StaticQueue::producer(&QUEUE).expect("a lane");
         let mut consumer = try_consumer(&QUEUE).expect("the consumer");
-        let mut drain = || {
-            consumer.drain_with(usize::MAX, |e| {
-                black_box(e);
-            });
-        };
+        let mut drain = || drain_all(&mut consumer);
         g.bench_function("static_lane/build+capture", |b| {
             b.iter_custom(|iters| {
                 chunked(
                     iters,
-                    chunk,
+                    CHUNK,
                     |i| {
                         queued(producer.capture(&typical(black_box(USER), i), &clock));
                     },
@@ -164,7 +178,7 @@ fn capture_typical(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 chunked(
                     iters,
-                    chunk,
+                    CHUNK,
                     |_| {
                         queued(producer.capture(black_box(&event), &clock));
                     },
@@ -177,19 +191,15 @@ fn capture_typical(c: &mut Criterion) {
 
     // A HeapQueue lane (what the std client uses), drained between chunks.
     {
-        let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+        let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
         let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
         let mut consumer = try_consumer(queue.clone()).expect("the consumer");
-        let mut drain = || {
-            consumer.drain_with(usize::MAX, |e| {
-                black_box(e);
-            });
-        };
+        let mut drain = || drain_all(&mut consumer);
         g.bench_function("heap_lane/build+capture", |b| {
             b.iter_custom(|iters| {
                 chunked(
                     iters,
-                    chunk,
+                    CHUNK,
                     |i| {
                         queued(producer.capture(&typical(black_box(USER), i), &clock));
                     },
@@ -202,7 +212,7 @@ fn capture_typical(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 chunked(
                     iters,
-                    chunk,
+                    CHUNK,
                     |_| {
                         queued(producer.capture(black_box(&event), &clock));
                     },
@@ -213,45 +223,8 @@ fn capture_typical(c: &mut Criterion) {
         assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     }
 
-    // The bare ring: Producer::push of a whole Record value (what a lane slot holds: the same
-    // bytes), built by value per call or prebuilt; no clock, no validation.
-    {
-        let ring: Arc<Ring<Record, Box<[Slot<Record>]>>> = Arc::new(Ring::with_storage(heap_storage(LANE)));
-        let mut producer = Ring::try_producer(ring.clone()).expect("producer");
-        let mut consumer = Ring::try_consumer(ring).expect("consumer");
-        let mut drain = || {
-            consumer.drain_with(usize::MAX, |e| {
-                black_box(e);
-            });
-        };
-        g.bench_function("bare_ring_push/build+push", |b| {
-            b.iter_custom(|iters| {
-                chunked(
-                    iters,
-                    chunk,
-                    |i| {
-                        black_box(producer.push(typical(black_box(USER), i).to_record()).is_ok());
-                    },
-                    &mut drain,
-                )
-            })
-        });
-        let record = typical(USER, 7).to_record();
-        g.bench_function("bare_ring_push/push_prebuilt", |b| {
-            b.iter_custom(|iters| {
-                chunked(
-                    iters,
-                    chunk,
-                    |_| {
-                        black_box(producer.push(*black_box(&record)).is_ok());
-                    },
-                    &mut drain,
-                )
-            })
-        });
-    }
-
-    // The client, its flusher draining on the other core to a local receiver.
+    // The client with default memory (8 MiB), its flusher draining on the other core to a
+    // local receiver.
     {
         let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
             .expect("start receiver");
@@ -259,13 +232,12 @@ fn capture_typical(c: &mut Criterion) {
             .host(receiver.url())
             .environment("bench")
             .lanes(2)
-            .lane_capacity(8192)
             .build()
             .expect("client");
-        // Per sample: at most this many timed captures, in chunks that fit a lane, each chunk
-        // followed by a flush (untimed) so the next starts with an empty lane.
+        // Per sample: at most this many timed captures, in chunks well within the memory, each
+        // chunk followed by a flush (untimed) so the next starts with empty lanes.
         const CAP: u64 = 16_384;
-        const CHUNK: u64 = 4096;
+        const FLUSH_EVERY: u64 = 4096;
         let settle = || {
             let _ = client.flush(Duration::from_secs(30));
         };
@@ -275,7 +247,7 @@ fn capture_typical(c: &mut Criterion) {
                 let n = iters.min(CAP);
                 let d = chunked(
                     n,
-                    CHUNK,
+                    FLUSH_EVERY,
                     |i| {
                         queued(client.capture(&typical(black_box(USER), i)));
                     },
@@ -290,7 +262,7 @@ fn capture_typical(c: &mut Criterion) {
                 let n = iters.min(CAP);
                 let d = chunked(
                     n,
-                    CHUNK,
+                    FLUSH_EVERY,
                     |_| {
                         queued(client.capture(black_box(&event)));
                     },
@@ -308,21 +280,16 @@ fn capture_typical(c: &mut Criterion) {
 fn capture_props(c: &mut Criterion) {
     let mut g = c.benchmark_group("capture_props");
     g.throughput(Throughput::Elements(1));
-    let clock = TscClock::new();
-    let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+    let clock = coarse_clock();
+    let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
     let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
     let mut consumer = try_consumer(queue.clone()).expect("the consumer");
-    let mut drain = || {
-        consumer.drain_with(usize::MAX, |e| {
-            black_box(e);
-        });
-    };
-    let chunk = (LANE / 2) as u64;
+    let mut drain = || drain_all(&mut consumer);
     g.bench_function(BenchmarkId::new("build+capture", 0), |b| {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                chunk,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&props0(black_box(USER), i), &clock));
                 },
@@ -334,7 +301,7 @@ fn capture_props(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                chunk,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&typical(black_box(USER), i), &clock));
                 },
@@ -346,7 +313,7 @@ fn capture_props(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                chunk,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&props16(black_box(USER), i), &clock));
                 },
@@ -361,24 +328,22 @@ fn capture_props(c: &mut Criterion) {
 fn capture_strings(c: &mut Criterion) {
     let mut g = c.benchmark_group("capture_strings");
     g.throughput(Throughput::Elements(1));
-    let clock = TscClock::new();
-    let queue = Arc::new(HeapQueue::with_capacity(1, LANE));
+    let clock = coarse_clock();
+    // Blocks large enough for a few 2 KiB-string events each.
+    let queue = Arc::new(HeapQueue::with_blocks(1, 256, 16 * 1024));
     let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
     let mut consumer = try_consumer(queue.clone()).expect("the consumer");
     let name = NAME.to_string();
     let user = USER.to_string();
     let keys = ["qty", "seq", "price", "venue"].map(String::from);
     let venue = "XNAS".to_string();
-    let mut drain = || {
-        consumer.drain_with(usize::MAX, |e| {
-            black_box(e);
-        });
-    };
+    let long = "x".repeat(2048);
+    let mut drain = || drain_all(&mut consumer);
     g.bench_function("static/build+capture", |b| {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                (LANE / 2) as u64,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&all_static(i), &clock));
                 },
@@ -390,7 +355,7 @@ fn capture_strings(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                (LANE / 2) as u64,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&typical(black_box(&user), i), &clock));
                 },
@@ -402,9 +367,23 @@ fn capture_strings(c: &mut Criterion) {
         b.iter_custom(|iters| {
             chunked(
                 iters,
-                (LANE / 2) as u64,
+                CHUNK,
                 |i| {
                     queued(producer.capture(&all_copied(&name, &user, &keys, &venue, i), &clock));
+                },
+                &mut drain,
+            )
+        })
+    });
+    g.bench_function("string_2KiB/build+capture", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                iters,
+                CHUNK,
+                |i| {
+                    queued(
+                        producer.capture(&typical(black_box(&user), i).prop("$current_url", &long), &clock),
+                    );
                 },
                 &mut drain,
             )
@@ -414,55 +393,73 @@ fn capture_strings(c: &mut Criterion) {
     g.finish();
 }
 
-fn encode(c: &mut Criterion) {
-    let mut g = c.benchmark_group("encode");
-    let clock = TscClock::new();
-    let enrichment = Enrichment { environment: "production", ..Enrichment::DEFAULT };
-    let mut encoder = Encoder::new(enrichment, 42);
-    // Events as the flusher sees them: stamped with a clock tick at capture.
-    let queue = HeapQueue::with_capacity(1, 64);
+/// 64 typical entries as the flusher drains them from a lane, stamped by `clock` at capture.
+fn drained_entries(clock: &impl Clock, refresh: impl Fn()) -> Vec<Vec<u8>> {
+    let queue = HeapQueue::with_blocks(1, BLOCKS, BLOCK);
     let mut producer = HeapQueue::producer(&queue).expect("a lane");
     let mut consumer = try_consumer(&queue).expect("the consumer");
     for i in 0..64 {
-        assert_eq!(producer.capture(&typical(USER, i), &clock), Captured::Queued);
+        if i % 16 == 0 {
+            refresh();
+        }
+        assert_eq!(producer.capture(&typical(USER, i), clock), Captured::Queued);
     }
     let mut events = Vec::with_capacity(64);
-    consumer.drain_with(64, |e| events.push(*e));
-    drop(producer);
-
-    let mut buf = vec![0u8; 4096];
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("encoder_encode/typical", |b| {
-        let mut i = 0;
-        b.iter(|| {
-            let mut w = Writer::new(&mut buf, 0);
-            encoder.encode(&events[i % 64], &clock, &mut w);
-            i += 1;
-            black_box(w.len())
-        })
+    consumer.drain(|e| {
+        events.push(e.to_vec());
+        true
     });
+    assert_eq!(events.len(), 64);
+    events
+}
 
+fn encode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("encode");
+    let enrichment = Enrichment { environment: "production", ..Enrichment::DEFAULT };
+    let coarse = Arc::new(CoarseClock::new());
+    let default_clock = ClientClock::Coarse(coarse.clone());
+    let tsc = ClientClock::Tsc(TscClock::new());
+    let clocks: [(&str, &ClientClock, Vec<Vec<u8>>); 2] = [
+        // The default: wall-clock nanos, refreshed every millisecond (here every 16 events).
+        ("coarse", &default_clock, drained_entries(&default_clock, || coarse.refresh())),
+        // `precise_timestamps(true)`: TSC ticks, converted when encoding.
+        ("tsc", &tsc, drained_entries(&tsc, || ())),
+    ];
     let envelope =
         Envelope { api_key: "phc_fasthog_bench_0000000000000000000000000", historical_migration: false };
     let limits = Limits::DEFAULT;
-    let mut batch: Batch<Vec<u8>, Vec<u32>> = Batch::new(
-        vec![0u8; limits.max_batch_bytes],
-        vec![0u32; limits.max_events],
-        limits,
-        envelope.overhead(),
-    );
-    g.throughput(Throughput::Elements(64));
-    g.bench_function("batch_push/64_typical", |b| {
-        b.iter(|| {
-            batch.clear();
-            for e in &events {
-                let pushed = batch.push(&mut encoder, e, &clock);
-                debug_assert!(matches!(pushed, Pushed::Added(_)));
-                black_box(pushed);
-            }
-            black_box(batch.bytes_len())
-        })
-    });
+    for (name, clock, events) in &clocks {
+        let mut encoder = Encoder::new(enrichment, 42);
+        let mut buf = vec![0u8; 4096];
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(format!("encoder_encode/typical/{name}"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let mut w = Writer::new(&mut buf, 0);
+                encoder.encode(events[i % 64].as_slice(), *clock, &mut w);
+                i += 1;
+                black_box(w.len())
+            })
+        });
+        let mut batch: Batch<Vec<u8>, Vec<u32>> = Batch::new(
+            vec![0u8; limits.max_batch_bytes],
+            vec![0u32; limits.max_events],
+            limits,
+            envelope.overhead(),
+        );
+        g.throughput(Throughput::Elements(64));
+        g.bench_function(format!("batch_push/64_typical/{name}"), |b| {
+            b.iter(|| {
+                batch.clear();
+                for e in events {
+                    let pushed = batch.push(&mut encoder, e.as_slice(), *clock);
+                    debug_assert!(matches!(pushed, Pushed::Added(_)));
+                    black_box(pushed);
+                }
+                black_box(batch.bytes_len())
+            })
+        });
+    }
     g.finish();
 }
 

@@ -6,8 +6,10 @@
 //! cargo bench -p fasthog-peers --bench peers -- --test   # each bench once (CI smoke test)
 //! ```
 //!
-//! Each iteration builds the typical event and captures it (the cost of a call site); the
-//! `prebuilt` group captures an event built beforehand. The bench thread runs on CPU 0; the
+//! Each iteration builds the event and captures it (the cost of a call site): the typical
+//! event in `peers_build+capture`, 16 properties in `peers_build+capture_16props`; the
+//! `prebuilt` group captures a typical event built beforehand. Ring and queue peers push a
+//! compact record of the same values (128 and 384 bytes, see `fasthog_peers::workload`). The bench thread runs on CPU 0; the
 //! drain threads, fasthog's flusher, posthog-rs's worker and the receiver (in this process)
 //! were started on the last CPU. Captures are timed in chunks of 512; after each chunk the
 //! bench waits (untimed) until the consumer has taken everything, so no queue ever refuses a
@@ -21,7 +23,7 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use fasthog_peers::peers::{setup, Capture, Drainer, Kind, Params, Setup, Visit};
 use fasthog_peers::sys;
-use fasthog_peers::workload::user_id;
+use fasthog_peers::workload::{user_id, Props16, Typical, Workload};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
 /// Captures per timed chunk; queues hold twice this.
@@ -95,7 +97,7 @@ impl Visit for Register<'_, '_> {
     }
 }
 
-fn run(c: &mut Criterion, name: &str, prebuilt: bool) {
+fn run<W: Workload>(c: &mut Criterion, name: &str, prebuilt: bool) {
     let cpus = sys::nproc().max(1);
     sys::pin(&[cpus - 1]);
     let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
@@ -109,18 +111,22 @@ fn run(c: &mut Criterion, name: &str, prebuilt: bool) {
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(1));
     for kind in Kind::ALL {
-        setup(kind, &params, &mut Register { group: &mut group, prebuilt, cpus });
+        setup::<W>(kind, &params, &mut Register { group: &mut group, prebuilt, cpus });
     }
     group.finish();
     sys::pin(&(0..cpus).collect::<Vec<_>>());
 }
 
 fn call_site(c: &mut Criterion) {
-    run(c, "peers_build+capture", false);
+    run::<Typical>(c, "peers_build+capture", false);
+}
+
+fn call_site_16(c: &mut Criterion) {
+    run::<Props16>(c, "peers_build+capture_16props", false);
 }
 
 fn prebuilt(c: &mut Criterion) {
-    run(c, "peers_capture_prebuilt", true);
+    run::<Typical>(c, "peers_capture_prebuilt", true);
 }
 
 fn config() -> Criterion {
@@ -133,6 +139,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = call_site, prebuilt
+    targets = call_site, call_site_16, prebuilt
 }
 criterion_main!(benches);

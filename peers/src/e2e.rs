@@ -15,6 +15,10 @@
 //! its lane full anyway is retried after a yield (and shows in fasthog's `dropped` counter, so
 //! it is subtracted). Throughput is events the receiver stored over the time from the first
 //! capture to the end of shutdown; `lost` must be 0.
+//!
+//! A burst run ([`E2eArgs::burst`]) instead captures a fixed number of typical events back to
+//! back, unpaced, into a client with default settings (only the host given), and counts what
+//! capture dropped because the client's memory was full; then it shuts the client down.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -26,11 +30,11 @@ use fasthog::{Captured, Client};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
 use crate::peers::API_KEY;
-use crate::workload::{fasthog_event, posthog_event, user_id};
+use crate::workload::{fasthog_event, posthog_event_typical as posthog_event, user_id};
 
 /// Events the producer lets either client hold at once (not yet delivered). Below both
-/// clients' own bounds (posthog-rs: a 10 000-event queue; fasthog: a 1024-record lane plus
-/// 64 pending batches of 100), so neither drops.
+/// clients' own bounds (posthog-rs: a 10 000-event queue; fasthog: 8 MiB of lanes, about
+/// 60 000 typical events, plus its pending batches), so neither drops.
 pub const MAX_IN_FLIGHT: u64 = 4096;
 /// Events captured between checks of the bound.
 const CHUNK: u64 = 256;
@@ -62,6 +66,9 @@ pub struct E2eArgs {
     pub batch: usize,
     /// Count allocations (slower; a separate run).
     pub count_allocs: bool,
+    /// `Some(n)`: capture `n` events back to back, unpaced, into a client with default
+    /// settings, instead of capturing for `secs` under the in-flight bound.
+    pub burst: Option<u64>,
 }
 
 impl E2eArgs {
@@ -77,6 +84,7 @@ impl E2eArgs {
             self.secs.to_string(),
             self.batch.to_string(),
             if self.count_allocs { "count".into() } else { "nocount".into() },
+            self.burst.map_or("paced".into(), |n| format!("burst{n}")),
         ]
     }
 
@@ -98,6 +106,10 @@ impl E2eArgs {
             secs: args.get(3)?.parse().ok()?,
             batch: args.get(4)?.parse().ok()?,
             count_allocs: args.get(5)? == "count",
+            burst: match args.get(6)?.as_str() {
+                "paced" => None,
+                b => Some(b.strip_prefix("burst")?.parse().ok()?),
+            },
         })
     }
 }
@@ -117,6 +129,9 @@ pub struct E2eResult {
     pub lane_full: u64,
     /// Events accepted by the client and not delivered (dropped or failed after capture).
     pub lost: u64,
+    /// Burst runs: captures the client refused (fasthog: `Captured::Dropped`, its memory
+    /// full; posthog-rs: events it never delivered, as it does not tell).
+    pub dropped: u64,
     /// Seconds from first capture to end of shutdown.
     pub secs: f64,
     /// Seconds spent capturing.
@@ -140,12 +155,13 @@ pub struct E2eResult {
 impl E2eResult {
     fn line(&self) -> String {
         format!(
-            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_end_kb={} cpu_us={} producer_allocs={} process_allocs={}",
+            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_end_kb={} cpu_us={} producer_allocs={} process_allocs={}",
             self.captured,
             self.delivered,
             self.full_waits,
             self.lane_full,
             self.lost,
+            self.dropped,
             self.secs,
             self.capture_secs,
             self.rss_start_kb,
@@ -171,6 +187,7 @@ impl E2eResult {
                 "full_waits" => r.full_waits = u()?,
                 "lane_full" => r.lane_full = u()?,
                 "lost" => r.lost = u()?,
+                "dropped" => r.dropped = u()?,
                 "secs" => r.secs = v.parse().ok()?,
                 "capture_secs" => r.capture_secs = v.parse().ok()?,
                 "rss_start_kb" => r.rss_start_kb = u()?,
@@ -233,6 +250,49 @@ fn run(a: &E2eArgs) -> E2eResult {
     let cpu0;
     let start;
     match a.which {
+        Which::Fasthog if a.burst.is_some() => {
+            // Default settings: only the host is given.
+            let client = Client::builder(API_KEY).host(a.url.as_str()).build().expect("fasthog client");
+            r.rss_built_kb = crate::sys::rss_kb();
+            cpu0 = crate::sys::cpu_us();
+            start = Instant::now();
+            let a0 = crate::alloc::thread_allocs();
+            let n = a.burst.unwrap_or(0);
+            for i in 0..n {
+                if client.capture(&fasthog_event(&user, i)) == Captured::Dropped {
+                    r.dropped += 1;
+                }
+            }
+            r.producer_allocs = crate::alloc::thread_allocs() - a0;
+            r.capture_secs = start.elapsed().as_secs_f64();
+            r.captured = n;
+            let stats = client.shutdown(Duration::from_secs(60)).expect("fasthog shutdown");
+            r.delivered = stats.sent;
+            r.lost = (stats.dropped - r.dropped) + stats.failed + stats.rejected;
+            drop(client);
+        }
+        Which::PosthogRs if a.burst.is_some() => {
+            // Default settings (a 10 000-event queue): only the host is given.
+            let mut b = posthog_rs::ClientOptionsBuilder::default();
+            b.api_key(API_KEY.to_string()).host(a.url.clone());
+            let client = posthog_rs::client(b.build().expect("posthog-rs options"));
+            r.rss_built_kb = crate::sys::rss_kb();
+            cpu0 = crate::sys::cpu_us();
+            start = Instant::now();
+            let a0 = crate::alloc::thread_allocs();
+            let n = a.burst.unwrap_or(0);
+            for i in 0..n {
+                client.capture(posthog_event(&user, i));
+            }
+            r.producer_allocs = crate::alloc::thread_allocs() - a0;
+            r.capture_secs = start.elapsed().as_secs_f64();
+            r.captured = n;
+            client.flush();
+            client.shutdown();
+            // posthog-rs does not tell what it dropped: the parent takes it from the
+            // receiver's count.
+            drop(client);
+        }
         Which::Fasthog => {
             let client = Client::builder(API_KEY)
                 .host(a.url.as_str())

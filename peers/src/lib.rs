@@ -1,6 +1,7 @@
-//! fasthog next to its peers: the same typical event captured by fasthog, by bare SPSC rings
-//! (ringbuf, rtrb, fasthog's own ring), by crossbeam's `ArrayQueue` and channel, std's
-//! `sync_channel`, a `Mutex<VecDeque>`, the Go client's design in Rust, and posthog-rs 0.30.
+//! fasthog next to its peers: the same event captured by fasthog (a lane, the client), by bare
+//! SPSC rings (ringbuf, rtrb) and by crossbeam's `ArrayQueue` and channel, std's
+//! `sync_channel` and a `Mutex<VecDeque>` (each pushing a compact record of the same values),
+//! by the Go client's design in Rust, and by posthog-rs 0.30.
 //!
 //! - `benches/peers.rs`: criterion, single-thread capture cost with a consumer on the other core.
 //! - `src/bin/tail.rs`: the per-call tail-latency harness (TSC timed, HDR-style histograms).
@@ -11,7 +12,9 @@
 
 pub mod alloc;
 pub mod e2e;
+pub mod encode;
 pub mod hist;
+pub mod paths;
 pub mod peers;
 pub mod report;
 pub mod sys;

@@ -1,29 +1,31 @@
 //! fasthog and its peers behind one producer trait, each with its consumer.
 //!
-//! Every ring or queue peer carries the same record a fasthog lane holds, `fasthog::Record`
-//! (about 1.1 KB, `Copy`), built by the same [`crate::workload::fasthog_record`]; fasthog
-//! itself writes the same record in place in its lane from the builder. The Go-design peer and posthog-rs build
-//! their own event types from the same inputs, as those designs do.
+//! The ring and queue peers carry the same data as fasthog, not fasthog's format: each pushes
+//! a compact `#[repr(C)]` record of the event's values by value ([`Workload::Record`]: 128
+//! bytes for the typical event, 384 for 16 properties), built from the same inputs. fasthog
+//! writes its variable-length entry in place in its lane from the builder. The Go-design peer
+//! and posthog-rs build their own event types from the same inputs, as those designs do.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use fasthog::client::TscClock;
-use fasthog::ring::{heap_storage, LaneProducer, Ring, Slot};
-use fasthog::{Captured, Client, HeapQueue, Record};
+use fasthog::client::{ClientClock, CoarseClock};
+use fasthog::ring::LaneProducer;
+use fasthog::{Captured, Client, Event, HeapQueue};
 use ringbuf::traits::{Consumer as _, Producer as _, Split as _};
 
-use crate::workload::{fasthog_event, fasthog_record, go_event, posthog_event, GoEvent, Typical};
+use crate::workload::{GoEvent, Workload};
 
-/// One producer's side of a peer: build the typical event for counter `i`, and enqueue it.
+/// One producer's side of a peer: build the event for counter `i`, and enqueue it.
 pub trait Capture: Send {
     /// The peer's event representation (it may borrow the distinct_id).
     type Ev<'u>;
-    /// Builds the typical event (not timed in "capture call only" mode).
+    /// Builds the event (not timed in "capture call only" mode).
     fn build<'u>(&mut self, user: &'u str, i: u64) -> Self::Ev<'u>;
     /// Enqueues it; false when the queue refused it (full).
     fn capture(&mut self, ev: Self::Ev<'_>) -> bool;
@@ -36,19 +38,17 @@ pub enum Kind {
     FasthogClient,
     /// A `HeapQueue` lane (`LaneProducer::capture`) with a busy consumer.
     FasthogLane,
-    /// `fasthog::ring::Ring` `Producer::push` of the whole record.
-    FasthogRing,
-    /// ringbuf `HeapRb::try_push`.
+    /// ringbuf `HeapRb::try_push` of the compact record.
     Ringbuf,
-    /// rtrb `Producer::push`.
+    /// rtrb `Producer::push` of the compact record.
     Rtrb,
-    /// crossbeam-queue `ArrayQueue::push`.
+    /// crossbeam-queue `ArrayQueue::push` of the compact record.
     ArrayQueue,
-    /// crossbeam-channel `bounded` `try_send`.
+    /// crossbeam-channel `bounded` `try_send` of the compact record.
     CrossbeamChannel,
-    /// std `sync_channel` `try_send`.
+    /// std `sync_channel` `try_send` of the compact record.
     StdSyncChannel,
-    /// `Mutex<VecDeque>` `push_back` (bounded by a length check).
+    /// `Mutex<VecDeque>` `push_back` of the compact record (bounded by a length check).
     MutexVecDeque,
     /// The Go client's design: a bounded channel of an owned event with a property map.
     GoDesign,
@@ -58,10 +58,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every peer, fasthog first.
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 10] = [
         Kind::FasthogClient,
         Kind::FasthogLane,
-        Kind::FasthogRing,
         Kind::Ringbuf,
         Kind::Rtrb,
         Kind::ArrayQueue,
@@ -76,8 +75,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::FasthogClient => "fasthog Client::capture",
-            Kind::FasthogLane => "fasthog lane capture",
-            Kind::FasthogRing => "fasthog::ring::Ring push",
+            Kind::FasthogLane => "fasthog LaneProducer::capture",
             Kind::Ringbuf => "ringbuf 0.6 try_push",
             Kind::Rtrb => "rtrb 0.4 push",
             Kind::ArrayQueue => "crossbeam ArrayQueue push",
@@ -94,9 +92,8 @@ impl Kind {
         match self {
             Kind::FasthogClient => "fasthog flusher (encode, gzip, HTTP to receiver)",
             Kind::PosthogRs => "posthog-rs worker (serde, HTTP to receiver)",
-            Kind::Ringbuf | Kind::Rtrb | Kind::FasthogRing | Kind::FasthogLane => {
-                "drain thread, one SPSC ring per producer"
-            }
+            Kind::FasthogLane => "drain thread, reads each entry in place",
+            Kind::Ringbuf | Kind::Rtrb => "drain thread, one SPSC ring per producer",
             _ => "drain thread, one shared queue",
         }
     }
@@ -111,7 +108,6 @@ impl Kind {
         Some(match s {
             "fasthog-client" | "client" => Kind::FasthogClient,
             "fasthog-lane" | "lane" => Kind::FasthogLane,
-            "fasthog-ring" => Kind::FasthogRing,
             "ringbuf" => Kind::Ringbuf,
             "rtrb" => Kind::Rtrb,
             "arrayqueue" | "array-queue" => Kind::ArrayQueue,
@@ -128,154 +124,102 @@ impl Kind {
 // ---- producers -------------------------------------------------------------------------
 
 /// `fasthog::Client::capture`.
-pub struct ClientProducer(pub Client);
-impl Capture for ClientProducer {
-    type Ev<'u> = Typical<'u>;
+pub struct ClientProducer<W>(pub Client, PhantomData<W>);
+impl<W: Workload> Capture for ClientProducer<W> {
+    type Ev<'u> = Event<'u, W::Props>;
     #[inline(always)]
-    fn build<'u>(&mut self, user: &'u str, i: u64) -> Typical<'u> {
-        fasthog_event(user, i)
+    fn build<'u>(&mut self, user: &'u str, i: u64) -> Self::Ev<'u> {
+        W::event(user, i)
     }
     #[inline(always)]
-    fn capture(&mut self, ev: Typical<'_>) -> bool {
+    fn capture(&mut self, ev: Self::Ev<'_>) -> bool {
         self.0.capture(&ev) == Captured::Queued
     }
 }
 
-/// A claimed lane of a `HeapQueue`.
-pub struct LaneCapture {
+/// A claimed lane of a `HeapQueue`, stamping with the client's default (coarse) clock.
+pub struct LaneCapture<W> {
     producer: LaneProducer<Arc<HeapQueue>>,
-    clock: TscClock,
+    clock: ClientClock,
+    _w: PhantomData<W>,
 }
-impl Capture for LaneCapture {
-    type Ev<'u> = Typical<'u>;
+impl<W: Workload> Capture for LaneCapture<W> {
+    type Ev<'u> = Event<'u, W::Props>;
     #[inline(always)]
-    fn build<'u>(&mut self, user: &'u str, i: u64) -> Typical<'u> {
-        fasthog_event(user, i)
+    fn build<'u>(&mut self, user: &'u str, i: u64) -> Self::Ev<'u> {
+        W::event(user, i)
     }
     #[inline(always)]
-    fn capture(&mut self, ev: Typical<'_>) -> bool {
+    fn capture(&mut self, ev: Self::Ev<'_>) -> bool {
         self.producer.capture(&ev, &self.clock) == Captured::Queued
     }
 }
 
-type HeapRing = Ring<Record, Box<[Slot<Record>]>>;
-
-/// `fasthog::ring::Producer::push` of a whole record.
-pub struct RingPush(fasthog::ring::Producer<Arc<HeapRing>>);
-impl Capture for RingPush {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.push(ev).is_ok()
-    }
+/// A record peer: `$push(queue, record)` of the workload's compact record.
+macro_rules! record_peer {
+    ($(#[$doc:meta])* $name:ident, $queue:ty, |$q:ident, $r:ident| $push:expr) => {
+        $(#[$doc])*
+        pub struct $name<W: Workload>($queue);
+        impl<W: Workload> Capture for $name<W> {
+            type Ev<'u> = W::Record;
+            #[inline(always)]
+            fn build(&mut self, user: &str, i: u64) -> W::Record {
+                W::record(user, i)
+            }
+            #[inline(always)]
+            fn capture(&mut self, ev: W::Record) -> bool {
+                let ($q, $r) = (&mut self.0, ev);
+                $push
+            }
+        }
+    };
 }
 
-type RbProd = ringbuf::CachingProd<Arc<ringbuf::HeapRb<Record>>>;
-type RbCons = ringbuf::CachingCons<Arc<ringbuf::HeapRb<Record>>>;
+type RbProd<T> = ringbuf::CachingProd<Arc<ringbuf::HeapRb<T>>>;
+type RbCons<T> = ringbuf::CachingCons<Arc<ringbuf::HeapRb<T>>>;
 
-/// ringbuf `try_push`.
-pub struct RingbufPush(RbProd);
-impl Capture for RingbufPush {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.try_push(ev).is_ok()
-    }
-}
-
-/// rtrb `push`.
-pub struct RtrbPush(rtrb::Producer<Record>);
-impl Capture for RtrbPush {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.push(ev).is_ok()
-    }
-}
-
-/// crossbeam `ArrayQueue::push`.
-pub struct ArrayQueuePush(Arc<crossbeam_queue::ArrayQueue<Record>>);
-impl Capture for ArrayQueuePush {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.push(ev).is_ok()
-    }
-}
-
-/// crossbeam-channel `try_send`.
-pub struct CrossbeamSend(crossbeam_channel::Sender<Record>);
-impl Capture for CrossbeamSend {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.try_send(ev).is_ok()
-    }
-}
-
-/// std `SyncSender::try_send`.
-pub struct StdSend(std::sync::mpsc::SyncSender<Record>);
-impl Capture for StdSend {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        self.0.try_send(ev).is_ok()
-    }
-}
-
-/// A bounded `Mutex<VecDeque>`.
-pub struct MutexPush(Arc<(Mutex<VecDeque<Record>>, usize)>);
-impl Capture for MutexPush {
-    type Ev<'u> = Record;
-    #[inline(always)]
-    fn build(&mut self, user: &str, i: u64) -> Record {
-        fasthog_record(user, i)
-    }
-    #[inline(always)]
-    fn capture(&mut self, ev: Record) -> bool {
-        let (queue, cap) = &*self.0;
+record_peer!(
+    /// ringbuf `try_push`.
+    RingbufPush, RbProd<W::Record>, |q, r| q.try_push(r).is_ok()
+);
+record_peer!(
+    /// rtrb `push`.
+    RtrbPush, rtrb::Producer<W::Record>, |q, r| q.push(r).is_ok()
+);
+record_peer!(
+    /// crossbeam `ArrayQueue::push`.
+    ArrayQueuePush, Arc<crossbeam_queue::ArrayQueue<W::Record>>, |q, r| q.push(r).is_ok()
+);
+record_peer!(
+    /// crossbeam-channel `try_send`.
+    CrossbeamSend, crossbeam_channel::Sender<W::Record>, |q, r| q.try_send(r).is_ok()
+);
+record_peer!(
+    /// std `SyncSender::try_send`.
+    StdSend, std::sync::mpsc::SyncSender<W::Record>, |q, r| q.try_send(r).is_ok()
+);
+record_peer!(
+    /// A bounded `Mutex<VecDeque>`.
+    MutexPush, Arc<(Mutex<VecDeque<W::Record>>, usize)>, |q, r| {
+        let (queue, cap) = &**q;
         let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() < *cap {
-            q.push_back(ev);
+            q.push_back(r);
             true
         } else {
             false
         }
     }
-}
+);
 
 /// The Go client's design: build an owned event with a property map, `select` it into a
 /// bounded channel with a `default` (here `try_send`).
-pub struct GoSend(crossbeam_channel::Sender<GoEvent>);
-impl Capture for GoSend {
+pub struct GoSend<W>(crossbeam_channel::Sender<GoEvent>, PhantomData<W>);
+impl<W: Workload> Capture for GoSend<W> {
     type Ev<'u> = GoEvent;
     #[inline(always)]
     fn build(&mut self, user: &str, i: u64) -> GoEvent {
-        go_event(user, i)
+        W::go(user, i)
     }
     #[inline(always)]
     fn capture(&mut self, ev: GoEvent) -> bool {
@@ -285,12 +229,12 @@ impl Capture for GoSend {
 
 /// posthog-rs 0.30 `Client::capture` (fire-and-forget; returns nothing, so a drop on a full
 /// queue is invisible here and checked through `pending_events` by the harness).
-pub struct PosthogCapture(pub Arc<posthog_rs::Client>);
-impl Capture for PosthogCapture {
+pub struct PosthogCapture<W>(pub Arc<posthog_rs::Client>, PhantomData<W>);
+impl<W: Workload> Capture for PosthogCapture<W> {
     type Ev<'u> = posthog_rs::Event;
     #[inline(always)]
     fn build(&mut self, user: &str, i: u64) -> posthog_rs::Event {
-        posthog_event(user, i)
+        W::posthog(user, i)
     }
     #[inline(always)]
     fn capture(&mut self, ev: posthog_rs::Event) -> bool {
@@ -428,7 +372,8 @@ const DRAIN_CHUNK: usize = 256;
 pub struct Params {
     /// Producer threads.
     pub producers: usize,
-    /// Records each queue holds (per ring for the SPSC peers; per lane for fasthog).
+    /// Events each queue holds (per ring for the SPSC peers; fasthog: its lanes' memory holds
+    /// this many per producer, at least).
     pub capacity: usize,
     /// The receiver's base URL, for the two real clients.
     pub receiver_url: Option<String>,
@@ -440,20 +385,23 @@ pub struct Params {
 /// The API key the clients send (the receiver accepts any well-formed key).
 pub const API_KEY: &str = "phc_fasthog_bench_0000000000000000000000000";
 
-/// A fasthog `Client` for the harness: defaults except `lanes` (enough for the producers) and
-/// `lane_capacity` (`capacity`, so a burst never fills a lane).
-pub fn fasthog_client(url: &str, capacity: usize, producers: usize) -> Client {
-    Client::builder(API_KEY)
-        .host(url)
-        .environment("bench")
-        .lanes(producers.max(1) * 2)
-        .lane_capacity(capacity)
-        .build()
-        .expect("build fasthog client")
+/// A fasthog `Client` for the harness: default settings (16 lanes, 8 MiB), except the host,
+/// and more memory only if `capacity` events of `lane_bytes` per producer would not fit in
+/// half the default.
+pub fn fasthog_client(url: &str, capacity: usize, producers: usize, lane_bytes: usize) -> Client {
+    let needed = 2 * capacity * producers.max(1) * lane_bytes;
+    let mut b = Client::builder(API_KEY).host(url).environment("bench");
+    if needed > fasthog::client::DEFAULT_MEMORY {
+        b = b.memory(needed.next_power_of_two());
+    }
+    if producers > 16 {
+        b = b.lanes(producers);
+    }
+    b.build().expect("build fasthog client")
 }
 
 /// A posthog-rs client for the harness: defaults except the host and a queue as large as
-/// fasthog's lanes together (so neither drops during a burst).
+/// `max_queue` (so it does not drop during a burst).
 pub fn posthog_client(url: &str, max_queue: usize, gzip: bool) -> posthog_rs::Client {
     let mut b = posthog_rs::ClientOptionsBuilder::default();
     b.api_key(API_KEY.to_string()).host(url.to_string()).max_queue_size(max_queue);
@@ -490,16 +438,18 @@ pub trait Visit {
     fn visit<P: Capture + 'static>(&mut self, setup: Setup<P>);
 }
 
-/// Sets up `kind` and hands it to `v`.
-pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
+/// Sets up `kind` for workload `W` and hands it to `v`.
+pub fn setup<W: Workload>(kind: Kind, params: &Params, v: &mut impl Visit) {
     let n = params.producers.max(1);
     let cap = params.capacity;
     let name = kind.name();
+    let spinner = |drain| Drainer::Spinner(Spinner::spawn(name, params.poll, drain));
     match kind {
         Kind::FasthogClient => {
             let url = params.receiver_url.as_deref().expect("a receiver url");
-            let client = fasthog_client(url, cap, n);
-            let producers = (0..n).map(|_| ClientProducer(client.clone())).collect();
+            let lane_bytes = W::event(&crate::workload::user_id(0), 0).to_entry().lane_bytes();
+            let client = fasthog_client(url, cap, n, lane_bytes);
+            let producers = (0..n).map(|_| ClientProducer::<W>(client.clone(), PhantomData)).collect();
             let (c1, c2) = (client.clone(), client);
             v.visit(Setup {
                 kind,
@@ -516,108 +466,80 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
             });
         }
         Kind::FasthogLane => {
-            let queue = Arc::new(HeapQueue::with_capacity(n, cap));
-            let clock = TscClock::new();
+            // Blocks of 16 KiB (entries up to 8 KiB), enough for `cap` events per lane, plus
+            // the block each lane holds and slack.
+            let lane_bytes = W::event(&crate::workload::user_id(0), 0).to_entry().lane_bytes();
+            let block = 16 * 1024;
+            let blocks = (n * cap * lane_bytes).div_ceil(block - 8) + 3 * (n + 1);
+            let queue = Arc::new(HeapQueue::with_blocks(n, blocks, block));
+            // The client's default clock, refreshed by the drain thread every millisecond as
+            // the client's flusher thread does.
+            let coarse = Arc::new(CoarseClock::new());
             let producers = (0..n)
-                .map(|_| LaneCapture {
+                .map(|_| LaneCapture::<W> {
                     producer: HeapQueue::producer(queue.clone()).expect("a free lane"),
-                    clock: clock.clone(),
+                    clock: ClientClock::Coarse(coarse.clone()),
+                    _w: PhantomData,
                 })
                 .collect();
             let mut consumer = fasthog::ring::try_consumer(queue).expect("the consumer");
-            // Read each record out whole, as the ring peers' `pop` does.
+            let mut refreshed = Instant::now();
+            // Reads every byte of each entry in place, as an encoder does.
             let drain = Box::new(move || {
-                consumer.drain_with(DRAIN_CHUNK * n, |e| {
-                    let record: Record = *e;
-                    black_box(&record);
-                })
-            });
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
-        }
-        Kind::FasthogRing => {
-            let rings: Vec<Arc<HeapRing>> =
-                (0..n).map(|_| Arc::new(Ring::with_storage(heap_storage(cap)))).collect();
-            let producers =
-                rings.iter().map(|r| RingPush(Ring::try_producer(r.clone()).expect("producer"))).collect();
-            let consumers: Vec<_> =
-                rings.into_iter().map(|r| Ring::try_consumer(r).expect("consumer")).collect();
-            let drain = Box::new({
-                let mut consumers = consumers;
-                move || {
-                    consumers
-                        .iter_mut()
-                        .map(|c| {
-                            c.drain_with(DRAIN_CHUNK, |e| {
-                                let record: Record = *e;
-                                black_box(&record);
-                            })
-                        })
-                        .sum()
+                if refreshed.elapsed() >= CoarseClock::RESOLUTION {
+                    coarse.refresh();
+                    refreshed = Instant::now();
                 }
+                consumer
+                    .drain(|e| {
+                        black_box(e.iter().fold(0u8, |a, b| a ^ b));
+                        true
+                    })
+                    .events
             });
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::Ringbuf => {
-            let (producers, consumers): (Vec<RbProd>, Vec<RbCons>) =
-                (0..n).map(|_| ringbuf::HeapRb::<Record>::new(cap).split()).unzip();
-            let drain = spsc_drain!(consumers, |c: &mut RbCons| c.try_pop());
+            let (producers, consumers): (Vec<_>, Vec<RbCons<W::Record>>) =
+                (0..n).map(|_| ringbuf::HeapRb::<W::Record>::new(cap).split()).unzip();
+            let drain = spsc_drain!(consumers, |c: &mut RbCons<W::Record>| c.try_pop());
             v.visit(Setup {
                 kind,
-                producers: producers.into_iter().map(RingbufPush).collect(),
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
+                producers: producers.into_iter().map(RingbufPush::<W>).collect(),
+                drainer: spinner(drain),
             });
         }
         Kind::Rtrb => {
             let (producers, consumers): (Vec<_>, Vec<_>) =
-                (0..n).map(|_| rtrb::RingBuffer::<Record>::new(cap)).unzip();
-            let drain = spsc_drain!(consumers, |c: &mut rtrb::Consumer<Record>| c.pop().ok());
+                (0..n).map(|_| rtrb::RingBuffer::<W::Record>::new(cap)).unzip();
+            let drain = spsc_drain!(consumers, |c: &mut rtrb::Consumer<W::Record>| c.pop().ok());
             v.visit(Setup {
                 kind,
-                producers: producers.into_iter().map(RtrbPush).collect(),
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
+                producers: producers.into_iter().map(RtrbPush::<W>).collect(),
+                drainer: spinner(drain),
             });
         }
         Kind::ArrayQueue => {
-            let q = Arc::new(crossbeam_queue::ArrayQueue::<Record>::new(cap * n));
-            let producers = (0..n).map(|_| ArrayQueuePush(q.clone())).collect();
-            let drain = spsc_drain!([q], |c: &mut Arc<crossbeam_queue::ArrayQueue<Record>>| c.pop());
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            let q = Arc::new(crossbeam_queue::ArrayQueue::<W::Record>::new(cap * n));
+            let producers = (0..n).map(|_| ArrayQueuePush::<W>(q.clone())).collect();
+            let drain = spsc_drain!([q], |c: &mut Arc<crossbeam_queue::ArrayQueue<W::Record>>| c.pop());
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::CrossbeamChannel => {
-            let (tx, rx) = crossbeam_channel::bounded::<Record>(cap * n);
-            let producers = (0..n).map(|_| CrossbeamSend(tx.clone())).collect();
-            let drain = spsc_drain!([rx], |c: &mut crossbeam_channel::Receiver<Record>| c.try_recv().ok());
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            let (tx, rx) = crossbeam_channel::bounded::<W::Record>(cap * n);
+            let producers = (0..n).map(|_| CrossbeamSend::<W>(tx.clone())).collect();
+            let drain = spsc_drain!([rx], |c: &mut crossbeam_channel::Receiver<W::Record>| c.try_recv().ok());
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::StdSyncChannel => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Record>(cap * n);
-            let producers = (0..n).map(|_| StdSend(tx.clone())).collect();
-            let drain = spsc_drain!([rx], |c: &mut std::sync::mpsc::Receiver<Record>| c.try_recv().ok());
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            let (tx, rx) = std::sync::mpsc::sync_channel::<W::Record>(cap * n);
+            let producers = (0..n).map(|_| StdSend::<W>(tx.clone())).collect();
+            let drain = spsc_drain!([rx], |c: &mut std::sync::mpsc::Receiver<W::Record>| c.try_recv().ok());
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::MutexVecDeque => {
             let q = Arc::new((Mutex::new(VecDeque::with_capacity(cap * n)), cap * n));
-            let producers = (0..n).map(|_| MutexPush(q.clone())).collect();
+            let producers = (0..n).map(|_| MutexPush::<W>(q.clone())).collect();
             let drain = Box::new(move || {
                 let mut q = q.0.lock().unwrap_or_else(|e| e.into_inner());
                 let mut taken = 0;
@@ -632,27 +554,19 @@ pub fn setup(kind: Kind, params: &Params, v: &mut impl Visit) {
                 }
                 taken
             });
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::GoDesign => {
             let (tx, rx) = crossbeam_channel::bounded::<GoEvent>(cap * n);
-            let producers = (0..n).map(|_| GoSend(tx.clone())).collect();
+            let producers = (0..n).map(|_| GoSend::<W>(tx.clone(), PhantomData)).collect();
             let drain = spsc_drain!([rx], |c: &mut crossbeam_channel::Receiver<GoEvent>| c.try_recv().ok());
-            v.visit(Setup {
-                kind,
-                producers,
-                drainer: Drainer::Spinner(Spinner::spawn(name, params.poll, drain)),
-            });
+            v.visit(Setup { kind, producers, drainer: spinner(drain) });
         }
         Kind::PosthogRs => {
             let url = params.receiver_url.as_deref().expect("a receiver url");
-            // Room for every lane fasthog gets, so neither client drops during a burst.
+            // Room for two bursts of every producer, so it does not drop during a burst.
             let client = Arc::new(posthog_client(url, cap * n * 2, false));
-            let producers = (0..n).map(|_| PosthogCapture(client.clone())).collect();
+            let producers = (0..n).map(|_| PosthogCapture::<W>(client.clone(), PhantomData)).collect();
             let c1 = client.clone();
             v.visit(Setup {
                 kind,

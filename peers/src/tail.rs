@@ -6,14 +6,18 @@
 //!   thread of the process (drain threads, fasthog's flusher, posthog-rs's worker) and the
 //!   receiver process run on the last CPU. With one producer on a 2-CPU machine that puts the
 //!   consumer on the other core; with two, the consumer shares CPU 1 with producer 1.
-//! - Work comes in bursts: each producer captures `burst` events back to back, each call timed
-//!   on its own with two `quanta::Clock::raw()` reads (`rdtsc`); then the harness waits until
-//!   the consumer has taken (or the client delivered) everything, and moves to the next peer.
+//! - Work comes in bursts: each producer captures `burst` events, each call timed on its own
+//!   with two `quanta::Clock::raw()` reads (`rdtsc`), calls paced [`Config::pace`] apart (the
+//!   producer spins until that long after the previous call started; a call that takes longer
+//!   delays the next); then the harness waits until the consumer has taken (or the client
+//!   delivered) everything, and moves to the next peer.
 //!   Rounds rotate through all peers, so noise on the shared machine spreads over all of them.
 //! - The cost of the two clock reads (median of 200 000 back-to-back pairs, measured on each
 //!   producer thread) is subtracted from every sample.
-//! - Queues hold `2 * burst` records per producer, so no capture is refused (checked and
+//! - Queues hold `2 * burst` events per producer, so no capture is refused (checked and
 //!   reported: `refused` must be 0).
+//! - Every peer captures the same event shape ([`Config::shape`]); the ring and queue peers push
+//!   a compact record of its values (see `crate::workload`).
 //! - Two warm-up rounds (untimed) first: lane claims, thread-locals, page faults of every slot.
 //! - A final round with the counting allocator on gives allocations per capture (producer
 //!   thread only).
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::hist::Hist;
 use crate::peers::{setup, Capture, Drainer, Kind, Params, Setup, Visit};
-use crate::workload::user_id;
+use crate::workload::{user_id, Props16, Shape, Typical};
 
 /// What the timed region covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,10 @@ pub struct Config {
     pub pin: bool,
     /// Drain threads spin (`None`) or poll every so often (`Some`); see [`Params::poll`].
     pub poll: Option<Duration>,
+    /// The event every peer captures.
+    pub shape: Shape,
+    /// Calls start this far apart (`ZERO`: back to back).
+    pub pace: Duration,
 }
 
 impl Config {
@@ -114,6 +122,7 @@ struct BurstArgs<'a> {
     n: u64,
     mode: Mode,
     record: bool,
+    pace_ns: u64,
 }
 
 /// A producer, type-erased at burst granularity (the timed loop inside is monomorphic).
@@ -125,8 +134,14 @@ impl<P: Capture> ProducerDyn for P {
     fn burst(&mut self, a: &BurstArgs<'_>, hist: &mut Hist) -> (u64, u64) {
         let (mut queued, mut refused) = (0u64, 0u64);
         let clock = a.clock;
+        let mut last = clock.raw();
         for k in 0..a.n {
             let i = a.start + k;
+            if a.pace_ns > 0 {
+                while clock.delta_as_nanos(last, clock.raw()) < a.pace_ns {
+                    std::hint::spin_loop();
+                }
+            }
             let (t0, ok, t1) = match a.mode {
                 Mode::CallSite => {
                     compiler_fence(Ordering::SeqCst);
@@ -155,6 +170,7 @@ impl<P: Capture> ProducerDyn for P {
                     (t0, ok, t1)
                 }
             };
+            last = t0;
             if a.record {
                 hist.record(clock.delta_as_nanos(t0, t1).saturating_sub(a.overhead));
             }
@@ -228,7 +244,10 @@ pub fn run(cfg: &Config) -> RunResult {
     };
     let mut peers = Vec::new();
     for &kind in &cfg.kinds {
-        setup(kind, &params, &mut Collect(&mut peers));
+        match cfg.shape {
+            Shape::Typical => setup::<Typical>(kind, &params, &mut Collect(&mut peers)),
+            Shape::Props16 => setup::<Props16>(kind, &params, &mut Collect(&mut peers)),
+        }
     }
     // Hand each producer thread its producer of every peer.
     let mut per_thread: Vec<Vec<Box<dyn ProducerDyn>>> = (0..n).map(|_| Vec::new()).collect();
@@ -258,6 +277,7 @@ pub fn run(cfg: &Config) -> RunResult {
                     (barrier.clone(), current.clone(), phase.clone(), queued_total.clone(), clock.clone());
                 let pin = cfg.pin;
                 let (burst, mode) = (cfg.burst as u64, cfg.mode);
+                let pace_ns = cfg.pace.as_nanos() as u64;
                 s.spawn(move || {
                     if pin {
                         crate::sys::pin(&[t % cpus]);
@@ -284,6 +304,7 @@ pub fn run(cfg: &Config) -> RunResult {
                             n: burst,
                             mode,
                             record,
+                            pace_ns,
                         };
                         let hist = if record { &mut hists[idx] } else { &mut scratch };
                         let (q, r) = producers[idx].burst(&args, hist);
@@ -374,10 +395,12 @@ pub fn table(r: &RunResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{} producer(s), {}, {}; {} rounds x {} per producer; timer overhead subtracted: {:?} ns",
+        "{}, {} producer(s), {}, {}, calls paced {} ns; {} rounds x {} per producer; timer overhead subtracted: {:?} ns",
+        r.config.shape.label(),
         r.config.producers,
         r.config.mode.label(),
         r.config.consumer_label(),
+        r.config.pace.as_nanos(),
         r.config.rounds,
         r.config.burst,
         r.overhead_ns

@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo run --release -p fasthog-peers --bin tail -- [--producers N] [--prebuilt] [--rounds N]
-//!     [--burst N] [--no-pin] [--poll-us N] [--peers fasthog-client,ringbuf,...]
+//!     [--burst N] [--no-pin] [--poll-us N] [--pace-ns N] [--props16]
+//!     [--peers fasthog-client,ringbuf,...]
 //! ```
 //! See `fasthog_peers::tail` for how it measures.
 
 use fasthog_peers::e2e::ReceiverChild;
 use fasthog_peers::peers::Kind;
 use fasthog_peers::tail::{self, Config, Mode};
+use fasthog_peers::workload::Shape;
 
 #[global_allocator]
 static ALLOC: fasthog_peers::alloc::Counting = fasthog_peers::alloc::Counting;
@@ -27,6 +29,8 @@ fn main() {
         receiver_url: None,
         pin: true,
         poll: None,
+        shape: Shape::Typical,
+        pace: std::time::Duration::from_nanos(500),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -34,6 +38,11 @@ fn main() {
         match a.as_str() {
             "--producers" => cfg.producers = val().parse().unwrap_or_else(|_| usage("--producers N")),
             "--prebuilt" => cfg.mode = Mode::Prebuilt,
+            "--props16" => cfg.shape = Shape::Props16,
+            "--pace-ns" => {
+                cfg.pace =
+                    std::time::Duration::from_nanos(val().parse().unwrap_or_else(|_| usage("--pace-ns N")))
+            }
             "--rounds" => cfg.rounds = val().parse().unwrap_or_else(|_| usage("--rounds N")),
             "--burst" => cfg.burst = val().parse().unwrap_or_else(|_| usage("--burst N")),
             "--no-pin" => cfg.pin = false,
@@ -64,6 +73,6 @@ fn main() {
 }
 
 fn usage(msg: &str) -> ! {
-    eprintln!("{msg}\nusage: tail [--producers N] [--prebuilt] [--rounds N] [--burst N] [--no-pin] [--poll-us N] [--peers a,b,...]");
+    eprintln!("{msg}\nusage: tail [--producers N] [--prebuilt] [--rounds N] [--burst N] [--no-pin] [--poll-us N] [--pace-ns N] [--props16] [--peers a,b,...]");
     std::process::exit(2)
 }
