@@ -1042,7 +1042,7 @@ struct Panicking;
 
 impl fasthog::transport::Transport for Panicking {
     async fn send(
-        &mut self,
+        &self,
         _: fasthog::transport::Request<'_>,
     ) -> Result<fasthog::transport::Response, fasthog::transport::TransportError> {
         panic!("a transport bug (this panic is part of the test)")

@@ -277,6 +277,17 @@ impl Builder {
         self
     }
 
+    /// Requests in flight at once, from 1 to [`MAX_IN_FLIGHT`](crate::flusher::MAX_IN_FLIGHT)
+    /// (8): while one batch waits for its response (or backs off), the next ones are sent,
+    /// each on its own connection and `blocking` pool thread, each retried, backed off and
+    /// split on a 413 on its own. With a server that takes 200 ms per response, one request in
+    /// flight delivers one batch per 200 ms; four deliver four. They count among the
+    /// `pending_batches`. Defaults to 4.
+    pub fn requests_in_flight(mut self, requests: usize) -> Self {
+        self.flush.requests_in_flight = requests;
+        self
+    }
+
     /// Batches held while the server backs us off (each up to `batch_size` events), from 2 to
     /// 1024, and at most 1 GiB with `max_batch_bytes` each (they are allocated up front).
     /// Defaults to 64.
@@ -434,6 +445,13 @@ impl Builder {
             "from 1024 to 20971520 (20 MiB)",
         )?;
         within("pending_batches", self.pending_batches, 2, 1024, "from 2 to 1024")?;
+        within(
+            "requests_in_flight",
+            self.flush.requests_in_flight,
+            1,
+            crate::flusher::MAX_IN_FLIGHT,
+            "from 1 to 8",
+        )?;
         within(
             "pending_batches",
             self.pending_batches.saturating_mul(self.limits.max_batch_bytes),
