@@ -187,7 +187,7 @@ pub struct FlushConfig {
     /// Longest pause between drains when idle. Lanes must not fill in this time.
     pub poll_max_us: u64,
     /// Send the filling batch once it holds this many events, without waiting for it to be
-    /// full. While a request is in flight the next batch keeps filling past this, up to the
+    /// full. While every request slot is busy the next batch keeps filling past this, up to the
     /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
     /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
     pub send_at_events: usize,

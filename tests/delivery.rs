@@ -1148,3 +1148,43 @@ fn max_batch_events_lets_requests_grow_past_batch_size_while_one_is_in_flight() 
     let s = finish(&client, DEADLINE);
     assert_eq!((s.sent, s.dropped), (2000, 0));
 }
+
+/// 1,024 events in batches of 64 to a receiver that takes 200 ms per request, with `in_flight`
+/// requests at once: (the flush's time, the most requests in the receiver at once, requests).
+fn deliver_through_a_slow_receiver(in_flight: usize) -> (Duration, usize, usize) {
+    let latency = Duration::from_millis(200);
+    let r = Receiver::start(ReceiverConfig { delay: Some(latency), ..Default::default() })
+        .expect("a loopback port");
+    let client = builder(&r.url()).batch_size(64).requests_in_flight(in_flight).build().unwrap();
+    capture_n(&client, 1024, "in-flight");
+    let started = Instant::now();
+    client.flush(FLUSH).unwrap();
+    let took = started.elapsed();
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed, s.dropped), (1024, 0, 0));
+    let requests = r.requests();
+    assert!(requests.iter().all(|q| q.event_count == 64), "batches of 64");
+    // When each request's head was read: at most `latency` apart means both were in the
+    // receiver together (each is answered `latency` after its head).
+    let overlap = requests
+        .iter()
+        .map(|a| requests.iter().filter(|b| b.at <= a.at && a.at.duration_since(b.at) < latency).count())
+        .max()
+        .unwrap_or(0);
+    (took, overlap, requests.len())
+}
+
+#[test]
+fn several_requests_in_flight_overlap_at_a_slow_receiver() {
+    install_logger();
+    let (one, one_overlap, one_requests) = deliver_through_a_slow_receiver(1);
+    let (four, four_overlap, four_requests) = deliver_through_a_slow_receiver(4);
+    eprintln!("1,024 events at 200 ms per request: 1 in flight {one:?}, 4 in flight {four:?}");
+    assert_eq!((one_requests, four_requests), (16, 16));
+    assert_eq!(one_overlap, 1, "one at a time");
+    assert_eq!(four_overlap, 4, "four in the receiver at once");
+    // 16 round trips against 4: about 3.2 s against 0.8 s. Allow a loaded machine slack.
+    assert!(one >= Duration::from_millis(3_200), "{one:?}");
+    assert!(four < Duration::from_millis(1_600), "{four:?}");
+    assert!(one.as_secs_f64() / four.as_secs_f64() > 2.5, "{one:?} against {four:?}");
+}

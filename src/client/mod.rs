@@ -190,7 +190,7 @@ impl Builder {
     }
 
     /// Events that trigger a send, from 1 to 10,000: a batch goes as soon as it holds this
-    /// many (or at the flush interval). While a request is in flight the next batch keeps
+    /// many (or at the flush interval). While every request slot is busy the next batch keeps
     /// filling, up to [`Builder::max_batch_events`]. Defaults to 64 (the Go client's batch
     /// size).
     pub fn batch_size(mut self, events: usize) -> Self {
@@ -199,7 +199,7 @@ impl Builder {
     }
 
     /// Most events in one request, from `batch_size` to 10,000 (and always within
-    /// `max_batch_bytes`): under load, while a request is in flight, the next one grows past
+    /// `max_batch_bytes`): under load, while every request slot is busy, the next one grows past
     /// `batch_size` up to this, so a slow server gets bigger bodies instead of more drops
     /// (posthog-node's `flushAt` and `maxBatchSize`; 1,000 there).
     ///
