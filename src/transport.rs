@@ -29,7 +29,7 @@
 //! not stop another from being sent. One that cannot (a single socket, say) may serialize
 //! them behind a lock, or the user sets `requests_in_flight` to 1. State it changes (buffers,
 //! a compressor, a connection pool) lives behind interior mutability, one piece per request
-//! in flight, as [`HttpTransport`](crate::client::HttpTransport) keeps a compressor per sender.
+//! in flight, as the std `client::HttpTransport` keeps a compressor per sender.
 //! For a flusher future that is `Send` (`tokio::spawn`), the transport must be `Sync`.
 
 use core::future::Future;

@@ -847,6 +847,8 @@ fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
         (b().retry(retry(|p| p.max_retry_after_ms = u64::MAX)), "retry.max_retry_after_ms"),
         (b().pending_batches(usize::MAX), "pending_batches"),
         (b().pending_batches(1024).max_batch_bytes(20 << 20), "pending_batches"),
+        (b().requests_in_flight(0), "requests_in_flight"),
+        (b().requests_in_flight(9), "requests_in_flight"),
     ];
     for (builder, name) in cases {
         match builder.build() {
@@ -874,6 +876,7 @@ fn the_edges_of_every_range_deliver_without_a_panic() {
             .batch_size(10_000)
             .max_batch_bytes(20 << 20)
             .pending_batches(2)
+            .requests_in_flight(8)
             .flush_interval(Duration::from_secs(24 * 3600))
             .max_poll_interval(Duration::from_secs(3600))
             .http_timeout(Duration::from_secs(3600))
@@ -884,6 +887,7 @@ fn the_edges_of_every_range_deliver_without_a_panic() {
             .batch_size(1)
             .max_batch_bytes(1024)
             .pending_batches(2)
+            .requests_in_flight(1)
             .flush_interval(Duration::from_millis(1))
             .max_poll_interval(Duration::from_micros(50))
             .retry(RetryPolicy {

@@ -1001,3 +1001,22 @@ fn a_flush_completes_only_when_the_oldest_batch_in_flight_is_delivered() {
     assert_eq!(at_410.get(), Some(true));
     assert_eq!((stats.sent, stats.failed), (256, 64), "{stats:?}");
 }
+
+#[test]
+fn with_every_batch_in_flight_the_lanes_hold_and_capture_drops() {
+    let mut rig = Rig::new(2);
+    rig.limits.max_events = 1;
+    rig.pending = 4;
+    rig.config.requests_in_flight = 4;
+    rig.config.poll_max_us = 500;
+    rig.world.reply([Reply::Hang; 4]);
+    // Four batches of one event, all in flight and hung: no batch has room, the drain takes
+    // no more, the lane of 2 fills and capture drops the rest. At the deadline the four in
+    // flight and the two in the lane are failed.
+    rig.trickle(10 * MS, 10 * MS + 450 * MS, MS);
+    rig.shutdown_at(S, 100);
+    let (stats, stopped) = rig.run();
+    assert_eq!(rig.world.sent().len(), 4);
+    assert_eq!((stats.captured, stats.dropped, stats.failed, stats.sent), (450, 444, 6, 0), "{stats:?}");
+    assert!((S + 100 * MS..S + 110 * MS).contains(&stopped), "stopped at {stopped} us");
+}
