@@ -196,7 +196,8 @@ pub struct FlushConfig {
     /// Requests in flight at once, 1 to [`MAX_IN_FLIGHT`] (clamped into that range): batches
     /// sent while earlier ones wait for their responses, each retried, backed off and split
     /// on its own. With a server that takes 200 ms per response, one in flight delivers one
-    /// batch per 200 ms; four deliver four. Every batch in flight holds one of the batches.
+    /// batch per 200 ms; four deliver four. Each request in flight holds one of the batches
+    /// until it is answered. Defaults to 4.
     pub requests_in_flight: usize,
 }
 
@@ -340,9 +341,12 @@ where
     P: Batches,
 {
     /// A flusher draining `consumer`'s queue into `batches` (at least two; build each with
-    /// [`Batch::new`] and the limits wanted), sending through `transport`. All batches but the
-    /// one in flight hold events while the server is backing off; past that, events are
-    /// dropped and counted.
+    /// [`Batch::new`] and the limits wanted), sending through `transport`. The batches hold
+    /// events while requests are in flight or backing off (those in flight among them): give
+    /// more than [`FlushConfig::requests_in_flight`], or every batch can be out with none
+    /// filling. Past that, events wait in the lanes, and when they fill, capture drops and
+    /// counts. The future `run` returns holds [`MAX_IN_FLIGHT`] request slots, each with a
+    /// `send` future of `transport` and a 512-byte envelope head.
     #[allow(clippy::too_many_arguments)] // each part is its own type parameter; a builder would add types for no gain
     pub fn new(
         consumer: LanesConsumer<R>,
