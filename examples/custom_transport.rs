@@ -46,7 +46,7 @@ impl JsonLinesFile {
 impl Transport for JsonLinesFile {
     // The flusher runs on its own thread, so a short blocking write is fine here; a slow sink
     // would move the work off it (`HttpTransport` uses the `blocking` crate's pool).
-    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+    async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
         match self.append(&request) {
             Ok(()) => Ok(Response::new(200)),
             // No "status" to report: an I/O error, which the flusher retries with backoff.

@@ -28,7 +28,7 @@ struct PlainHttp {
 }
 
 impl Transport for PlainHttp {
-    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+    async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
         let mut stream = TcpStream::connect(&self.addr).map_err(|_| TransportError::Connect)?;
         stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(|_| TransportError::Io)?;
         let head = format!(

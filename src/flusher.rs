@@ -10,7 +10,7 @@ use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAI
 use crate::queue::QueueParts;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
-use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use crate::transport::{Request, Response, Transport};
 use crate::uuid::splitmix64;
 use crate::Clock;
@@ -136,18 +136,6 @@ impl Control {
         }
         Poll::Pending
     }
-
-    /// Sleeps `us` on `timer`, or less if a request wakes the flusher.
-    async fn sleep_or_woken(&self, timer: &impl Timer, us: u64) {
-        let mut sleep = pin!(timer.sleep_us(us));
-        poll_fn(|cx| {
-            if self.poll_woken(cx).is_ready() {
-                return Poll::Ready(());
-            }
-            sleep.as_mut().poll(cx)
-        })
-        .await;
-    }
 }
 
 /// When and how often to retry. Defaults: 4 attempts in all, 100 ms doubling to 30 s with
@@ -199,13 +187,23 @@ pub struct FlushConfig {
     /// Longest pause between drains when idle. Lanes must not fill in this time.
     pub poll_max_us: u64,
     /// Send the filling batch once it holds this many events, without waiting for it to be
-    /// full. While a request is in flight the next batch keeps filling past this, up to the
+    /// full. While every request slot is busy the next batch keeps filling past this, up to the
     /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
     /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
     pub send_at_events: usize,
     /// Retries.
     pub retry: RetryPolicy,
+    /// Requests in flight at once, 1 to [`MAX_IN_FLIGHT`] (clamped into that range): batches
+    /// sent while earlier ones wait for their responses, each retried, backed off and split
+    /// on its own. With a server that takes 200 ms per response, one in flight delivers one
+    /// batch per 200 ms; four deliver four. Each request in flight holds one of the batches
+    /// until it is answered. Defaults to 4.
+    pub requests_in_flight: usize,
 }
+
+/// Most requests one flusher keeps in flight: the flusher's future holds this many request
+/// slots (each a `send` future and its retry state), used or not.
+pub const MAX_IN_FLIGHT: usize = 8;
 
 impl FlushConfig {
     /// The defaults.
@@ -215,6 +213,7 @@ impl FlushConfig {
         poll_max_us: 5_000,
         send_at_events: usize::MAX,
         retry: RetryPolicy::DEFAULT,
+        requests_in_flight: 4,
     };
 }
 
@@ -224,19 +223,33 @@ impl Default for FlushConfig {
     }
 }
 
-/// Batches in order: the oldest sealed at `head`, then more sealed, then the one filling.
-/// While one is in flight it is taken out of its slot (which holds a placeholder).
+/// Batches in ring order: `sealed` from `head` (the first `in_flight` of them taken out to be
+/// sent, each slot holding a placeholder until its batch comes back), then the one filling.
 #[derive(Debug)]
 struct Pool<P> {
     batches: P,
     head: usize,
+    /// Sealed batches from `head`, those in flight included: in `0 ..= len`.
     sealed: usize,
+    /// Of the sealed, how many from `head` were taken to be sent (some may be back, done,
+    /// waiting for the ones before them): in `0 ..= sealed`.
+    in_flight: usize,
+}
+
+/// A batch taken from the pool and being delivered in a request slot.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    /// Its place in the pool's ring.
+    ring: usize,
+    /// Its `seq` (see [`Intake::flushed_through`]).
+    seq: usize,
+    /// Its events, all unconfirmed at the start.
+    events: usize,
 }
 
 /// What the flusher does with drained events: everything but I/O.
-struct Intake<'e, R: LanesRef, C, P> {
+struct Intake<'e, R: LanesRef, P> {
     consumer: LanesConsumer<R>,
-    clock: C,
     encoder: Encoder<'e>,
     pool: Pool<P>,
     /// Records drained so far (wrapping).
@@ -286,18 +299,38 @@ pub enum Outcome<'a> {
 /// The flush loop. Build it with [`Flusher::new`], then `.await` [`Flusher::run`] on any
 /// executor. It returns after a shutdown request, once every captured event is counted.
 pub struct Flusher<'e, R: LanesRef, T, Tm, C, P> {
-    intake: Intake<'e, R, C, P>,
-    transport: T,
-    timer: Tm,
-    envelope: Envelope<'e>,
-    config: FlushConfig,
+    intake: Intake<'e, R, P>,
     jitter: u64,
-    logged_final: u32,
-    on_delivery: Option<&'e (dyn Fn(&Outcome<'_>) + Sync)>,
+    shared: Shared<'e, T, Tm, C>,
 }
 
-/// Why a delivery stopped early.
-struct Abandon;
+/// What the request slots share with the loop: the I/O, settings, and counts they add to
+/// (atomics, so the flusher's future is `Send` when its parts are `Sync`), which the loop
+/// moves into the queue's counters after each wake-up.
+struct Shared<'e, T, Tm, C> {
+    transport: T,
+    timer: Tm,
+    clock: C,
+    envelope: Envelope<'e>,
+    config: FlushConfig,
+    on_delivery: Option<&'e (dyn Fn(&Outcome<'_>) + Sync)>,
+    logged_final: AtomicU32,
+    sent: AtomicUsize,
+    failed: AtomicUsize,
+    retried: AtomicUsize,
+    /// Per slot: events of its batch counted sent or failed so far (the rest are failed if the
+    /// shutdown deadline abandons it).
+    settled: [AtomicUsize; MAX_IN_FLIGHT],
+}
+
+/// Declares `$slots`, an array of pinned, empty request slots (`Option` of one future type,
+/// inferred from the first `set`), one pinned local each: pinning without `unsafe`.
+macro_rules! pinned_slots {
+    ($slots:ident; $($s:ident),+) => {
+        $(let $s = pin!(None);)+
+        let mut $slots = [$($s),+];
+    };
+}
 
 impl<'e, R, T, Tm, C, P> Flusher<'e, R, T, Tm, C, P>
 where
@@ -308,9 +341,12 @@ where
     P: Batches,
 {
     /// A flusher draining `consumer`'s queue into `batches` (at least two; build each with
-    /// [`Batch::new`] and the limits wanted), sending through `transport`. All batches but the
-    /// one in flight hold events while the server is backing off; past that, events are
-    /// dropped and counted.
+    /// [`Batch::new`] and the limits wanted), sending through `transport`. The batches hold
+    /// events while requests are in flight or backing off (those in flight among them): give
+    /// more than [`FlushConfig::requests_in_flight`], or every batch can be out with none
+    /// filling. Past that, events wait in the lanes, and when they fill, capture drops and
+    /// counts. The future `run` returns holds [`MAX_IN_FLIGHT`] request slots, each with a
+    /// `send` future of `transport` and a 512-byte envelope head.
     #[allow(clippy::too_many_arguments)] // each part is its own type parameter; a builder would add types for no gain
     pub fn new(
         consumer: LanesConsumer<R>,
@@ -326,49 +362,60 @@ where
         Flusher {
             intake: Intake {
                 consumer,
-                clock,
                 encoder,
-                pool: Pool { batches, head: 0, sealed: 0 },
+                pool: Pool { batches, head: 0, sealed: 0, in_flight: 0 },
                 drained: 0,
                 dropped_logged: 0,
                 deadline: None,
             },
-            transport,
-            timer,
-            envelope,
-            config,
             jitter,
-            logged_final: 0,
-            on_delivery: None,
+            shared: Shared {
+                transport,
+                timer,
+                clock,
+                envelope,
+                config,
+                on_delivery: None,
+                logged_final: AtomicU32::new(0),
+                sent: AtomicUsize::new(0),
+                failed: AtomicUsize::new(0),
+                retried: AtomicUsize::new(0),
+                settled: core::array::from_fn(|_| AtomicUsize::new(0)),
+            },
         }
     }
 
     /// Calls `hook` for every [`Outcome`]: each batch (or part of a split batch) sent or
-    /// failed, and each retry. It runs on the flusher's task between requests, so it should
-    /// be quick (count, alert, forward to a channel); the flusher does not catch its panics.
+    /// failed, and each retry. It runs on the flusher's task (while the flusher polls its
+    /// requests), so it should be quick (count, alert, forward to a channel); the flusher does
+    /// not catch its panics.
     pub fn on_delivery(mut self, hook: &'e (dyn Fn(&Outcome<'_>) + Sync)) -> Self {
-        self.on_delivery = Some(hook);
+        self.shared.on_delivery = Some(hook);
         self
     }
 
-    fn report(&self, outcome: Outcome<'_>) {
-        if let Some(hook) = self.on_delivery {
-            hook(&outcome);
-        }
-    }
-
     /// Runs until shutdown is requested and done. Sends a batch as soon as it is full, and
-    /// whatever is batched every flush interval, on a flush request and at shutdown.
-    pub async fn run(mut self) {
-        let interval_us = self.config.flush_interval_ms.saturating_mul(1000);
-        let mut next_flush = self.timer.now_us().saturating_add(interval_us);
-        let mut poll_us = self.config.poll_min_us;
+    /// whatever is batched every flush interval, on a flush request and at shutdown, with up
+    /// to [`FlushConfig::requests_in_flight`] requests at once; it drains the lanes while they
+    /// are out.
+    pub async fn run(self) {
+        let Flusher { mut intake, mut jitter, shared } = self;
+        let config = shared.config;
+        let in_flight = config.requests_in_flight.clamp(1, MAX_IN_FLIGHT);
+        let interval_us = config.flush_interval_ms.saturating_mul(1000);
+        let mut next_flush = shared.timer.now_us().saturating_add(interval_us);
+        let mut poll_us = config.poll_min_us;
         // A flush in progress: (ticket, push count to drain, drain count to deliver; see
         // `Intake::flushed_through`).
         let mut flush: Option<(usize, usize, Option<usize>)> = None;
+        // The request slots: `meta[i]` describes the batch whose delivery `slots[i]` runs, and
+        // `done[i]` holds it when it comes back.
+        let mut meta: [Option<InFlight>; MAX_IN_FLIGHT] = [None; MAX_IN_FLIGHT];
+        let mut done: [Option<Batch<P::Bytes, P::Ends>>; MAX_IN_FLIGHT] = core::array::from_fn(|_| None);
+        pinned_slots!(slots; s0, s1, s2, s3, s4, s5, s6, s7);
         loop {
-            let deadline = self.intake.deadline(self.timer.now_us());
-            let control = self.intake.control();
+            let deadline = intake.deadline(shared.timer.now_us());
+            let control = intake.control();
             let requested = control.flush_requested.load(Ordering::Acquire);
             // A flush's target is fixed when the flush starts: re-reading it on every pass made
             // it move ahead of the flusher while other threads kept capturing, so `flush`
@@ -379,88 +426,165 @@ where
                 || (flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed))
             {
                 // Everything pushed so far (acquired above, after the request) must go out.
-                let target = self.intake.queue_parts_pushed();
+                let target = intake.queue_parts_pushed();
                 flush = Some((requested, target, None));
             }
 
-            let drained = self.intake.drain();
+            let drained = intake.drain(&shared.clock);
             if let Some((_, pushed, seq @ None)) = &mut flush {
-                *seq = self.intake.drained_past(*pushed);
+                *seq = intake.drained_past(*pushed);
             }
-            let now = self.timer.now_us();
-            if now >= next_flush {
-                // Restart the interval when it fires. (It used to restart only on an idle
-                // pass, so under a steady trickle every pass after the first interval sealed
-                // and sent whatever had arrived: one small request per round trip.)
-                next_flush = now.saturating_add(interval_us);
-                self.intake.seal_filling();
-            } else if flush.is_some()
-                || self.intake.pool.filling().is_some_and(|b| b.len() >= self.config.send_at_events)
-            {
-                self.intake.seal_filling();
-            }
-            if self.intake.pool.sealed > 0 {
-                if self.deliver_head().await.is_err() {
-                    break;
+            let now = shared.timer.now_us();
+            let mut active = meta.iter().flatten().count();
+            // Seal the filling batch when it is due (the interval, a flush, `send_at_events`)
+            // and a request slot is free for it at once. While every slot is busy it keeps
+            // filling, up to its capacity: a slow server gets bigger bodies, not a queue of
+            // small ones. (The interval restarts when it is served: it used to restart only on
+            // an idle pass, so a steady trickle made one small request per round trip.)
+            let interval_due = now >= next_flush;
+            let due = interval_due
+                || flush.is_some()
+                || intake.pool.filling().is_some_and(|b| b.len() >= config.send_at_events);
+            if due && active < in_flight && intake.pool.waiting() == 0 {
+                if interval_due {
+                    next_flush = now.saturating_add(interval_us);
                 }
-                poll_us = self.config.poll_min_us;
-                // Under steady capture there is always another batch to send, so the idle
-                // pass below may never come: complete a flush here as soon as its target is
-                // out, or `flush` would time out while other threads keep capturing.
-                if let Some((ticket, pushed, seq)) = flush {
-                    if deadline.is_none() && self.intake.flushed_through(pushed, seq) {
-                        self.intake.control().flush_completed.store(ticket, Ordering::Release);
-                        flush = None;
+                intake.seal_filling();
+            }
+            let past_deadline = deadline.is_some_and(|d| now >= d);
+            // Start a request for each sealed batch waiting, while slots are free.
+            while !past_deadline && active < in_flight && intake.pool.waiting() > 0 {
+                let (ring, batch) = intake.pool.take_next();
+                let i = meta.iter().position(Option::is_none).unwrap_or_default();
+                meta[i] = Some(InFlight { ring, seq: batch.seq, events: batch.len() });
+                shared.settled[i].store(0, Ordering::Relaxed);
+                jitter = splitmix64(jitter);
+                slots[i].set(Some(shared.deliver(i, batch, jitter)));
+                active += 1;
+            }
+            if past_deadline {
+                // What no response confirmed in time is failed, batch by batch.
+                shared.settle_counters(intake.counters());
+                let mut left = 0;
+                for (i, (slot, m)) in slots.iter_mut().zip(&mut meta).enumerate() {
+                    slot.set(None); // the request is dropped
+                    let Some(InFlight { events, .. }) = m.take() else { continue };
+                    let unconfirmed = events.saturating_sub(shared.settled[i].load(Ordering::Relaxed));
+                    if unconfirmed > 0 {
+                        left += unconfirmed;
+                        let reason = "shutdown deadline passed";
+                        shared.report(Outcome::Failed { events: unconfirmed, status: None, reason });
                     }
                 }
-                continue;
-            }
-            if let Some((ticket, pushed, seq)) = flush {
-                if self.intake.flushed_through(pushed, seq) {
-                    if deadline.is_some() {
-                        break;
-                    }
-                    let control = self.intake.control();
-                    control.flush_completed.store(ticket, Ordering::Release);
-                    flush = None;
-                } else {
-                    // Producers still writing into claimed shared slots: look again soon.
-                    poll_us = self.config.poll_min_us;
+                Counters::add(&intake.counters().failed, left);
+                if left > 0 {
+                    log::warn!("fasthog: shutdown deadline passed, {left} events in flight not confirmed");
                 }
-            }
-            if deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            if drained > 0 {
-                poll_us = self.config.poll_min_us;
-                if drained >= 256 {
-                    continue; // events are flowing: drain again without sleeping
+            if let Some((ticket, pushed, seq)) = flush {
+                if intake.flushed_through(pushed, seq, &meta) {
+                    if deadline.is_some() {
+                        if active == 0 {
+                            break;
+                        }
+                    } else {
+                        intake.control().flush_completed.store(ticket, Ordering::Release);
+                        flush = None;
+                    }
+                } else {
+                    // Producers still writing into claimed shared slots: look again soon.
+                    poll_us = config.poll_min_us;
                 }
-            } else {
-                poll_us = poll_us.saturating_mul(2).min(self.config.poll_max_us);
             }
-            self.intake.control().sleep_or_woken(&self.timer, poll_us).await;
+            // Events flowing fast: poll the requests and drain again without sleeping.
+            let tick = if drained >= 256 {
+                0
+            } else {
+                if drained > 0 {
+                    poll_us = config.poll_min_us;
+                } else {
+                    poll_us = poll_us.saturating_mul(2).min(config.poll_max_us.max(1));
+                }
+                let tick = deadline.map_or(poll_us, |d| poll_us.min(d - now));
+                tick.max(1)
+            };
+            let control = intake.control();
+            let timer = &shared.timer;
+            let mut sleep = pin!((tick > 0).then(|| timer.sleep_us(tick)));
+            poll_fn(|cx| {
+                let mut ready = false;
+                for (slot, out) in slots.iter_mut().zip(&mut done) {
+                    if let Some(fut) = slot.as_mut().as_pin_mut() {
+                        if let Poll::Ready(batch) = fut.poll(cx) {
+                            *out = Some(batch);
+                            slot.set(None);
+                            ready = true;
+                        }
+                    }
+                }
+                if ready || control.poll_woken(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                match sleep.as_mut().as_pin_mut() {
+                    Some(sleep) => sleep.poll(cx),
+                    None => Poll::Ready(()),
+                }
+            })
+            .await;
+            // Batches back from their requests go back to the pool, emptied.
+            for (m, out) in meta.iter_mut().zip(&mut done) {
+                if let Some(mut batch) = out.take() {
+                    let ring = m.take().map_or(0, |m| m.ring);
+                    batch.clear();
+                    intake.pool.put_back(ring, batch);
+                    poll_us = config.poll_min_us;
+                }
+            }
+            intake.pool.advance(|ring| meta.iter().flatten().any(|m| m.ring == ring));
+            shared.settle_counters(intake.counters());
         }
-        let left = self.intake.fail_everything_left();
+        shared.settle_counters(intake.counters());
+        let left = intake.fail_everything_left();
         if left > 0 {
-            self.report(Outcome::Failed { events: left, status: None, reason: "stopped before delivery" });
+            shared.report(Outcome::Failed { events: left, status: None, reason: "stopped before delivery" });
         }
-        let control = self.intake.control();
+        let control = intake.control();
         control.flush_completed.store(control.flush_requested.load(Ordering::Acquire), Ordering::Release);
         control.finished.store(true, Ordering::Release);
     }
+}
 
-    /// Sends the oldest sealed batch, with retries and 413 splitting, draining the lanes
-    /// while it waits. `Err` when the shutdown deadline passed (what was unsent is failed).
-    async fn deliver_head(&mut self) -> Result<(), Abandon> {
-        let mut batch = self.intake.pool.take_head();
-        let result = self.deliver(&mut batch).await;
-        batch.clear();
-        self.intake.pool.put_head(batch);
-        result
+impl<'e, T, Tm, C> Shared<'e, T, Tm, C>
+where
+    T: Transport,
+    Tm: Timer,
+    C: Clock,
+{
+    fn report(&self, outcome: Outcome<'_>) {
+        if let Some(hook) = self.on_delivery {
+            hook(&outcome);
+        }
     }
 
-    async fn deliver<B2, E2>(&mut self, batch: &mut Batch<B2, E2>) -> Result<(), Abandon>
+    /// Moves what the requests counted into the queue's counters.
+    fn settle_counters(&self, counters: &Counters) {
+        Counters::add(&counters.sent, self.sent.swap(0, Ordering::Relaxed));
+        Counters::add(&counters.failed, self.failed.swap(0, Ordering::Relaxed));
+        Counters::add(&counters.retried, self.retried.swap(0, Ordering::Relaxed));
+    }
+
+    /// `n` events of slot `slot`'s batch sent (or, with `sent` false, failed).
+    fn settle(&self, slot: usize, n: usize, sent: bool) {
+        let to = if sent { &self.sent } else { &self.failed };
+        to.fetch_add(n, Ordering::Relaxed);
+        self.settled[slot].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Delivers one batch in request slot `slot`, with retries, backoff and 413 splitting,
+    /// and hands it back (its events all counted). The flusher drops the future at the
+    /// shutdown deadline and fails what `settled[slot]` does not cover.
+    async fn deliver<B2, E2>(&self, slot: usize, batch: Batch<B2, E2>, mut jitter: u64) -> Batch<B2, E2>
     where
         B2: AsRef<[u8]> + AsMut<[u8]>,
         E2: AsRef<[u32]> + AsMut<[u32]>,
@@ -483,7 +607,7 @@ where
             loop {
                 attempt += 1;
                 let mut head = [0u8; HEAD_CAPACITY];
-                let now_unix = self.intake.clock.unix_nanos(self.intake.clock.tick());
+                let now_unix = self.clock.unix_nanos(self.clock.tick());
                 let head_len = self.envelope.write_head(now_unix, &mut head);
                 let request = Request {
                     head: &head[..head_len],
@@ -492,22 +616,10 @@ where
                     event_count: n,
                     attempt,
                 };
-                let outcome = {
-                    let send = pin!(self.transport.send(request));
-                    wait_draining(send, &self.timer, &mut self.intake, &self.config).await
-                };
-                let Some(outcome) = outcome else {
-                    // Deadline: this range and every range below it on the stack are failed.
-                    let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
-                    Counters::add(&self.intake.counters().failed, left);
-                    log::warn!("fasthog: shutdown deadline passed, {left} events not confirmed");
-                    let reason = "shutdown deadline passed";
-                    self.report(Outcome::Failed { events: left, status: None, reason });
-                    return Err(Abandon);
-                };
+                let outcome = self.transport.send(request).await;
                 let retry_after = match outcome {
                     Ok(resp) if resp.is_success() => {
-                        Counters::add(&self.intake.counters().sent, n);
+                        self.settle(slot, n, true);
                         accepted_any = true;
                         self.report(Outcome::Sent { events: n, status: resp.status });
                         break;
@@ -521,7 +633,7 @@ where
                     }
                     Ok(resp) if resp.status == 413 && !accepted_any => resp.retry_after_ms,
                     Ok(resp) if !is_retryable(resp.status) => {
-                        Counters::add(&self.intake.counters().failed, n);
+                        self.settle(slot, n, false);
                         self.log_final(&resp, n);
                         let reason = resp.redacted_detail(self.envelope.api_key);
                         let status = Some(resp.status);
@@ -539,52 +651,42 @@ where
                         // Refused even alone, every time, and nothing of the batch accepted:
                         // the rest of the batch would fare no better.
                         let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
-                        Counters::add(&self.intake.counters().failed, left);
+                        self.settle(slot, left, false);
                         log::warn!(
                             "fasthog: PostHog refused even a single event with HTTP 413, {attempt} times; \
                              giving up on the {left} events left of this batch"
                         );
                         let reason = "refused even a single event (413), every attempt";
                         self.report(Outcome::Failed { events: left, status: Some(413), reason });
-                        return Ok(());
+                        return batch;
                     }
-                    Counters::add(&self.intake.counters().failed, n);
+                    self.settle(slot, n, false);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
                     let status = outcome.ok().map(|r| r.status);
                     self.report(Outcome::Failed { events: n, status, reason: "retries exhausted" });
                     break;
                 }
-                Counters::add(&self.intake.counters().retried, 1);
-                self.jitter = splitmix64(self.jitter);
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                jitter = splitmix64(jitter);
                 let policy = self.config.retry;
-                let mut wait_ms = policy.backoff_ms(attempt, self.jitter);
+                let mut wait_ms = policy.backoff_ms(attempt, jitter);
                 if let Some(ms) = retry_after {
                     wait_ms = wait_ms.max(ms.min(policy.max_retry_after_ms));
                 }
                 let status = outcome.ok().map(|r| r.status);
                 self.report(Outcome::Retrying { events: n, attempt, status, wait_ms });
                 let until = self.timer.now_us().saturating_add(wait_ms.saturating_mul(1000));
-                let sleep = pin!(sleep_until(&self.timer, until));
-                if wait_draining(sleep, &self.timer, &mut self.intake, &self.config).await.is_none() {
-                    let left: usize = n + stack[..depth].iter().map(|(s, e)| e - s).sum::<usize>();
-                    Counters::add(&self.intake.counters().failed, left);
-                    log::warn!(
-                        "fasthog: shutdown deadline passed during a retry wait, {left} events not confirmed"
-                    );
-                    let reason = "shutdown deadline passed";
-                    self.report(Outcome::Failed { events: left, status: None, reason });
-                    return Err(Abandon);
-                }
+                sleep_until(&self.timer, until).await;
             }
         }
-        Ok(())
+        batch
     }
 
     /// Logs a final (not retried) refusal: the first of each, then every 100th, with the
     /// server's reason, the API key withheld from it.
-    fn log_final(&mut self, resp: &Response, n: usize) {
-        self.logged_final = self.logged_final.wrapping_add(1);
-        if self.logged_final % 100 != 1 {
+    fn log_final(&self, resp: &Response, n: usize) {
+        let logged = self.logged_final.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if logged % 100 != 1 {
             return;
         }
         let detail = resp.redacted_detail(self.envelope.api_key);
@@ -598,10 +700,9 @@ where
     }
 }
 
-impl<'e, R, C, P> Intake<'e, R, C, P>
+impl<'e, R, P> Intake<'e, R, P>
 where
     R: LanesRef<Target: HasLanes + QueueParts>,
-    C: Clock,
     P: Batches,
 {
     fn control(&self) -> &Control {
@@ -634,8 +735,8 @@ where
     /// only what the batches have room for: the rest waits in the lanes, and when they fill,
     /// capture itself reports `Dropped` (rather than `Queued` for an event the flusher would
     /// then drop). Returns entries taken.
-    fn drain(&mut self) -> usize {
-        let Intake { consumer, clock, encoder, pool, drained, .. } = self;
+    fn drain(&mut self, clock: &impl Clock) -> usize {
+        let Intake { consumer, encoder, pool, drained, .. } = self;
         let mut notes = crate::batch::Notes::default();
         let mut rejected = 0;
         let taken = consumer.drain(|entry| loop {
@@ -707,11 +808,14 @@ where
     /// `seq` is in drain order, which is not push order across lanes (lanes are drained one
     /// after another), so it must not be compared with a push count: that let a flush
     /// complete while an earlier event from a later-drained lane was still unsent.
-    fn flushed_through(&mut self, pushed: usize, seq: Option<usize>) -> bool {
+    fn flushed_through(&mut self, pushed: usize, seq: Option<usize>, in_flight: &[Option<InFlight>]) -> bool {
         if (self.drained.wrapping_sub(pushed) as isize) < 0 {
             return false;
         }
-        match (self.pool.oldest_unsent(), seq) {
+        let oldest = self
+            .pool
+            .oldest_unsent(|ring| in_flight.iter().flatten().find(|m| m.ring == ring).map(|m| m.seq));
+        match (oldest, seq) {
             (None, _) => true,
             (Some(oldest), Some(seq)) => (oldest.wrapping_sub(seq) as isize) > 0,
             (Some(_), None) => false,
@@ -753,24 +857,50 @@ impl<P: Batches> Pool<P> {
         }
     }
 
-    fn take_head(&mut self) -> Batch<P::Bytes, P::Ends> {
-        core::mem::take(&mut self.batches.batches()[self.head])
+    /// Sealed batches not yet taken to be sent.
+    fn waiting(&self) -> usize {
+        self.sealed - self.in_flight
     }
 
-    fn put_head(&mut self, batch: Batch<P::Bytes, P::Ends>) {
-        let len = self.len();
-        self.batches.batches()[self.head] = batch;
-        self.head = (self.head + 1) % len;
-        self.sealed -= 1;
+    /// Takes the oldest sealed batch not in flight (there must be one), leaving a placeholder;
+    /// returns its place in the ring.
+    fn take_next(&mut self) -> (usize, Batch<P::Bytes, P::Ends>) {
+        debug_assert!(self.waiting() > 0);
+        let ring = (self.head + self.in_flight) % self.len();
+        self.in_flight += 1;
+        (ring, core::mem::take(&mut self.batches.batches()[ring]))
     }
 
-    /// The `seq` of the oldest batch holding events. The head slot holds a placeholder
-    /// while in flight, so callers ask only between deliveries.
-    fn oldest_unsent(&mut self) -> Option<usize> {
+    /// Puts a delivered (emptied) batch back in its place. Its slot is reused once every
+    /// batch before it is back too ([`Pool::advance`]).
+    fn put_back(&mut self, ring: usize, batch: Batch<P::Bytes, P::Ends>) {
+        self.batches.batches()[ring] = batch;
+    }
+
+    /// Frees the slots at `head` whose batches are back (`out(ring)` is false), in order.
+    fn advance(&mut self, out: impl Fn(usize) -> bool) {
+        while self.in_flight > 0 && !out(self.head) {
+            self.head = (self.head + 1) % self.len();
+            self.sealed -= 1;
+            self.in_flight -= 1;
+        }
+        debug_assert!(self.in_flight <= self.sealed && self.sealed <= self.len());
+    }
+
+    /// The `seq` of the oldest batch holding undelivered events, in flight (`in_flight(ring)`
+    /// gives its `seq`: its slot holds a placeholder) or not.
+    fn oldest_unsent(&mut self, in_flight: impl Fn(usize) -> Option<usize>) -> Option<usize> {
         let len = self.len();
-        let (head, sealed) = (self.head, self.sealed.min(len - 1));
+        let (head, sealed, taken) = (self.head, self.sealed.min(len - 1), self.in_flight);
         let batches = self.batches.batches();
-        (0..=sealed).map(|k| &batches[(head + k) % len]).find(|b| !b.is_empty()).map(|b| b.seq)
+        (0..=sealed).find_map(|k| {
+            let ring = (head + k) % len;
+            if k < taken {
+                return in_flight(ring);
+            }
+            let b = &batches[ring];
+            (!b.is_empty()).then_some(b.seq)
+        })
     }
 
     fn clear_all(&mut self) -> usize {
@@ -780,6 +910,7 @@ impl<P: Batches> Pool<P> {
             b.clear();
         }
         self.sealed = 0;
+        self.in_flight = 0;
         n
     }
 }
@@ -793,57 +924,5 @@ async fn sleep_until(timer: &impl Timer, until_us: u64) {
     let now = timer.now_us();
     if until_us > now {
         timer.sleep_us(until_us - now).await;
-    }
-}
-
-/// Polls `fut` to completion while draining the lanes at least every `config.poll_max_us`
-/// (it used to be a fixed 5 ms here, so a smaller configured limit did not hold while a
-/// request was in flight or backing off, and small lanes overflowed). `None` if the
-/// shutdown deadline passes first (the future is then dropped by the caller). A shutdown
-/// requested while waiting is noticed here: a hung request or a long `Retry-After` cannot hold
-/// the flusher past the deadline.
-async fn wait_draining<'e, F, R, C, P>(
-    mut fut: core::pin::Pin<&mut F>,
-    timer: &impl Timer,
-    intake: &mut Intake<'e, R, C, P>,
-    config: &FlushConfig,
-) -> Option<F::Output>
-where
-    F: Future,
-    R: LanesRef<Target: HasLanes + QueueParts>,
-    C: Clock,
-    P: Batches,
-{
-    let poll_max = config.poll_max_us.max(1);
-    let mut poll_us = config.poll_min_us.clamp(1, poll_max);
-    loop {
-        let now = timer.now_us();
-        let deadline = intake.deadline(now);
-        if deadline.is_some_and(|d| now >= d) {
-            return None;
-        }
-        let mut tick = match deadline {
-            Some(d) => (d - now).min(poll_us),
-            None => poll_us,
-        };
-        tick = tick.max(1);
-        // A flush or shutdown request ends the tick early: a shutdown's deadline is then fixed
-        // at once, not a (possibly long) tick later.
-        let done = {
-            let mut sleep = pin!(intake.control().sleep_or_woken(timer, tick));
-            poll_fn(|cx| {
-                if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-                    return Poll::Ready(Some(out));
-                }
-                sleep.as_mut().poll(cx).map(|()| None)
-            })
-            .await
-        };
-        if let Some(out) = done {
-            return Some(out);
-        }
-        if intake.drain() == 0 {
-            poll_us = poll_us.saturating_mul(2).min(poll_max);
-        }
     }
 }

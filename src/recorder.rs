@@ -100,52 +100,63 @@ fn object_get<'j>(obj: &'j str, key: &str) -> Option<&'j str> {
 /// that do not fit are counted in [`BufRecorder::overflowed`], not stored.
 #[derive(Debug)]
 pub struct BufRecorder<B> {
-    buf: B,
-    used: usize,
-    events: usize,
-    overflowed: usize,
+    // Interior mutability: `Transport::send` takes `&self` (several requests may be in
+    // flight); each send writes in one go, never across an `.await`.
+    buf: core::cell::RefCell<B>,
+    used: core::cell::Cell<usize>,
+    events: core::cell::Cell<usize>,
+    overflowed: core::cell::Cell<usize>,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> BufRecorder<B> {
     /// A recorder writing into `buf`.
     pub fn new(buf: B) -> Self {
-        BufRecorder { buf, used: 0, events: 0, overflowed: 0 }
+        BufRecorder {
+            buf: core::cell::RefCell::new(buf),
+            used: core::cell::Cell::new(0),
+            events: core::cell::Cell::new(0),
+            overflowed: core::cell::Cell::new(0),
+        }
     }
 
-    /// The recorded events, one JSON object per item.
-    pub fn events(&self) -> impl Iterator<Item = &str> {
-        let text = core::str::from_utf8(&self.buf.as_ref()[..self.used]).unwrap_or_default();
+    /// The recorded events, one JSON object per item. (`&mut self`: no send is running.)
+    pub fn events(&mut self) -> impl Iterator<Item = &str> {
+        let used = self.used.get();
+        let buf: &B = self.buf.get_mut();
+        let text = core::str::from_utf8(&buf.as_ref()[..used]).unwrap_or_default();
         text.lines()
     }
 
     /// How many events were recorded.
     pub fn len(&self) -> usize {
-        self.events
+        self.events.get()
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.events == 0
+        self.events.get() == 0
     }
 
     /// Events delivered but not stored for lack of room.
     pub fn overflowed(&self) -> usize {
-        self.overflowed
+        self.overflowed.get()
     }
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Transport for BufRecorder<B> {
-    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+    async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
+        let mut buf = self.buf.borrow_mut();
+        let buf = buf.as_mut();
         for event in split_events(request.events) {
-            let buf = self.buf.as_mut();
-            match buf.get_mut(self.used..self.used + event.len() + 1) {
+            let used = self.used.get();
+            match buf.get_mut(used..used + event.len() + 1) {
                 Some(dst) => {
                     dst[..event.len()].copy_from_slice(event);
                     dst[event.len()] = b'\n';
-                    self.used += event.len() + 1;
-                    self.events += 1;
+                    self.used.set(used + event.len() + 1);
+                    self.events.set(self.events.get() + 1);
                 }
-                None => self.overflowed += 1,
+                None => self.overflowed.set(self.overflowed.get() + 1),
             }
         }
         Ok(Response::new(200))
@@ -340,7 +351,7 @@ mod with_std {
     }
 
     impl Transport for Recorder {
-        async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+        async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
             let mut state = self.state();
             state.requests += 1;
             let status = state.script.pop_front().unwrap_or(200);

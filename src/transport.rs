@@ -19,6 +19,18 @@
 //! - never put the API key (it is inside the body) in an error or a log line.
 //!
 //! The future may borrow the request; it is polled to completion or dropped.
+//!
+//! # Several requests at once
+//! `send` takes `&self`: the flusher keeps up to
+//! [`FlushConfig::requests_in_flight`](crate::flusher::FlushConfig::requests_in_flight)
+//! requests in flight, each a `send` future on the same transport, polled together by the
+//! flusher's own future (no task is spawned, nothing is allocated). An implementation MUST
+//! let those futures make progress independently: one request waiting for its response must
+//! not stop another from being sent. One that cannot (a single socket, say) may serialize
+//! them behind a lock, or the user sets `requests_in_flight` to 1. State it changes (buffers,
+//! a compressor, a connection pool) lives behind interior mutability, one piece per request
+//! in flight, as the std `client::HttpTransport` keeps a compressor per sender.
+//! For a flusher future that is `Send` (`tokio::spawn`), the transport must be `Sync`.
 
 use core::future::Future;
 
@@ -216,11 +228,18 @@ impl core::error::Error for TransportError {}
 /// Sends batch requests. See the module docs for what an implementation must do.
 pub trait Transport {
     /// Sends one request and reports the status, or why there was none.
-    fn send(&mut self, request: Request<'_>) -> impl Future<Output = Result<Response, TransportError>>;
+    /// Several may be in flight at once (see the module docs).
+    fn send(&self, request: Request<'_>) -> impl Future<Output = Result<Response, TransportError>>;
+}
+
+impl<T: Transport + ?Sized> Transport for &T {
+    fn send(&self, request: Request<'_>) -> impl Future<Output = Result<Response, TransportError>> {
+        (**self).send(request)
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for &mut T {
-    fn send(&mut self, request: Request<'_>) -> impl Future<Output = Result<Response, TransportError>> {
+    fn send(&self, request: Request<'_>) -> impl Future<Output = Result<Response, TransportError>> {
         (**self).send(request)
     }
 }

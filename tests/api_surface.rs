@@ -191,7 +191,7 @@ fn buf_recorder_keeps_events_without_std_types() {
     );
     // A full buffer counts what it could not keep.
     let mut tiny = [0u8; 40];
-    let mut small = BufRecorder::new(&mut tiny[..]);
+    let small = BufRecorder::new(&mut tiny[..]);
     futures_lite::future::block_on(small.send(request)).unwrap();
     assert_eq!((small.len(), small.overflowed()), (1, 1));
 }

@@ -848,6 +848,8 @@ fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
         (b().retry(retry(|p| p.max_retry_after_ms = u64::MAX)), "retry.max_retry_after_ms"),
         (b().pending_batches(usize::MAX), "pending_batches"),
         (b().pending_batches(1024).max_batch_bytes(20 << 20), "pending_batches"),
+        (b().requests_in_flight(0), "requests_in_flight"),
+        (b().requests_in_flight(9), "requests_in_flight"),
     ];
     for (builder, name) in cases {
         match builder.build() {
@@ -875,6 +877,7 @@ fn the_edges_of_every_range_deliver_without_a_panic() {
             .batch_size(10_000)
             .max_batch_bytes(20 << 20)
             .pending_batches(2)
+            .requests_in_flight(8)
             .flush_interval(Duration::from_secs(24 * 3600))
             .max_poll_interval(Duration::from_secs(3600))
             .http_timeout(Duration::from_secs(3600))
@@ -885,6 +888,7 @@ fn the_edges_of_every_range_deliver_without_a_panic() {
             .batch_size(1)
             .max_batch_bytes(1024)
             .pending_batches(2)
+            .requests_in_flight(1)
             .flush_interval(Duration::from_millis(1))
             .max_poll_interval(Duration::from_micros(50))
             .retry(RetryPolicy {
@@ -1043,7 +1047,7 @@ struct Panicking;
 
 impl fasthog::transport::Transport for Panicking {
     async fn send(
-        &mut self,
+        &self,
         _: fasthog::transport::Request<'_>,
     ) -> Result<fasthog::transport::Response, fasthog::transport::TransportError> {
         panic!("a transport bug (this panic is part of the test)")
@@ -1148,4 +1152,44 @@ fn max_batch_events_lets_requests_grow_past_batch_size_while_one_is_in_flight() 
     assert!(sizes.iter().any(|&n| n > 64), "requests grew past batch_size under load: {sizes:?}");
     let s = finish(&client, DEADLINE);
     assert_eq!((s.sent, s.dropped), (2000, 0));
+}
+
+/// 1,024 events in batches of 64 to a receiver that takes 200 ms per request, with `in_flight`
+/// requests at once: (the flush's time, the most requests in the receiver at once, requests).
+fn deliver_through_a_slow_receiver(in_flight: usize) -> (Duration, usize, usize) {
+    let latency = Duration::from_millis(200);
+    let r = Receiver::start(ReceiverConfig { delay: Some(latency), ..Default::default() })
+        .expect("a loopback port");
+    let client = builder(&r.url()).batch_size(64).requests_in_flight(in_flight).build().unwrap();
+    capture_n(&client, 1024, "in-flight");
+    let started = Instant::now();
+    client.flush(FLUSH).unwrap();
+    let took = started.elapsed();
+    let s = finish(&client, DEADLINE);
+    assert_eq!((s.sent, s.failed, s.dropped), (1024, 0, 0));
+    let requests = r.requests();
+    assert!(requests.iter().all(|q| q.event_count == 64), "batches of 64");
+    // When each request's head was read: at most `latency` apart means both were in the
+    // receiver together (each is answered `latency` after its head).
+    let overlap = requests
+        .iter()
+        .map(|a| requests.iter().filter(|b| b.at <= a.at && a.at.duration_since(b.at) < latency).count())
+        .max()
+        .unwrap_or(0);
+    (took, overlap, requests.len())
+}
+
+#[test]
+fn several_requests_in_flight_overlap_at_a_slow_receiver() {
+    install_logger();
+    let (one, one_overlap, one_requests) = deliver_through_a_slow_receiver(1);
+    let (four, four_overlap, four_requests) = deliver_through_a_slow_receiver(4);
+    eprintln!("1,024 events at 200 ms per request: 1 in flight {one:?}, 4 in flight {four:?}");
+    assert_eq!((one_requests, four_requests), (16, 16));
+    assert_eq!(one_overlap, 1, "one at a time");
+    assert_eq!(four_overlap, 4, "four in the receiver at once");
+    // 16 round trips against 4: about 3.2 s against 0.8 s. Allow a loaded machine slack.
+    assert!(one >= Duration::from_millis(3_200), "{one:?}");
+    assert!(four < Duration::from_millis(1_600), "{four:?}");
+    assert!(one.as_secs_f64() / four.as_secs_f64() > 2.5, "{one:?} against {four:?}");
 }

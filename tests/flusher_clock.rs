@@ -194,7 +194,7 @@ impl Clock for World {
 struct Net<'w>(&'w World);
 
 impl Transport for Net<'_> {
-    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
+    async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
         let w = self.0;
         let body: Vec<u8> = request.parts().concat();
         let json: Value = serde_json::from_slice(&body).expect("the body is JSON");
@@ -464,6 +464,7 @@ fn a_batch_goes_at_send_at_events_and_grows_to_its_capacity_under_load() {
     let mut rig = Rig::new(4096);
     rig.limits.max_events = 1_000;
     rig.config.send_at_events = 64;
+    rig.config.requests_in_flight = 1; // several in flight: see `several_requests_in_flight_*`
     rig.world.default_latency_us.set(200 * MS);
     rig.capture_at(0, 64); // at once, not at the flush interval
     rig.trickle(S, 3 * S, 250); // 4,000 events/s for 2 s
@@ -757,6 +758,7 @@ fn shutdown_sends_what_is_batched_then_stops() {
 fn shutdown_abandons_a_hung_request_at_its_deadline() {
     let mut rig = Rig::new(64);
     rig.config.flush_interval_ms = 100;
+    rig.config.requests_in_flight = 1;
     rig.world.reply([Reply::Hang]);
     rig.capture_at(0, 3);
     rig.capture_at(S, 2);
@@ -765,6 +767,22 @@ fn shutdown_abandons_a_hung_request_at_its_deadline() {
     assert_eq!(rig.world.sent().len(), 1, "one request, which hangs");
     assert!((2 * S + 500 * MS..2 * S + 510 * MS).contains(&stopped), "stopped at {stopped} us");
     assert_eq!((stats.sent, stats.failed), (0, 5));
+}
+
+#[test]
+fn with_several_in_flight_a_later_batch_goes_past_a_hung_one() {
+    let mut rig = Rig::new(64);
+    rig.config.flush_interval_ms = 100;
+    rig.world.reply([Reply::Hang]);
+    rig.capture_at(0, 3);
+    rig.capture_at(S, 2);
+    rig.shutdown_at(2 * S, 500);
+    let (stats, stopped) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 2, "the hung one and the next, sent while it hangs: {sent:?}");
+    assert!((S..S + 110 * MS).contains(&sent[1].at_us), "{}", sent[1].at_us);
+    assert!((2 * S + 500 * MS..2 * S + 510 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (2, 3));
 }
 
 #[test]
@@ -801,6 +819,7 @@ fn drops_are_warned_about_on_the_first_then_every_hundredth() {
     rig.pending = 2;
     rig.config.flush_interval_ms = 10;
     rig.config.poll_max_us = 500; // at most one event per drain below
+    rig.config.requests_in_flight = 1;
     rig.world.reply([Reply::Hang]);
     // 1 in flight, 1 waiting; the flusher then takes no more (no batch has room), the lane of
     // 2 fills, and capture drops the other 446 itself. At shutdown the 4 held are failed.
@@ -833,4 +852,171 @@ fn a_full_lane_counts_drops_at_capture() {
     assert_eq!(outcomes.iter().filter(|o| **o == Captured::Queued).count(), 4);
     assert_eq!(outcomes.iter().filter(|o| **o == Captured::Dropped).count(), 6);
     assert_eq!((stats.sent, stats.dropped), (4, 6));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several requests in flight
+// ---------------------------------------------------------------------------------------------
+
+/// `batches` full batches of 64 captured at 0, over a server answering in 200 ms, with
+/// `in_flight` requests at once; a flush requested at 0, checked every 100 ms up to 4 s.
+fn slow_server_rig(in_flight: usize, batches: usize) -> (Rig, Vec<FlushCheck>) {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    rig.config.requests_in_flight = in_flight;
+    rig.world.default_latency_us.set(200 * MS);
+    rig.capture_at(0, 64 * batches);
+    let ticket = rig.flush_at(0);
+    let checks = (1..=40).map(|k| (k * 100 * MS + 1, rig.flushed_at(k * 100 * MS + 1, &ticket))).collect();
+    rig.shutdown_at(5 * S, 1_000);
+    (rig, checks)
+}
+
+/// When a flush was checked, and whether it was complete then.
+type FlushCheck = (u64, Rc<Cell<Option<bool>>>);
+
+/// When the flush was first seen complete.
+fn flushed_by(checks: &[FlushCheck]) -> u64 {
+    checks.iter().find(|(_, done)| done.get() == Some(true)).expect("the flush completed").0
+}
+
+/// Most requests whose 200 ms overlap one instant.
+fn max_overlap(sent: &[Sent], latency_us: u64) -> usize {
+    sent.iter()
+        .map(|a| sent.iter().filter(|b| b.at_us <= a.at_us && a.at_us < b.at_us + latency_us).count())
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn several_requests_in_flight_overlap_and_multiply_throughput() {
+    let (one, one_checks) = slow_server_rig(1, 16);
+    let (stats_one, _) = one.run();
+    let (four, four_checks) = slow_server_rig(4, 16);
+    let (stats_four, _) = four.run();
+    assert_eq!((stats_one.sent, stats_four.sent), (1024, 1024));
+    let (s1, s4) = (one.world.sent(), four.world.sent());
+    assert_eq!((s1.len(), s4.len()), (16, 16), "batches of 64 each");
+    assert_eq!((max_overlap(&s1, 200 * MS), max_overlap(&s4, 200 * MS)), (1, 4));
+    // Four go at once, then four more as each answer comes back.
+    for (k, q) in s4.iter().enumerate() {
+        let round = (k / 4) as u64 * 200 * MS;
+        assert!((round..round + 2 * MS).contains(&q.at_us), "request {k} at {} us", q.at_us);
+    }
+    // 16 round trips against 4: the flush completes after 3.2 s with one in flight, 0.8 s
+    // with four.
+    let (t1, t4) = (flushed_by(&one_checks), flushed_by(&four_checks));
+    assert_eq!((t1, t4), (3_200 * MS + 1, 800 * MS + 1));
+    // Every event once, each batch in order within itself.
+    let mut ids: Vec<i64> = s4.iter().flat_map(|q| q.ids.clone()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..1024).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_failure_in_one_batch_while_others_succeed_is_counted_exactly() {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    rig.world.default_latency_us.set(200 * MS);
+    let slow = |code| Reply::Status { code, retry_after_ms: None, latency_us: 200 * MS };
+    // Four in flight: the 2nd refused for good, the 3rd retried once, the others accepted.
+    rig.world.reply([slow(200), slow(400), slow(503), slow(200)]);
+    rig.capture_at(0, 256);
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.failed, stats.retried), (192, 64, 1), "{stats:?}");
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert!(sent[..4].iter().all(|q| q.at_us < 2 * MS && q.attempt == 1));
+    // The retry is the 3rd batch again, alone, after its backoff (50-100 ms after its 503).
+    assert_eq!((sent[4].attempt, &sent[4].ids), (2, &sent[2].ids));
+    assert!((250 * MS..302 * MS).contains(&sent[4].at_us), "{}", sent[4].at_us);
+    let heard = rig.heard.borrow();
+    let count = |what: &str| heard.iter().filter(|h| h.starts_with(what)).count();
+    assert_eq!((count("Sent"), count("Failed"), count("Retrying")), (3, 1, 1), "{heard:?}");
+    assert!(heard.iter().any(|h| h.starts_with("Failed { events: 64, status: Some(400)")), "{heard:?}");
+}
+
+#[test]
+fn a_413_splits_its_own_batch_while_others_are_in_flight() {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    rig.world.default_latency_us.set(200 * MS);
+    let reply = |code, ms| Reply::Status { code, retry_after_ms: None, latency_us: ms * MS };
+    // The 1st batch is refused as too large after 50 ms; its halves go while the other three
+    // are still out.
+    rig.world.reply([reply(413, 50), reply(200, 300), reply(200, 300), reply(200, 300)]);
+    rig.capture_at(0, 256);
+    rig.shutdown_at(2 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.failed), (256, 0), "{stats:?}");
+    let sent = rig.world.sent();
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    let (first_half, second_half) = (&sent[4], &sent[5]);
+    assert_eq!((first_half.event_count, second_half.event_count), (32, 32));
+    assert_eq!([first_half.ids.clone(), second_half.ids.clone()].concat(), sent[0].ids);
+    assert!((50 * MS..52 * MS).contains(&first_half.at_us), "{}", first_half.at_us);
+    assert!(first_half.at_us < 300 * MS, "the half went while the others were in flight");
+    let heard = rig.heard.borrow();
+    assert_eq!(heard.iter().filter(|h| h.starts_with("Sent { events: 32")).count(), 2, "{heard:?}");
+    assert_eq!(heard.iter().filter(|h| h.starts_with("Sent { events: 64")).count(), 3, "{heard:?}");
+}
+
+#[test]
+fn the_shutdown_deadline_fails_every_hung_request_in_flight() {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    rig.world.reply([Reply::Hang, Reply::Hang, Reply::Hang, Reply::Hang]);
+    rig.capture_at(0, 256); // four full batches, all out at once
+    rig.capture_at(10 * MS, 10); // and a partial one held behind them
+    rig.shutdown_at(S, 500);
+    let (stats, stopped) = rig.run();
+    assert_eq!(rig.world.sent().len(), 4);
+    assert!((S + 500 * MS..S + 510 * MS).contains(&stopped), "stopped at {stopped} us");
+    assert_eq!((stats.sent, stats.failed), (0, 266), "{stats:?}");
+    let heard = rig.heard.borrow();
+    let failed = heard.iter().filter(|h| h.starts_with("Failed { events: 64, status: None")).count();
+    assert_eq!(failed, 4, "one outcome per abandoned batch: {heard:?}");
+}
+
+#[test]
+fn a_flush_completes_only_when_the_oldest_batch_in_flight_is_delivered() {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    let reply = |ms| Reply::Status { code: 200, retry_after_ms: None, latency_us: ms * MS };
+    // Answers out of order: the oldest batch last.
+    rig.world.reply([reply(400), reply(100), reply(300), reply(200)]);
+    rig.capture_at(0, 256);
+    let ticket = rig.flush_at(0);
+    let at_350 = rig.flushed_at(350 * MS, &ticket);
+    let at_410 = rig.flushed_at(410 * MS, &ticket);
+    rig.capture_at(380 * MS, 64); // a batch after the flush: not waited for
+    rig.world.at(380 * MS, {
+        let w = rig.world.clone();
+        move |_| w.reply([Reply::Hang])
+    });
+    rig.shutdown_at(S, 100);
+    let (stats, _) = rig.run();
+    assert_eq!(at_350.get(), Some(false), "three of four back, the oldest still out");
+    assert_eq!(at_410.get(), Some(true));
+    assert_eq!((stats.sent, stats.failed), (256, 64), "{stats:?}");
+}
+
+#[test]
+fn with_every_batch_in_flight_the_lanes_hold_and_capture_drops() {
+    let mut rig = Rig::new(2);
+    rig.limits.max_events = 1;
+    rig.pending = 4;
+    rig.config.requests_in_flight = 4;
+    rig.config.poll_max_us = 500;
+    rig.world.reply([Reply::Hang; 4]);
+    // Four batches of one event, all in flight and hung: no batch has room, the drain takes
+    // no more, the lane of 2 fills and capture drops the rest. At the deadline the four in
+    // flight and the two in the lane are failed.
+    rig.trickle(10 * MS, 10 * MS + 450 * MS, MS);
+    rig.shutdown_at(S, 100);
+    let (stats, stopped) = rig.run();
+    assert_eq!(rig.world.sent().len(), 4);
+    assert_eq!((stats.captured, stats.dropped, stats.failed, stats.sent), (450, 444, 6, 0), "{stats:?}");
+    assert!((S + 100 * MS..S + 110 * MS).contains(&stopped), "stopped at {stopped} us");
 }

@@ -7,7 +7,7 @@
 //! agent configured any other way.
 
 use std::string::String;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use std::vec::Vec;
 
@@ -15,21 +15,33 @@ use super::gzip::GzipBody;
 
 use crate::transport::{Request, Response, Transport, TransportError, DETAIL_KEPT};
 
-/// `POST {host}/batch/` over ureq. Each send copies the body into a buffer and runs the
-/// compression and the blocking HTTP exchange on the `blocking` thread pool, so the flusher
-/// keeps draining lanes (and can abandon the request at a shutdown deadline) while it waits.
-/// The buffers and the gzip compressor are reused from one send to the next.
+/// `POST {host}/batch/` over ureq. Each send runs the compression and the blocking HTTP
+/// exchange on the `blocking` thread pool, so the flusher keeps draining lanes (and can
+/// abandon the request at a shutdown deadline) while it waits. Sends run concurrently, one
+/// pool thread each, up to the flusher's `requests_in_flight`; each takes a *sender* (its
+/// body buffers and gzip compressor, reused from one request to the next) from a small
+/// stack, and the agent keeps a connection per request in flight.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     agent: ureq::Agent,
     url: Arc<str>,
-    /// Buffers and compressor reused between sends (lost, and made anew, when a send is
+    /// Senders not in use. One is made when every existing one is busy, so there are as many
+    /// as requests were ever in flight at once (one lost, and made anew, for each send
     /// abandoned at a shutdown deadline).
+    idle: Arc<Mutex<Vec<Sender>>>,
+    gzip_level: Option<u32>,
+}
+
+/// What one request in flight needs, reused: the body, its compressed form, the compressor.
+#[derive(Debug)]
+struct Sender {
     plain: Vec<u8>,
     gzipped: Vec<u8>,
     gzip: Option<GzipBody>,
-    gzip_level: Option<u32>,
 }
+
+/// Idle connections the agent keeps per host: one per request in flight, at the most.
+const IDLE_CONNECTIONS: usize = crate::flusher::MAX_IN_FLIGHT;
 
 impl HttpTransport {
     /// A transport posting to `{host}/batch/` with these timeouts. `gzip_level` 1-9, or `None`
@@ -44,7 +56,8 @@ impl HttpTransport {
             // as it is, and the flusher fails the batch naming the `Location`.
             .max_redirects(0)
             .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
-            .max_idle_connections_per_host(4);
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
+            .max_idle_connections(IDLE_CONNECTIONS.max(10));
         #[cfg(not(feature = "rustls"))]
         if host.starts_with("https://") {
             log::warn!(
@@ -64,7 +77,9 @@ impl HttpTransport {
     /// built with) to make it, and pass the transport to
     /// [`Builder::build_with_transport`](crate::Builder::build_with_transport). The agent's
     /// timeouts apply (set `timeout_global`: the builder's are not used); HTTP error statuses
-    /// are returned to the flusher whatever the agent's `http_status_as_error`.
+    /// are returned to the flusher whatever the agent's `http_status_as_error`. Give the agent
+    /// `max_idle_connections_per_host` of at least the client's `requests_in_flight`, or
+    /// requests beyond it open a new connection each.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -81,26 +96,29 @@ impl HttpTransport {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_agent(agent: ureq::Agent, host: &str, gzip_level: Option<u32>) -> Self {
-        HttpTransport {
-            agent,
-            url: batch_url(host).into(),
-            plain: Vec::new(),
-            gzipped: Vec::new(),
-            gzip: gzip_level.map(GzipBody::new),
-            gzip_level,
-        }
+        HttpTransport { agent, url: batch_url(host).into(), idle: Arc::default(), gzip_level }
     }
 
-    /// The request body, concatenated into a reused buffer (a memcpy; compression happens
-    /// later, off the flusher's thread).
-    fn body(&mut self, request: &Request<'_>) -> Vec<u8> {
-        let mut body = core::mem::take(&mut self.plain);
-        body.clear();
-        body.reserve(request.len());
+    /// An idle sender, or a new one when all are busy.
+    fn take_sender(&self) -> Sender {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| Sender {
+            plain: Vec::new(),
+            gzipped: Vec::new(),
+            gzip: self.gzip_level.map(GzipBody::new),
+        })
+    }
+}
+
+impl Sender {
+    /// Concatenates the body into the reused buffer (a memcpy; compression happens later, off
+    /// the flusher's thread).
+    fn fill(&mut self, request: &Request<'_>) {
+        self.plain.clear();
+        self.plain.reserve(request.len());
         for part in request.parts() {
-            body.extend_from_slice(part);
+            self.plain.extend_from_slice(part);
         }
-        body
     }
 }
 
@@ -112,28 +130,26 @@ pub(crate) fn batch_url(host: &str) -> String {
 }
 
 impl Transport for HttpTransport {
-    async fn send(&mut self, request: Request<'_>) -> Result<Response, TransportError> {
-        let plain = self.body(&request);
-        let mut gzipped = core::mem::take(&mut self.gzipped);
-        // Taken for the send; a send abandoned at the deadline loses it (a new one is made).
-        let mut gzip = self.gzip.take().or_else(|| self.gzip_level.map(GzipBody::new));
+    async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
+        let mut sender = self.take_sender();
+        sender.fill(&request);
         let (agent, url) = (self.agent.clone(), self.url.clone());
-        // Compression and the HTTP exchange both run on the blocking pool: the flusher's
-        // thread goes on draining lanes and encoding the next batch meanwhile.
-        let (result, plain, gzipped, gzip) = blocking::unblock(move || {
-            let result = match &mut gzip {
+        // Compression and the HTTP exchange both run on the blocking pool, one thread per
+        // request in flight: the flusher's thread goes on draining lanes, encoding the next
+        // batch and starting other requests meanwhile.
+        let (result, sender) = blocking::unblock(move || {
+            let Sender { plain, gzipped, gzip } = &mut sender;
+            let result = match gzip {
                 Some(gz) => {
-                    gz.compress(&plain, &mut gzipped);
-                    post(&agent, &url, &gzipped, true)
+                    gz.compress(plain, gzipped);
+                    post(&agent, &url, gzipped, true)
                 }
-                None => post(&agent, &url, &plain, false),
+                None => post(&agent, &url, plain, false),
             };
-            (result, plain, gzipped, gzip)
+            (result, sender)
         })
         .await;
-        self.plain = plain;
-        self.gzipped = gzipped;
-        self.gzip = gzip;
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(sender);
         result
     }
 }

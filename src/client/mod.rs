@@ -195,7 +195,7 @@ impl Builder {
     }
 
     /// Events that trigger a send, from 1 to 10,000: a batch goes as soon as it holds this
-    /// many (or at the flush interval). While a request is in flight the next batch keeps
+    /// many (or at the flush interval). While every request slot is busy the next batch keeps
     /// filling, up to [`Builder::max_batch_events`]. Defaults to 64 (the Go client's batch
     /// size).
     pub fn batch_size(mut self, events: usize) -> Self {
@@ -204,7 +204,7 @@ impl Builder {
     }
 
     /// Most events in one request, from `batch_size` to 10,000 (and always within
-    /// `max_batch_bytes`): under load, while a request is in flight, the next one grows past
+    /// `max_batch_bytes`): under load, while every request slot is busy, the next one grows past
     /// `batch_size` up to this, so a slow server gets bigger bodies instead of more drops
     /// (posthog-node's `flushAt` and `maxBatchSize`; 1,000 there).
     ///
@@ -277,6 +277,17 @@ impl Builder {
     /// `Retry-After` honoured up to 30 s).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.flush.retry = policy;
+        self
+    }
+
+    /// Requests in flight at once, from 1 to [`MAX_IN_FLIGHT`](crate::flusher::MAX_IN_FLIGHT)
+    /// (8): while one batch waits for its response (or backs off), the next ones are sent,
+    /// each on its own connection and `blocking` pool thread, each retried, backed off and
+    /// split on a 413 on its own. With a server that takes 200 ms per response, one request in
+    /// flight delivers one batch per 200 ms; four deliver four. They count among the
+    /// `pending_batches`. Defaults to 4.
+    pub fn requests_in_flight(mut self, requests: usize) -> Self {
+        self.flush.requests_in_flight = requests;
         self
     }
 
@@ -440,6 +451,13 @@ impl Builder {
             "from 1024 to 20971520 (20 MiB)",
         )?;
         within("pending_batches", self.pending_batches, 2, 1024, "from 2 to 1024")?;
+        within(
+            "requests_in_flight",
+            self.flush.requests_in_flight,
+            1,
+            crate::flusher::MAX_IN_FLIGHT,
+            "from 1 to 8",
+        )?;
         within(
             "pending_batches",
             self.pending_batches.saturating_mul(self.limits.max_batch_bytes),
