@@ -105,6 +105,73 @@ fn short_str_into<'d>(dst: &'d mut [u8], s: &str) -> &'d mut [u8] {
     rest
 }
 
+/// The bytes of a short top-level property (see [`short_entry_into`]).
+#[inline(always)]
+pub(crate) fn short_entry_bytes(key: &str, value: &Short<'_>) -> usize {
+    2 + key.len() + value.bytes()
+}
+
+/// Writes a top-level property whose key (under 255 bytes) and value are short at the start of
+/// `dst`, which has room for it; the rest of `dst`.
+#[inline(always)]
+pub(crate) fn short_entry_into<'d>(
+    dst: &'d mut [u8],
+    scope: Scope,
+    key: &str,
+    value: Short<'_>,
+) -> &'d mut [u8] {
+    let (head, rest) = dst.split_at_mut(2);
+    head[0] = tag::ENTRY + scope as u8;
+    head[1] = key.len() as u8;
+    let (k, rest) = rest.split_at_mut(key.len());
+    copy_small(k, key.as_bytes());
+    match value {
+        Short::Scalar(tag, payload) => {
+            let (v, rest) = rest.split_at_mut(9);
+            v[0] = tag;
+            v[1..].copy_from_slice(&payload);
+            rest
+        }
+        Short::Str(s) => {
+            let (v, rest) = rest.split_at_mut(2);
+            v[0] = tag::STR;
+            v[1] = s.len() as u8;
+            let (body, rest) = rest.split_at_mut(s.len());
+            copy_small(body, s.as_bytes());
+            rest
+        }
+    }
+}
+
+/// The bytes of a header whose strings are all under 255 bytes; `None` otherwise.
+#[inline(always)]
+pub(crate) fn short_header_bytes(name: &str, distinct_id: &str, workspace: &str) -> Option<usize> {
+    let (n, d, w) = (name.len(), distinct_id.len(), workspace.len());
+    (n < 255 && d < 255 && w < 255).then_some(HEADER + 3 + n + d + w)
+}
+
+/// Writes a short header (see [`short_header_bytes`]) with its counts at the start of `dst`;
+/// the rest of `dst`.
+#[inline(always)]
+pub(crate) fn short_header_into<'d>(
+    dst: &'d mut [u8],
+    flags: u8,
+    time: u64,
+    truncated: u32,
+    name: &str,
+    distinct_id: &str,
+    workspace: &str,
+) -> &'d mut [u8] {
+    let (head, rest) = dst.split_at_mut(HEADER);
+    head[0] = flags;
+    head[1..9].copy_from_slice(&time.to_le_bytes());
+    head[OFF_TRUNCATED..OFF_TRUNCATED + 4].copy_from_slice(&truncated.to_le_bytes());
+    head[OFF_DROPPED..OFF_DROPPED + 4].fill(0);
+    let rest = short_str_into(rest, name);
+    let rest = short_str_into(rest, distinct_id);
+    short_str_into(rest, workspace)
+}
+
 /// A value that takes a fixed, small number of bytes: a scalar (a tag and 8 payload bytes)
 /// or a string under 255 bytes.
 #[doc(hidden)]

@@ -378,11 +378,37 @@ pub trait Props: sealed::Props {
     /// Writes the properties into an entry, oldest first.
     #[doc(hidden)]
     fn write(&self, w: &mut EntryWriter<'_>);
+
+    /// The bytes the properties take when every one is short (a key under 255 bytes and a
+    /// scalar or a string under 255 bytes), so capture can check the room once and write them
+    /// in one pass ([`Props::write_short`]); `None` otherwise.
+    #[doc(hidden)]
+    fn short_bytes(&self) -> Option<usize>;
+
+    /// Writes the properties at the start of `dst`, which holds exactly
+    /// [`Props::short_bytes`] of them or more; the rest of `dst`.
+    #[doc(hidden)]
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8];
 }
 
 impl Props for () {
     #[inline(always)]
     fn write(&self, _: &mut EntryWriter<'_>) {}
+    #[inline(always)]
+    fn short_bytes(&self) -> Option<usize> {
+        Some(0)
+    }
+    #[inline(always)]
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        dst
+    }
+}
+
+/// A property's bytes when its key and value are short.
+#[inline(always)]
+fn short_prop_bytes(key: &str, value: &(impl PropValue + ?Sized)) -> Option<usize> {
+    let v = value.short_form()?;
+    (key.len() < 255).then(|| crate::entry::short_entry_bytes(key, &v))
 }
 
 impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, Prop<K, V>) {
@@ -393,6 +419,19 @@ impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, Prop<K, V>) {
             write_prop(w, self.1.scope, self.1.key.as_ref(), &self.1.value);
         }
     }
+    #[inline(always)]
+    fn short_bytes(&self) -> Option<usize> {
+        Some(self.0.short_bytes()? + short_prop_bytes(self.1.key.as_ref(), &self.1.value)?)
+    }
+    #[inline(always)]
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        let dst = self.0.write_short(dst);
+        let p = &self.1;
+        match p.value.short_form() {
+            Some(v) => crate::entry::short_entry_into(dst, p.scope, p.key.as_ref(), v),
+            None => dst, // not reached: `short_bytes` was `Some`
+        }
+    }
 }
 
 impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, When<Prop<K, V>>) {
@@ -401,6 +440,25 @@ impl<P: Props, K: AsRef<str>, V: PropValue> Props for (P, When<Prop<K, V>>) {
         self.0.write(w);
         if let Some(p) = &self.1 .0 {
             write_prop(w, p.scope, p.key.as_ref(), &p.value);
+        }
+    }
+    #[inline(always)]
+    fn short_bytes(&self) -> Option<usize> {
+        let own = match &self.1 .0 {
+            Some(p) => short_prop_bytes(p.key.as_ref(), &p.value)?,
+            None => 0,
+        };
+        Some(self.0.short_bytes()? + own)
+    }
+    #[inline(always)]
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        let dst = self.0.write_short(dst);
+        match &self.1 .0 {
+            Some(p) => match p.value.short_form() {
+                Some(v) => crate::entry::short_entry_into(dst, p.scope, p.key.as_ref(), v),
+                None => dst,
+            },
+            None => dst,
         }
     }
 }
@@ -419,6 +477,12 @@ where
             }
             entry.write_entry(w);
         }
+    }
+    fn short_bytes(&self) -> Option<usize> {
+        None // walked at capture by the careful writer
+    }
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        dst
     }
 }
 
@@ -713,6 +777,13 @@ impl<'a, P: Props> Event<'a, P> {
     /// `None` when it needs a larger area.
     #[inline(always)]
     pub(crate) fn write_entry(&self, buf: &mut [u8], last: bool, (flags, time): (u8, u64)) -> Option<usize> {
+        if let Id::Str(id) = self.distinct_id {
+            // The common case: everything short and in room: one size pass, one check, one
+            // sequential write.
+            if let Some(len) = self.write_short(buf, flags, time, id) {
+                return Some(len);
+            }
+        }
         let mut w = EntryWriter::new(buf, last);
         let written = match self.distinct_id {
             Id::Str(s) => header(&mut w, flags, time, self.name, s, self.workspace_id),
@@ -723,6 +794,24 @@ impl<'a, P: Props> Event<'a, P> {
         }
         self.props.write(&mut w);
         w.finish()
+    }
+}
+
+impl<P: Props> Event<'_, P> {
+    /// Writes the whole entry in one pass when every part is short and it fits `buf`; its
+    /// length, or `None` (nothing promised about `buf`) for the careful writer to do it.
+    #[inline(always)]
+    fn write_short(&self, buf: &mut [u8], flags: u8, time: u64, id: &str) -> Option<usize> {
+        let kept = cut_chars(id, MAX_DISTINCT_ID_CHARS);
+        let props = self.props.short_bytes()?;
+        let head = crate::entry::short_header_bytes(self.name, kept, self.workspace_id)?;
+        let total = head + props;
+        let dst = buf.get_mut(..total)?;
+        let cut = u32::from(kept.len() < id.len());
+        let rest = crate::entry::short_header_into(dst, flags, time, cut, self.name, kept, self.workspace_id);
+        let rest = self.props.write_short(rest);
+        debug_assert!(rest.is_empty());
+        Some(total)
     }
 }
 
