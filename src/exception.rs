@@ -30,6 +30,7 @@ enum Origin<'a> {
     /// An error (and its sources), with the outermost error's type name.
     Error(&'a (dyn Error + 'a), &'static str),
     /// A message with a type of its own (a panic).
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Message(&'a str, &'a str),
 }
 
@@ -159,7 +160,10 @@ impl<'a> Event<'a> {
     /// let e = fasthog::Event::exception(&Timeout, "user-1").level("warning").handled(true);
     /// assert_eq!(e.name(), "$exception");
     /// ```
-    pub fn exception<E: AsError + ?Sized>(error: &'a E, distinct_id: &'a str) -> Event<'a, ((), Exception<'a>)> {
+    pub fn exception<E: AsError + ?Sized>(
+        error: &'a E,
+        distinct_id: &'a str,
+    ) -> Event<'a, ((), Exception<'a>)> {
         Event::new("$exception", distinct_id).and(|p| (p, Exception::new(error)))
     }
 

@@ -142,7 +142,11 @@ fn chain_of_three_golden() {
 #[test]
 fn options_level_handled_fingerprint_and_dyn_errors() {
     let err = chain();
-    let e = Event::exception(&err, "user-1").level("warning").handled(false).fingerprint("quotes").prop("desk", "fx");
+    let e = Event::exception(&err, "user-1")
+        .level("warning")
+        .handled(false)
+        .fingerprint("quotes")
+        .prop("desk", "fx");
     let p = encode(&e)["properties"].clone();
     assert_eq!(p["$exception_level"], "warning");
     assert_eq!(p["$exception_fingerprint"], "quotes");
@@ -271,10 +275,7 @@ fn panic_in_a_thread_arrives_as_an_exception() {
     fasthog::install_panic_hook(&client);
     let joined = std::thread::Builder::new()
         .name("worker-7".into())
-        .spawn(|| {
-            let n: Option<u8> = None;
-            n.expect("the quote was missing")
-        })
+        .spawn(|| -> u8 { panic!("the quote was missing") })
         .unwrap()
         .join();
     assert!(joined.is_err());

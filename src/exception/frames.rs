@@ -1,9 +1,9 @@
 //! With `std`: raw stack frames from a [`Backtrace`], and the panic hook.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::time::Duration;
 use std::backtrace::{Backtrace, BacktraceStatus};
-use std::string::{String, ToString};
-use std::vec::Vec;
 
 use super::{member, Event};
 use crate::entry::EntryWriter;
@@ -60,9 +60,9 @@ fn in_app(frame: &Frame<'_>) -> bool {
     let lib_fn = ["std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rust"]
         .iter()
         .any(|p| frame.function.starts_with(p));
-    let lib_file = frame
-        .filename
-        .is_some_and(|f| f.starts_with("/rustc/") || f.contains("/.cargo/registry/") || f.contains("/rustlib/"));
+    let lib_file = frame.filename.is_some_and(|f| {
+        f.starts_with("/rustc/") || f.contains("/.cargo/registry/") || f.contains("/rustlib/")
+    });
     !lib_fn && !lib_file
 }
 
@@ -138,14 +138,15 @@ pub fn install_panic_hook(client: &Client) {
     let client = client.clone();
     let distinct_id = process_id();
     let previous = std::panic::take_hook();
-    std::panic::set_hook(std::boxed::Box::new(move |info| {
+    std::panic::set_hook(alloc::boxed::Box::new(move |info| {
         let message = info.payload_as_str().filter(|m| !m.is_empty()).unwrap_or("panic occurred");
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("<unnamed>").to_string();
         let on_flusher = thread.starts_with("fasthog");
         if !on_flusher {
             let bt = Backtrace::capture();
-            let (file, line, column) = info.location().map_or(("", 0, 0), |l| (l.file(), l.line(), l.column()));
+            let (file, line, column) =
+                info.location().map_or(("", 0, 0), |l| (l.file(), l.line(), l.column()));
             let event = Event::panic(message, &distinct_id)
                 .backtrace(&bt)
                 .personless()
@@ -165,8 +166,8 @@ fn process_id() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let seed = (now.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
     let b = crate::UuidV7::new(seed).next(now.as_millis() as u64);
-    let hex = |r: core::ops::Range<usize>| b[r].iter().map(|x| std::format!("{x:02x}")).collect::<String>();
-    std::format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
+    let hex = |r: core::ops::Range<usize>| b[r].iter().map(|x| alloc::format!("{x:02x}")).collect::<String>();
+    alloc::format!("{}-{}-{}-{}-{}", hex(0..4), hex(4..6), hex(6..8), hex(8..10), hex(10..16))
 }
 
 #[cfg(test)]
@@ -178,7 +179,15 @@ mod tests {
         let text = "   0: app::inner\n             at ./src/main.rs:10:5\n      app::inlined\n             at ./src/lib.rs:3:1\n   1: std::rt::lang_start\n             at /rustc/abc/library/std/src/rt.rs:165:17\n   2: main\n";
         let f = parse(text);
         assert_eq!(f.len(), 4);
-        assert_eq!(f[0], Frame { function: "app::inner", filename: Some("./src/main.rs"), lineno: Some(10), colno: Some(5) });
+        assert_eq!(
+            f[0],
+            Frame {
+                function: "app::inner",
+                filename: Some("./src/main.rs"),
+                lineno: Some(10),
+                colno: Some(5)
+            }
+        );
         assert_eq!(f[1].function, "app::inlined");
         assert_eq!(f[2].filename, Some("/rustc/abc/library/std/src/rt.rs"));
         assert!(in_app(&f[0]) && !in_app(&f[2]));
