@@ -169,19 +169,43 @@ fn options_level_handled_fingerprint_and_dyn_errors() {
 
 /// A `Display` longer than the 255-byte short form, and one longer than the whole entry
 /// limit: the value is cut on a char boundary and counted, the event still sent.
+#[derive(Debug)]
+struct Long(usize);
+impl fmt::Display for Long {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for _ in 0..self.0 {
+            f.write_str("é")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for Long {}
+
+/// Through the client: a lane's first try in a small area gives up and the retry in a larger
+/// one writes the message whole, or cut to the entry limit.
 #[test]
-fn long_messages_are_written_and_cut() {
-    #[derive(Debug)]
-    struct Long(usize);
-    impl fmt::Display for Long {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            for _ in 0..self.0 {
-                f.write_str("é")?;
-            }
-            Ok(())
+fn long_messages_through_the_client() {
+    let recorder = Recorder::new();
+    let client = Client::builder("phc_long").build_with_transport(recorder.clone()).unwrap();
+    for n in [10, 200, 1_000, 5_000, 40_000] {
+        assert_eq!(client.capture_exception(&Long(n), "u"), Captured::Queued, "{n}");
+    }
+    client.flush(Duration::from_secs(10)).unwrap();
+    let events = recorder.events();
+    assert_eq!(events.len(), 5);
+    for (e, n) in events.iter().zip([10usize, 200, 1_000, 5_000, 40_000]) {
+        let v = check_event_json(&e.json);
+        let value = v["properties"]["$exception_list"][0]["value"].as_str().unwrap().to_owned();
+        if n < 10_000 {
+            assert_eq!(value, "é".repeat(n));
+        } else {
+            assert!(value.len() > 10_000 && value.len() < 2 * n && value.chars().all(|c| c == 'é'));
         }
     }
-    impl std::error::Error for Long {}
+}
+
+#[test]
+fn long_messages_are_written_and_cut() {
     let p = encode(&Event::exception(&Long(300), "u"))["properties"].clone();
     assert_eq!(p["$exception_list"][0]["value"], "é".repeat(300));
     let e = Event::exception(&Long(40_000), "u");
