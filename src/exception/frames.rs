@@ -142,7 +142,7 @@ pub fn install_panic_hook(client: &Client) {
         let message = info.payload_as_str().filter(|m| !m.is_empty()).unwrap_or("panic occurred");
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("<unnamed>").to_string();
-        let on_flusher = thread.starts_with("fasthog");
+        let on_flusher = thread == "fasthog-flusher";
         if !on_flusher {
             let bt = Backtrace::capture();
             let (file, line, column) =
