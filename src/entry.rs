@@ -848,3 +848,83 @@ impl AsEntry for OwnedEntry {
         f(&self.0)
     }
 }
+
+/// Strings written from a `Display` without allocating (for error messages).
+impl EntryWriter<'_> {
+    /// A string value from `value`'s `Display`, formatted straight into the entry: measured
+    /// first (a `Display` is formatted twice), then written through a `core::fmt::Write`
+    /// adapter, cut on a UTF-8 boundary to the room left (counted) like [`EntryWriter::str`].
+    /// `fallback` is written instead when the text is empty.
+    pub(crate) fn str_display(&mut self, value: &dyn core::fmt::Display, fallback: &str) -> bool {
+        use core::fmt::Write;
+        struct Measure(usize);
+        impl Write for Measure {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                self.0 += s.len();
+                Ok(())
+            }
+        }
+        /// Copies pieces into `buf` up to `left` bytes, cutting the last on a char boundary.
+        struct Copy<'w> {
+            buf: &'w mut [u8],
+            at: usize,
+            left: usize,
+            cut: bool,
+        }
+        impl Write for Copy<'_> {
+            fn write_str(&mut self, s: &str) -> core::fmt::Result {
+                let mut n = s.len().min(self.left);
+                while !s.is_char_boundary(n) {
+                    n -= 1;
+                }
+                if n < s.len() {
+                    self.cut = true;
+                    self.left = 0; // nothing after a cut piece
+                } else {
+                    self.left -= n;
+                }
+                self.buf[self.at..self.at + n].copy_from_slice(&s.as_bytes()[..n]);
+                self.at += n;
+                Ok(())
+            }
+        }
+        let mut m = Measure(0);
+        let _ = write!(m, "{value}");
+        if m.0 == 0 {
+            return self.str(fallback);
+        }
+        // Tag, length and the text; in the first mode the whole of it, or nothing.
+        let head = if m.0 >= 255 { 5 } else { 1 };
+        if !self.fits(1 + head + m.0) && !self.last {
+            return false;
+        }
+        let room = self.room();
+        if room < 2 {
+            return false;
+        }
+        let (head, keep) = if m.0 + 1 + head <= room {
+            (head, m.0)
+        } else if room > 1 + 5 + 255 {
+            (5, room - 6)
+        } else {
+            (1, (room - 2).min(254))
+        };
+        let start = self.pos;
+        let body = start + 1 + head;
+        let mut copy = Copy { buf: &mut self.buf[..body + keep], at: body, left: keep, cut: false };
+        let _ = write!(copy, "{value}");
+        let (len, cut) = (copy.at - body, copy.cut || keep < m.0);
+        self.buf[start] = tag::STR;
+        if head == 1 {
+            self.buf[start + 1] = len as u8;
+        } else {
+            self.buf[start + 1] = 255;
+            self.buf[start + 2..start + 6].copy_from_slice(&(len as u32).to_le_bytes());
+        }
+        self.pos = body + len;
+        if cut {
+            self.truncated = self.truncated.saturating_add(1);
+        }
+        true
+    }
+}

@@ -369,6 +369,7 @@ mod sealed {
     impl<P: Props, K, V> Props for (P, super::Prop<K, V>) {}
     impl<P: Props, I> Props for (P, super::Many<I>) {}
     impl<P: Props, T> Props for (P, super::When<T>) {}
+    impl<P: Props> Props for (P, crate::exception::Exception<'_>) {}
 }
 
 /// The properties of a builder: `()` or `(earlier properties, Prop)`, one type per shape, so
@@ -601,7 +602,7 @@ impl<'a> Event<'a> {
 
 impl<'a, P: Props> Event<'a, P> {
     #[inline(always)]
-    fn and<Q>(self, f: impl FnOnce(P) -> Q) -> Event<'a, Q> {
+    pub(crate) fn and<Q>(self, f: impl FnOnce(P) -> Q) -> Event<'a, Q> {
         let Event { name, distinct_id, workspace_id, time, flags, invalid, props } = self;
         Event { name, distinct_id, workspace_id, time, flags, invalid, props: f(props) }
     }

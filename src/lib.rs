@@ -28,6 +28,7 @@ pub mod entry;
 #[cfg(feature = "std")]
 mod error;
 mod event;
+mod exception;
 pub mod flusher;
 pub mod json;
 mod queue;
@@ -54,6 +55,9 @@ pub use event::{
     Entry, Event, IntoEntry, Many, Prop, PropValue, Props, Static, Value, When, DEFAULT_MAX_EVENT_BYTES,
     MAX_DISTINCT_ID_CHARS,
 };
+#[cfg(feature = "std")]
+pub use exception::{install_panic_hook, MAX_FRAMES, PANIC_FLUSH_TIMEOUT};
+pub use exception::{AsError, Exception, MAX_EXCEPTION_CHAIN, SOURCE_TYPE};
 #[cfg(feature = "std")]
 pub use queue::HeapQueue;
 #[cfg(not(fasthog_loom))]

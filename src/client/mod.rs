@@ -964,3 +964,16 @@ fn gated_capture<P: Props>(
     producer.exit();
     outcome
 }
+
+/// Error tracking (see [`Event::exception`]).
+impl Client {
+    /// Captures an `$exception` event for `error` and its `source()` chain, as
+    /// [`Client::capture`] does: wait-free, without allocating.
+    ///
+    /// To set the level, `handled`, a fingerprint, a backtrace or more properties, capture
+    /// [`Event::exception`] yourself.
+    #[inline]
+    pub fn capture_exception<E: crate::AsError + ?Sized>(&self, error: &E, distinct_id: &str) -> Captured {
+        self.capture(&Event::exception(error, distinct_id))
+    }
+}
