@@ -230,6 +230,12 @@ impl<P: Props> Props for (P, Exception<'_>) {
             prop(w, "$exception_fingerprint", fingerprint);
         }
     }
+    fn short_bytes(&self) -> Option<usize> {
+        None // the exception list nests: the careful writer writes it
+    }
+    fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
+        dst
+    }
 }
 
 /// A member of the object being written.
