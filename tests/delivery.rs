@@ -1193,3 +1193,21 @@ fn several_requests_in_flight_overlap_at_a_slow_receiver() {
     assert!(four < Duration::from_millis(1_600), "{four:?}");
     assert!(one.as_secs_f64() / four.as_secs_f64() > 2.5, "{one:?} against {four:?}");
 }
+
+/// Regression: a `flush` right after `build` waited its whole timeout. The flusher completed
+/// that flush in its very first poll, before the notification relay beside it had read the
+/// completion count, so the waiter was never woken (it returned `Ok` only when its timeout
+/// ran out). The bound is generous: the lost wake-up waited all 30 s.
+#[test]
+fn a_flush_right_after_build_is_woken_when_it_completes() {
+    for _ in 0..5 {
+        let recorder = fasthog::recorder::Recorder::new();
+        let client = Client::builder(KEY).build_with_transport(recorder.clone()).unwrap();
+        let _ = client.capture(&Event::new("first", "user-1"));
+        let t = Instant::now();
+        client.flush(Duration::from_secs(30)).expect("flushed");
+        assert!(t.elapsed() < Duration::from_secs(10), "the flush waited {:?}", t.elapsed());
+        assert_eq!(recorder.events().len(), 1);
+        finish(&client, DEADLINE);
+    }
+}

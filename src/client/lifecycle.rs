@@ -105,10 +105,12 @@ impl Lifecycle {
 
     /// Runs beside the flusher on its thread and never completes: whenever the flusher is
     /// polled (it is polled again after every step that can complete a flush), notifies the
-    /// waiters if a flush has completed since.
-    pub(crate) async fn relay(&self, control: &Control) {
+    /// waiters if a flush has completed since. The count is read when the relay is made, before
+    /// the flusher's first poll: read in the first poll, it missed a flush the flusher completed
+    /// in its own first poll (a `flush` right after `build` then waited its whole timeout).
+    pub(crate) fn relay<'a>(&'a self, control: &'a Control) -> impl core::future::Future<Output = ()> + 'a {
         let mut last = control.flushes_completed();
-        poll_fn(|_| {
+        poll_fn(move |_| {
             let now = control.flushes_completed();
             if now != last {
                 last = now;
@@ -116,7 +118,6 @@ impl Lifecycle {
             }
             Poll::<()>::Pending
         })
-        .await;
     }
 
     /// Marks the thread ended when dropped, by a return or by a panic's unwinding.
