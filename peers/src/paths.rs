@@ -83,7 +83,7 @@ pub fn run(n: u64) -> Vec<PathAllocs> {
         let mut lane = HeapQueue::producer(&queue).expect("a lane");
         let mut consumer = fasthog::ring::try_consumer(&queue).expect("the consumer");
         let mut drained = |i: u64, c: Captured| {
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 consumer.drain(|e| {
                     black_box(e);
                     true
@@ -148,7 +148,7 @@ pub fn run(n: u64) -> Vec<PathAllocs> {
         let mut consumer = fasthog::ring::try_consumer(&QUEUE).expect("the consumer");
         out.push(count("StaticQueue lane capture, typical event", n, |i| {
             let c = lane.capture(&Typical::event(&user, i), &clock);
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 consumer.drain(|_| true);
             }
             c
@@ -160,7 +160,7 @@ pub fn run(n: u64) -> Vec<PathAllocs> {
         let mut consumer = fasthog::ring::try_consumer(&queue).expect("the consumer");
         out.push(count("Queue::capture_shared, typical event", n, |i| {
             let c = queue.capture_shared(&Typical::event(&user, i), &clock);
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 consumer.drain(|_| true);
             }
             c
