@@ -3,7 +3,7 @@
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed};
 use fasthog::{Captured, Event, FixedClock, StaticQueue};
 
-static QUEUE: StaticQueue<2, 16> = StaticQueue::new();
+static QUEUE: StaticQueue<2, 8, 1024> = StaticQueue::new(); // 8 KiB, no allocator
 
 /// Captures one event and encodes it into a caller's buffer: the whole core path, no std.
 #[no_mangle]
@@ -21,10 +21,11 @@ pub extern "C" fn fasthog_nostd_smoke(out: *mut u8, len: usize) -> usize {
     let mut encoder = Encoder::new(Enrichment::DEFAULT, 7);
     let Some(mut consumer) = fasthog::ring::try_consumer(&QUEUE) else { return 0 };
     let mut added = 0;
-    consumer.drain_with(usize::MAX, |e| {
-        if matches!(batch.push(&mut encoder, e, &clock), Pushed::Added(_)) {
+    consumer.drain(|entry| {
+        if matches!(batch.push(&mut encoder, entry, &clock), Pushed::Added(_)) {
             added += 1;
         }
+        true
     });
     added
 }
