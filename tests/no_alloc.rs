@@ -2,10 +2,11 @@
 //! allocator, switched on per thread so the test harness's own allocations (other threads,
 //! output capture) do not count, and exact-zero assertions after warm-up.
 
+#[path = "common/alloc.rs"]
+mod alloc;
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use alloc::allocations;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,58 +16,6 @@ use fasthog::json::Writer;
 use fasthog::recorder::Recorder;
 use fasthog::ring::{try_consumer, HasLanes};
 use fasthog::{Captured, Client, Entry, Event, FixedClock, HeapQueue, Static, StaticQueue, Value};
-
-struct Counting;
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_alloc() {
-    // `try_with`: the allocator may run while this thread's locals are being torn down.
-    let on = COUNTING.try_with(Cell::get).unwrap_or(false);
-    if on {
-        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards to `System` unchanged; counting touches only const-initialised
-// thread-locals without destructors, which never allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        note_alloc();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Allocations, reallocations and frees made by this thread while `f` runs.
-fn allocations<R>(f: impl FnOnce() -> R) -> (usize, R) {
-    ALLOCS.with(|n| n.set(0));
-    COUNTING.with(|c| c.set(true));
-    let r = f();
-    COUNTING.with(|c| c.set(false));
-    (ALLOCS.with(Cell::get), r)
-}
 
 const CLOCK: FixedClock = FixedClock(1_700_000_000_000_000_000);
 const N: usize = 200;
