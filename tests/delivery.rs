@@ -1160,7 +1160,8 @@ fn deliver_through_a_slow_receiver(in_flight: usize) -> (Duration, usize, usize)
     let latency = Duration::from_millis(200);
     let r = Receiver::start(ReceiverConfig { delay: Some(latency), ..Default::default() })
         .expect("a loopback port");
-    let client = builder(&r.url()).batch_size(64).requests_in_flight(in_flight).build().unwrap();
+    let client =
+        builder(&r.url()).batch_size(64).max_batch_events(64).requests_in_flight(in_flight).build().unwrap();
     capture_n(&client, 1024, "in-flight");
     let started = Instant::now();
     client.flush(FLUSH).unwrap();
