@@ -2,9 +2,12 @@
 //! sent as serde_json would write them (serde_json itself is the oracle).
 #![cfg(feature = "serde_json")]
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "common/alloc.rs"]
+mod alloc;
 
+use std::collections::BTreeMap;
+
+use alloc::allocations;
 use fasthog::batch::{Encoder, Enrichment};
 use fasthog::json::Writer;
 use fasthog::ring::try_consumer;
@@ -93,23 +96,6 @@ fn a_value_over_the_limit_is_cut_and_counted_not_lost_whole() {
     assert_eq!(kept[0], "item-0", "the first elements are kept, in order");
 }
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's layout, passed on.
-        unsafe { std::alloc::System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
-        // SAFETY: as above.
-        unsafe { std::alloc::System.dealloc(p, l) }
-    }
-}
-#[global_allocator]
-static A: Counting = Counting;
-
 #[test]
 fn capturing_a_serialize_value_does_not_allocate() {
     let queue = std::sync::Arc::new(HeapQueue::with_blocks(1, 8, 8192));
@@ -118,9 +104,7 @@ fn capturing_a_serialize_value_does_not_allocate() {
     let v = json!({"a": [1, 2, 3]});
     let e = Event::new("checkout", "u").prop("cart", Serde(&cart)).prop("json", &v);
     let _ = lane.capture(&e, &CLOCK); // warm up
-    let before = ALLOCS.load(Ordering::Relaxed);
-    let outcome = lane.capture(&e, &CLOCK);
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let (allocs, outcome) = allocations(|| lane.capture(&e, &CLOCK));
     assert_eq!((outcome, allocs), (Captured::Queued, 0));
     let mut consumer = try_consumer(queue).unwrap();
     assert_eq!(consumer.drain(|_| true).events, 2);
