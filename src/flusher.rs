@@ -324,7 +324,7 @@ struct Shared<'e, T, Tm, C> {
 }
 
 /// Declares `$slots`, an array of pinned, empty request slots (`Option` of one future type,
-/// inferred from the first `set`), one pinned local each: pinning without `unsafe`.
+/// inferred from the first `set`), one pinned local each: pinned by `pin!`, with no `Pin::new_unchecked`.
 macro_rules! pinned_slots {
     ($slots:ident; $($s:ident),+) => {
         $(let $s = pin!(None);)+
