@@ -251,17 +251,9 @@ impl<'b> EntryWriter<'b> {
         workspace: &str,
     ) -> bool {
         // The common case: everything short and in room, one check.
-        let (n, d, ws) = (name.len(), distinct_id.len(), workspace.len());
-        let total = HEADER + 3 + n + d + ws;
-        if n < 255 && d < 255 && ws < 255 && total <= self.room() {
+        if let Some(total) = short_header_bytes(name, distinct_id, workspace).filter(|&t| t <= self.room()) {
             let dst = &mut self.buf[self.pos..self.pos + total];
-            dst[0] = flags;
-            dst[1..9].copy_from_slice(&time.to_le_bytes());
-            dst[9..HEADER].fill(0); // the counts, patched in `finish`
-            let rest = &mut dst[HEADER..];
-            let rest = short_str_into(rest, name);
-            let rest = short_str_into(rest, distinct_id);
-            short_str_into(rest, workspace);
+            short_header_into(dst, flags, time, 0, name, distinct_id, workspace); // counts: `finish`
             self.pos += total;
             return true;
         }
@@ -351,27 +343,11 @@ impl<'b> EntryWriter<'b> {
     /// then use [`EntryWriter::entry`].
     #[inline(always)]
     pub(crate) fn short_entry(&mut self, scope: Scope, key: &str, value: Short<'_>) -> bool {
-        let kl = key.len();
-        let total = 2 + kl + value.bytes();
-        if self.short || kl >= 255 || total > self.room() {
+        let total = short_entry_bytes(key, &value);
+        if self.short || key.len() >= 255 || total > self.room() {
             return false;
         }
-        let dst = &mut self.buf[self.pos..self.pos + total];
-        dst[0] = tag::ENTRY + scope as u8;
-        dst[1] = kl as u8;
-        let (k, v) = dst[2..].split_at_mut(kl);
-        copy_small(k, key.as_bytes());
-        match value {
-            Short::Scalar(tag, payload) => {
-                v[0] = tag;
-                v[1..].copy_from_slice(&payload);
-            }
-            Short::Str(s) => {
-                v[0] = tag::STR;
-                v[1] = s.len() as u8;
-                copy_small(&mut v[2..], s.as_bytes());
-            }
-        }
+        short_entry_into(&mut self.buf[self.pos..self.pos + total], scope, key, value);
         self.pos += total;
         true
     }
