@@ -4,20 +4,22 @@
 //! written as firmware writes it.
 //!
 //! ```text
-//! cargo run --example embassy --features embassy            # ships to a receiver it starts
-//! cargo run -p fasthog-receiver -- --api-key phc_demo       # or to one you start (prints its URL)
-//! POSTHOG_HOST=http://127.0.0.1:PORT POSTHOG_API_KEY=phc_demo cargo run --example embassy --features embassy
+//! cargo run --example embassy --no-default-features --features embassy   # to a receiver it starts
+//! cargo run -p fasthog-receiver -- --api-key phc_demo   # or to one you start (it prints its URL):
+//! POSTHOG_HOST=http://127.0.0.1:PORT POSTHOG_API_KEY=phc_demo \
+//!     cargo run --example embassy --no-default-features --features embassy
 //! ```
 //!
-//! It exits non-zero unless every event captured was accepted by the server (counted `sent`).
+//! fasthog is built as on a board: its `no_std` core and `embassy`, no `std` feature. The
+//! program exits non-zero unless every event captured was accepted by the server (`sent`).
 //!
 //! # What is firmware, what is host
 //! `mod reqwless_transport` is what a board compiles: no std and no allocator (it has no
 //! prelude, so every name it uses is imported from `core` or a `no_std` crate), fixed
 //! buffers, a `heapless::String` for the URL, embassy-time for its timeouts. It is generic
 //! over embedded-nal-async's `TcpConnect` and `Dns`: on a board, pass embassy-net's
-//! `TcpClient` and `DnsSocket`; here, `std_embedded_nal_async::Stack` (the OS's sockets) stands
-//! in for them. The queue is a `static`, the batch buffers `ConstStaticCell`s (in `.bss`, as on
+//! `TcpClient` and `DnsSocket`; here, `std_embedded_nal_async::Stack` (the OS's sockets, Unix
+//! only) stands in for them. The queue is a `static`, the batch buffers `ConstStaticCell`s (in `.bss`, as on
 //! a board). Host only: `main`'s reading of the environment, the local receiver, and the
 //! `String::leak` of the API key (on a board, a `&'static str` constant).
 //!
@@ -52,6 +54,9 @@
 //!
 //! [reqwless]: https://docs.rs/reqwless
 //! [embedded-nal-async]: https://docs.rs/embedded-nal-async
+
+#[cfg(not(unix))]
+compile_error!("the host's stand-in for embassy-net, std-embedded-nal-async, is Unix only");
 
 use std::process::ExitCode;
 
