@@ -19,9 +19,10 @@
 //! buffers, a `heapless::String` for the URL, embassy-time for its timeouts. It is generic
 //! over embedded-nal-async's `TcpConnect` and `Dns`: on a board, pass embassy-net's
 //! `TcpClient` and `DnsSocket`; here, `std_embedded_nal_async::Stack` (the OS's sockets, Unix
-//! only) stands in for them. The queue is a `static`, the batch buffers `ConstStaticCell`s (in `.bss`, as on
-//! a board). Host only: `main`'s reading of the environment, the local receiver, and the
-//! `String::leak` of the API key (on a board, a `&'static str` constant).
+//! only) stands in for them. The queue is a `static`, the batch buffers a `ConstStaticCell`
+//! (in `.bss`, as on a board). Host only: `main`'s reading of the environment, the local
+//! receiver, the executor's making, and the `String::leak` of the API key (on a board, a
+//! `&'static str` constant).
 //!
 //! # Requests in flight
 //! Each `send` opens its own connection, with its own buffers inside its future (the flusher
@@ -44,13 +45,15 @@
 //! # TLS on a board
 //! This runs plain `http://` (the host has no TLS here, and `reqwless` is built without its
 //! `embedded-tls` feature). For PostHog's `https://` endpoints on a board: enable reqwless's
-//! default `embedded-tls` feature, and make the client with `HttpClient::new_with_tls(&tcp, &dns,
-//! TlsConfig::new(seed, &mut tls_rx, &mut tls_tx, TlsVerify::Certificate { ca, cert: None, key:
-//! None }))`, with `seed` from the board's hardware RNG, `ca` the DER root certificate that signs
-//! the PostHog host, and TLS buffers of 16,640 bytes each (a full TLS record). embedded-tls speaks
-//! TLS 1.3 only (`TLS_AES_128_GCM_SHA256`). The buffers are borrowed mutably for a connection,
-//! so keep one pair per request in flight, or set `requests_in_flight` to 1. `new` below
-//! would then accept `https://` as well.
+//! default `embedded-tls` feature and, in `exchange`, make the client with
+//! `HttpClient::new_with_tls(&self.tcp, &self.dns, TlsConfig::new(seed, &mut tls_read,
+//! &mut tls_write, TlsVerify::Certificate { ca, cert: None, key: None }))`: `seed` from the
+//! board's hardware RNG, `ca` the DER root certificate that signs the PostHog host, a read
+//! buffer of 16,640 bytes (the largest TLS record) and a smaller write buffer (4 KiB; either
+//! must hold the handshake). embedded-tls speaks TLS 1.3 only (`TLS_AES_128_GCM_SHA256`).
+//! A connection borrows the buffers mutably: keep one pair per request in flight (a pool
+//! behind an `embassy_sync` mutex), or set `requests_in_flight` to 1 and keep one pair. `new`
+//! would then accept `https://` too.
 //!
 //! [reqwless]: https://docs.rs/reqwless
 //! [embedded-nal-async]: https://docs.rs/embedded-nal-async
@@ -244,6 +247,9 @@ mod reqwless_transport {
 /// Two lanes (and a shared one) over 32 blocks of 4 KiB, in a `static`: no allocator needed.
 static QUEUE: StaticQueue<2, 32, 4096> = StaticQueue::new();
 
+/// Readings each of the two sensors captures.
+const READINGS: u32 = 500;
+
 /// Batches held at once: those in flight, and those filling or waiting.
 const BATCHES: usize = 4;
 /// Bytes of one request body.
@@ -280,7 +286,7 @@ async fn flush(flusher: StaticFlusher) {
 #[embassy_executor::task(pool_size = 2)]
 async fn sensor(device: &'static str, clock: EmbassyClock) {
     let mut lane = StaticQueue::producer(&QUEUE).expect("a free lane (two lanes, two sensors)");
-    for reading in 0..500u32 {
+    for reading in 0..READINGS {
         let event = Event::new("sensor_reading", device)
             .prop("celsius", 20.0 + f64::from(reading % 50) / 10.0)
             .prop("seq", reading);
@@ -367,7 +373,11 @@ fn main() -> ExitCode {
     // `sent` counts what the server accepted; the local receiver can also say what it stored.
     let stored = local.as_ref().map_or(stats.sent, |receiver| receiver.stats().events_accepted);
     println!("shipped to {host}: sent {} of {} captured; stored {stored}", stats.sent, stats.captured);
-    if stats.captured == 1000 && accounted && stats.sent == stats.captured && stored == stats.sent {
+    if stats.captured == u64::from(2 * READINGS)
+        && accounted
+        && stats.sent == stats.captured
+        && stored == stats.sent
+    {
         ExitCode::SUCCESS
     } else {
         eprintln!("FAIL: not every captured event was sent (and stored)");
