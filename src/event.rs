@@ -765,6 +765,16 @@ impl<'a, P: Props> Event<'a, P> {
             || matches!(self.distinct_id, Id::Str(s) if is_blank(cut_chars(s, MAX_DISTINCT_ID_CHARS)))
     }
 
+    /// The distinct_id in parts whose concatenation is sent, for sampling's hash: the id cut
+    /// to [`MAX_DISTINCT_ID_CHARS`], or a group's `$`, type, `_` and key.
+    #[inline(always)]
+    pub(crate) fn distinct_id_parts(&self) -> [&'a str; 4] {
+        match self.distinct_id {
+            Id::Str(s) => [cut_chars(s, MAX_DISTINCT_ID_CHARS), "", "", ""],
+            Id::Group(t, k) => ["$", t, "_", k],
+        }
+    }
+
     /// The time capture stamps: the event's own, or `tick()`.
     #[inline(always)]
     pub(crate) fn stamp(&self, tick: impl FnOnce() -> u64) -> (u8, u64) {

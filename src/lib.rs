@@ -29,11 +29,13 @@ pub mod entry;
 mod error;
 mod event;
 mod exception;
+pub mod filter;
 pub mod flusher;
 pub mod json;
 mod queue;
 pub mod recorder;
 pub mod ring;
+mod sample;
 #[cfg(feature = "serde")]
 mod serde;
 mod stats;
@@ -63,6 +65,7 @@ pub use queue::HeapQueue;
 #[cfg(not(fasthog_loom))]
 pub use queue::StaticQueue;
 pub use queue::{Captured, Queue, QueueParts};
+pub use sample::{distinct_id_hash, Rate, SampleError, Sampler, MAX_SAMPLE_NAME, MAX_SAMPLE_RULES};
 #[cfg(feature = "serde")]
 pub use serde::Serde;
 pub use stats::{Counters, Snapshot};
