@@ -765,13 +765,13 @@ impl<'a, P: Props> Event<'a, P> {
             || matches!(self.distinct_id, Id::Str(s) if is_blank(cut_chars(s, MAX_DISTINCT_ID_CHARS)))
     }
 
-    /// The distinct_id in parts whose concatenation is sent, for sampling's hash: the id cut
-    /// to [`MAX_DISTINCT_ID_CHARS`], or a group's `$`, type, `_` and key.
+    /// The hash sampling by distinct_id decides on ([`crate::distinct_id_hash`] of the
+    /// distinct_id as sent: cut to [`MAX_DISTINCT_ID_CHARS`], or a group's `$type_key`).
     #[inline(always)]
-    pub(crate) fn distinct_id_parts(&self) -> [&'a str; 4] {
+    pub(crate) fn distinct_id_hash(&self) -> u64 {
         match self.distinct_id {
-            Id::Str(s) => [cut_chars(s, MAX_DISTINCT_ID_CHARS), "", "", ""],
-            Id::Group(t, k) => ["$", t, "_", k],
+            Id::Str(s) => crate::distinct_id_hash(&[cut_chars(s, MAX_DISTINCT_ID_CHARS)]),
+            Id::Group(t, k) => crate::distinct_id_hash(&["$", t, "_", k]),
         }
     }
 

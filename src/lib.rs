@@ -4,6 +4,7 @@
 //! [`Entry`]: Entry
 //! [`recorder::Recorder`]: recorder::Recorder
 //! [`recorder::BufRecorder`]: recorder::BufRecorder
+//! [`Sampler`]: Sampler
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -60,7 +60,7 @@ impl<R: LanesRef> LaneProducer<R> {
     /// Whether `sampler` keeps `event`, captured now on this lane.
     #[inline]
     fn sample<P: Props>(&self, event: &Event<'_, P>, sampler: &Sampler) -> bool {
-        sampler.keeps(event.name(), &event.distinct_id_parts(), self.index(), self.captures())
+        sampler.decide(event.name(), || event.distinct_id_hash(), || (self.index(), self.captures()))
     }
 
     /// Counts `event` without queueing it: rejected if invalid, else dropped. For clients

@@ -126,6 +126,8 @@ impl Rule {
 pub struct Sampler {
     rules: [Rule; MAX_SAMPLE_RULES],
     len: usize,
+    /// Bit `n - 1` set when some rule's name is `n` bytes long.
+    lengths: u64,
     all: Rate,
     by_distinct_id: bool,
     seed: u64,
@@ -161,6 +163,7 @@ impl Sampler {
     pub const OFF: Sampler = Sampler {
         rules: [Rule::EMPTY; MAX_SAMPLE_RULES],
         len: 0,
+        lengths: 0,
         all: Rate::ALL,
         by_distinct_id: false,
         seed: 0,
@@ -204,6 +207,7 @@ impl Sampler {
             return Err(SampleError::TooManyRules);
         }
         self.rules[at] = rule;
+        self.lengths |= 1 << (bytes.len() - 1);
         if at == self.len {
             self.len += 1;
         }
@@ -235,6 +239,10 @@ impl Sampler {
     #[inline]
     pub fn rate_for(&self, name: &str) -> Rate {
         let name = name.as_bytes();
+        // One bit per rule length: most names match no rule's length, and cost one test.
+        if name.is_empty() || name.len() > MAX_SAMPLE_NAME || self.lengths & (1 << (name.len() - 1)) == 0 {
+            return self.all;
+        }
         for rule in &self.rules[..self.len] {
             if rule.matches(name) {
                 return rule.rate;
@@ -243,20 +251,31 @@ impl Sampler {
         self.all
     }
 
-    /// Whether to keep an event named `name` about `distinct_id` (its parts, concatenated,
-    /// as sent), captured as number `capture` of lane `lane` (see
-    /// [`crate::ring::LaneProducer::captures`]).
-    #[inline]
-    pub fn keeps(&self, name: &str, distinct_id: &[&str], lane: usize, capture: usize) -> bool {
+    /// Whether to keep an event named `name` about `distinct_id`, captured as number
+    /// `capture` of lane `lane` (see [`crate::ring::LaneProducer::captures`]).
+    pub fn keeps(&self, name: &str, distinct_id: &str, lane: usize, capture: usize) -> bool {
+        self.decide(name, || hash_one(distinct_id.as_bytes()), || (lane, capture))
+    }
+
+    /// [`Sampler::keeps`], the distinct_id's hash and the lane's count read only when they
+    /// decide.
+    #[inline(always)]
+    pub(crate) fn decide(
+        &self,
+        name: &str,
+        id_hash: impl FnOnce() -> u64,
+        lane_capture: impl FnOnce() -> (usize, usize),
+    ) -> bool {
         let rate = self.rate_for(name);
         if rate.0 == Rate::ALL.0 {
             return true;
         }
         let draw = if self.by_distinct_id {
-            distinct_id_hash(distinct_id)
+            id_hash()
         } else {
             // Counter-based: splitmix64 of a distinct input per (lane, capture), as splitmix64
             // itself is of its counter. No state but the lane's count.
+            let (lane, capture) = lane_capture();
             let input = (capture as u64) ^ ((lane as u64) << 44);
             splitmix64(self.seed.wrapping_add(input.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
         };
@@ -276,43 +295,72 @@ const fn same(a: &[u8; MAX_SAMPLE_NAME], b: &[u8; MAX_SAMPLE_NAME], n: usize) ->
 }
 
 /// The hash [`Sampler::by_distinct_id`] decides on: a distinct_id (given in parts, hashed as
-/// their concatenation) to 64 bits, eight bytes at a time, then splitmix64's finalizer. Part of
-/// the contract: it never changes, so a user is kept or dropped the same way on every
-/// machine, run and version.
+/// their concatenation) to 64 bits, eight bytes at a time (little-endian, the last word
+/// zero-padded), then splitmix64's finalizer. Part of the contract: it never changes, so a
+/// user is kept or dropped the same way on every machine, run and version.
 pub fn distinct_id_hash(parts: &[&str]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = 0x243f_6a88_85a3_08d3;
-    let mut buf = [0u8; 8];
-    let mut fill = 0;
-    let mut total = 0u64;
-    let mix = |h: u64, word: u64| {
-        let x = (h ^ word).wrapping_mul(K);
-        x ^ (x >> 29)
-    };
-    for part in parts {
-        let mut bytes = part.as_bytes();
-        total += bytes.len() as u64;
-        if fill > 0 {
-            let take = (8 - fill).min(bytes.len());
-            buf[fill..fill + take].copy_from_slice(&bytes[..take]);
-            fill += take;
-            bytes = &bytes[take..];
-            if fill < 8 {
-                continue;
-            }
-            h = mix(h, u64::from_le_bytes(buf));
+    match parts {
+        [one] => hash_one(one.as_bytes()),
+        _ => hash_parts(parts),
+    }
+}
+
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+#[inline(always)]
+const fn mix(h: u64, word: u64) -> u64 {
+    let x = (h ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+/// Up to 7 bytes as a zero-padded little-endian word, without a `memcpy` call.
+#[inline(always)]
+fn tail_word(tail: &[u8]) -> u64 {
+    tail.iter().rev().fold(0, |w, &b| (w << 8) | u64::from(b))
+}
+
+/// The last eight bytes of `bytes` (at least eight) as a little-endian word.
+#[inline(always)]
+fn last_word(bytes: &[u8]) -> u64 {
+    let w = &bytes[bytes.len() - 8..];
+    u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+}
+
+/// The common case, one part: whole words straight from the string.
+#[inline]
+fn hash_one(bytes: &[u8]) -> u64 {
+    let mut h = SEED;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let word = match bytes.len() {
+            // The last eight bytes, shifted down: the tail zero-padded, in one load.
+            n if n >= 8 => last_word(bytes) >> (8 * (8 - tail.len())),
+            _ => tail_word(tail),
+        };
+        h = mix(h, word);
+    }
+    splitmix64(h ^ bytes.len() as u64)
+}
+
+/// Parts (a group's `$type_key`): the same words, assembled across the parts' seams.
+#[cold]
+fn hash_parts(parts: &[&str]) -> u64 {
+    let (mut h, mut word, mut fill, mut total) = (SEED, 0u64, 0u32, 0u64);
+    for &b in parts.iter().flat_map(|p| p.as_bytes()) {
+        word |= u64::from(b) << (8 * fill);
+        fill += 1;
+        total += 1;
+        if fill == 8 {
+            h = mix(h, word);
+            (word, fill) = (0, 0);
         }
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            h = mix(h, u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]));
-        }
-        let rest = words.remainder();
-        buf[..rest.len()].copy_from_slice(rest);
-        fill = rest.len();
     }
     if fill > 0 {
-        buf[fill..].fill(0);
-        h = mix(h, u64::from_le_bytes(buf));
+        h = mix(h, word);
     }
     splitmix64(h ^ total)
 }
