@@ -251,10 +251,13 @@ impl Sampler {
         self.all
     }
 
-    /// Whether to keep an event named `name` about `distinct_id`, captured as number
-    /// `capture` of lane `lane` (see [`crate::ring::LaneProducer::captures`]).
+    /// Whether to keep an event named `name` about `distinct_id` (cut to
+    /// [`MAX_DISTINCT_ID_CHARS`](crate::MAX_DISTINCT_ID_CHARS), as capture cuts it), captured
+    /// as number `capture` of lane `lane` (see [`crate::ring::LaneProducer::captures`]): what
+    /// capture decides. With [`Sampler::by_distinct_id`] only the name and the id matter.
     pub fn keeps(&self, name: &str, distinct_id: &str, lane: usize, capture: usize) -> bool {
-        self.decide(name, || hash_one(distinct_id.as_bytes()), || (lane, capture))
+        let id = crate::event::cut_chars(distinct_id, crate::MAX_DISTINCT_ID_CHARS);
+        self.decide(name, || hash_one(id.as_bytes()), || (lane, capture))
     }
 
     /// [`Sampler::keeps`], the distinct_id's hash and the lane's count read only when they

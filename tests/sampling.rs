@@ -126,6 +126,10 @@ fn sampling_by_distinct_id_keeps_or_drops_a_user_whole_and_the_same_way_every_ti
     assert_binomial(first.iter().filter(|k| **k).count(), users.len(), 0.3);
     // Another client (another random seed): the very same users.
     assert_eq!(kept_users(&users, 0.3), first);
+    // And what a sampler built anywhere else says: the decision depends on the id alone.
+    let elsewhere = Sampler::new().all(rate(0.3)).by_distinct_id(true).seed(12345);
+    let predicted: Vec<bool> = users.iter().map(|u| elsewhere.keeps("funnel_step", u, 3, 99)).collect();
+    assert_eq!(predicted, first);
     // A higher rate keeps a superset: a user kept at 30% is kept at 60%.
     let wider = kept_users(&users, 0.6);
     assert!(first.iter().zip(&wider).all(|(a, b)| !a || *b));
@@ -248,4 +252,26 @@ fn a_seeded_sampler_repeats_its_draws() {
     let first = run();
     assert_eq!(run(), first);
     assert!(first.contains(&Captured::Sampled) && first.contains(&Captured::Queued));
+}
+
+#[test]
+fn ids_that_are_the_same_once_cut_are_sampled_the_same() {
+    // PostHog keeps 200 characters of a distinct_id: ids that differ only past them are one
+    // user, and sampling by distinct_id must treat them as one.
+    let sampler = Sampler::new().all(rate(0.5)).by_distinct_id(true);
+    let queue = fasthog::HeapQueue::with_blocks(1, 8, 4096);
+    let mut lane = fasthog::HeapQueue::producer(&queue).unwrap();
+    let mut consumer = fasthog::ring::try_consumer(&queue).unwrap();
+    let clock = FixedClock(0);
+    let mut outcomes = Vec::new();
+    for i in 0..200 {
+        let prefix = format!("{i:0>200}");
+        let [a, b] = [format!("{prefix}-device-a"), format!("{prefix}-device-b")];
+        let pair = [&a, &b].map(|id| lane.capture_sampled(&Event::new("e", id), &clock, &sampler));
+        consumer.drain(|_| true);
+        assert_eq!(pair[0], pair[1], "user {i}");
+        assert_eq!(sampler.keeps("e", &a, 0, 0), pair[0] == Captured::Queued, "keeps() agrees with capture");
+        outcomes.push(pair[0]);
+    }
+    assert_binomial(outcomes.iter().filter(|o| **o == Captured::Queued).count(), 200, 0.5);
 }
