@@ -841,7 +841,8 @@ impl Client {
 
     /// Captures an event: into this thread's lane (wait-free), or into the shared ring when
     /// every lane is taken (lock-free). Never blocks, allocates or makes a syscall; a full
-    /// lane drops and counts the event.
+    /// lane drops and counts the event, and the builder's sampling rates may leave it out
+    /// ([`Captured::Sampled`], counted).
     #[inline]
     pub fn capture<P: Props>(&self, event: &Event<'_, P>) -> Captured {
         let inner = &*self.inner;
