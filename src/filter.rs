@@ -208,3 +208,10 @@ fn remove(entry: &[u8], view: &EntryView<'_>, keys: &[&str], out: &mut [u8]) -> 
         None => Some((0, 0)),
     }
 }
+
+/// A compile-time check: the flusher future is `Send` when its parts are, and a filter must
+/// not stop that (this fails to compile if `Filter` is not `Send`).
+#[allow(dead_code)]
+fn filter_is_send(filter: Filter<'_>) -> impl Send + '_ {
+    filter
+}
