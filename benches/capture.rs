@@ -15,6 +15,11 @@
 //! - `capture_props`: 0, 4 and 16 properties, built per call, into a lane.
 //! - `capture_strings`: literal keys against runtime (`String`) keys and values, and a 2 KiB
 //!   string value (every string is copied into the lane).
+//! - `capture_sampled`: the typical event into a lane through `capture_sampled`: with no
+//!   sampler, with `Sampler::OFF` read at run time (what the client does when sampling is
+//!   off), with 8 per-name rules none of which names it, with a random draw and with the
+//!   distinct_id hash at the largest rate below 1 (so the decision runs and keeps nearly
+//!   every event: the same write each time), and sampled out (rate 2^-53).
 //! - `encode`: `Encoder::encode` of one typical entry and `Batch::push` of 64 drained entries,
 //!   in events/s, stamped by the client's default coarse clock (wall-clock nanos) and by the
 //!   TSC clock of `precise_timestamps(true)`.
@@ -33,7 +38,7 @@ use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed};
 use fasthog::client::{ClientClock, CoarseClock, TscClock};
 use fasthog::json::Writer;
 use fasthog::ring::{try_consumer, LanesConsumer, LanesRef};
-use fasthog::{Captured, Client, Clock, Event, HeapQueue, Props, Static, StaticQueue};
+use fasthog::{Captured, Client, Clock, Event, HeapQueue, Props, Rate, Sampler, Static, StaticQueue};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
 const NAME: &str = "order_filled";
@@ -463,6 +468,51 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
+fn capture_sampled(c: &mut Criterion) {
+    let mut g = c.benchmark_group("capture_sampled");
+    g.throughput(Throughput::Elements(1));
+    let clock = coarse_clock();
+    let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
+    let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
+    let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+    let mut drain = || drain_all(&mut consumer);
+    // The largest rate below 1: the decision runs, and keeps all but 1 in 2^53.
+    let nearly_all = Rate::new(1.0 - f64::EPSILON / 2.0).expect("a rate");
+    let rules = (0..8).fold(Sampler::new(), |s, i| {
+        let name = ["page_scrolled", "tick", "heartbeat", "hover", "move", "frame", "poll", "ping"][i];
+        s.event(name, Rate::new(0.1).unwrap()).expect("a rule")
+    });
+    let cases = [
+        ("no_sampler", None),
+        ("sampler_off", Some(Sampler::OFF)),
+        ("8_rules_no_match", Some(rules)),
+        ("random_draw_kept", Some(Sampler::new().all(nearly_all).seed(1))),
+        ("distinct_id_hash_kept", Some(Sampler::new().all(nearly_all).by_distinct_id(true))),
+        ("sampled_out", Some(Sampler::new().all(Rate::new(f64::EPSILON / 2.0).unwrap()))),
+    ];
+    for (name, sampler) in cases {
+        g.bench_function(format!("build+capture/{name}"), |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    iters,
+                    CHUNK,
+                    |i| match &sampler {
+                        None => queued(producer.capture(&typical(black_box(USER), i), &clock)),
+                        Some(s) => queued(producer.capture_sampled(
+                            &typical(black_box(USER), i),
+                            &clock,
+                            black_box(s),
+                        )),
+                    },
+                    &mut drain,
+                )
+            })
+        });
+    }
+    assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -473,6 +523,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = capture_typical, capture_props, capture_strings, encode
+    targets = capture_typical, capture_props, capture_strings, capture_sampled, encode
 }
 criterion_main!(benches);

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p fasthog --bench json
+//! cargo bench -p fasthog --bench json -- before_send   # the before-send filter's cost
 //! ```
 //!
 //! The serde side serialises a struct already shaped like PostHog's event (the enrichment
@@ -14,8 +15,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fasthog::batch::{Encoder, Enrichment};
+use fasthog::filter::{EventView, Filter, Filtered, Verdict};
 use fasthog::json::Writer;
-use fasthog::{Event, FixedClock, OwnedEntry};
+use fasthog::{AsEntry, Event, FixedClock, OwnedEntry};
 use serde::Serialize;
 
 const USER: &str = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
@@ -102,9 +104,66 @@ fn encoders(c: &mut Criterion) {
     g.finish();
 }
 
+/// The typical event with two PII properties more, for the filter cases.
+fn entry_with_pii() -> OwnedEntry {
+    Event::new("order_filled", USER)
+        .prop("qty", 42i64)
+        .prop("email", "ada@example.com")
+        .prop("seq", 1_234_567i64)
+        .prop("price", 101.25)
+        .prop("ip", "203.0.113.9")
+        .prop("venue", "XNAS")
+        .timestamp_unix_nanos(1_764_000_000_123_456_000)
+        .to_entry()
+}
+
+/// The before-send filter's cost per event: filter then encode, against encoding alone. The
+/// entry has six properties, two of them PII; "redact 2 keys" encodes the four left, so its
+/// cost is against "no filter, 4 properties" (the typical entry: the same four).
+fn before_send(c: &mut Criterion) {
+    let mut g = c.benchmark_group("before_send");
+    g.throughput(Throughput::Elements(1));
+    let clock = FixedClock(1_764_000_000_000_000_000);
+    let (pii, typical) = (entry_with_pii(), entry());
+    let mut buf = vec![0u8; 4096];
+    let mut scratch = vec![0u8; 32 << 10];
+    let mut encoder = Encoder::new(Enrichment { environment: "production", ..Enrichment::DEFAULT }, 7);
+    let mut encode = |entry: &[u8], encoder: &mut Encoder<'_>| {
+        let mut w = Writer::new(&mut buf, 0);
+        black_box(encoder.encode(black_box(entry), &clock, &mut w));
+        black_box(w.len())
+    };
+    for (name, entry) in [("no filter", &pii), ("no filter, 4 properties", &typical)] {
+        entry.with_entry(|bytes| g.bench_function(name, |b| b.iter(|| encode(bytes, &mut encoder))));
+    }
+    let keep = |_: &EventView<'_>| Verdict::Keep;
+    let lookup = |e: &EventView<'_>| match e.property("ip") {
+        Some(v) if v.as_str() == Some("127.0.0.1") => Verdict::Drop,
+        _ => Verdict::Keep,
+    };
+    let redact = |_: &EventView<'_>| Verdict::Remove(&["email", "ip"]);
+    let filters: [(&str, &fasthog::filter::FilterFn<'_>); 3] =
+        [("keep-all filter", &keep), ("filter with a property lookup", &lookup), ("redact 2 keys", &redact)];
+    for (name, f) in filters {
+        let mut filter = Filter::new(f, &mut scratch);
+        pii.with_entry(|bytes| {
+            g.bench_function(name, |b| {
+                b.iter(|| match filter.apply(black_box(bytes)) {
+                    Filtered::Send { entry, removed } => {
+                        black_box(removed);
+                        encode(entry, &mut encoder)
+                    }
+                    Filtered::Drop => 0,
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
-    targets = encoders
+    targets = encoders, before_send
 }
 criterion_main!(benches);

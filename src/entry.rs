@@ -626,6 +626,13 @@ pub(crate) struct Items<'e> {
     at: usize,
 }
 
+impl Items<'_> {
+    /// Where the next property starts (the entry's length past the last one).
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+}
+
 impl<'e> Iterator for Items<'e> {
     type Item = Item<'e>;
 

@@ -765,6 +765,16 @@ impl<'a, P: Props> Event<'a, P> {
             || matches!(self.distinct_id, Id::Str(s) if is_blank(cut_chars(s, MAX_DISTINCT_ID_CHARS)))
     }
 
+    /// The hash sampling by distinct_id decides on ([`crate::distinct_id_hash`] of the
+    /// distinct_id as sent: cut to [`MAX_DISTINCT_ID_CHARS`], or a group's `$type_key`).
+    #[inline(always)]
+    pub(crate) fn distinct_id_hash(&self) -> u64 {
+        match self.distinct_id {
+            Id::Str(s) => crate::distinct_id_hash(&[cut_chars(s, MAX_DISTINCT_ID_CHARS)]),
+            Id::Group(t, k) => crate::distinct_id_hash(&["$", t, "_", k]),
+        }
+    }
+
     /// The time capture stamps: the event's own, or `tick()`.
     #[inline(always)]
     pub(crate) fn stamp(&self, tick: impl FnOnce() -> u64) -> (u8, u64) {

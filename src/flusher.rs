@@ -7,6 +7,7 @@ use core::pin::pin;
 use core::task::Poll;
 
 use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
+use crate::filter::{Filter, Filtered};
 use crate::queue::QueueParts;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
@@ -258,6 +259,8 @@ struct Intake<'e, R: LanesRef, P> {
     dropped_logged: usize,
     /// When a requested shutdown must be done (timer microseconds).
     deadline: Option<u64>,
+    /// The before-send filter, if any.
+    filter: Option<Filter<'e>>,
 }
 
 /// How one delivery ended, or that it will be retried: what [`Flusher::on_delivery`] hears,
@@ -367,6 +370,7 @@ where
                 drained: 0,
                 dropped_logged: 0,
                 deadline: None,
+                filter: None,
             },
             jitter,
             shared: Shared {
@@ -391,6 +395,14 @@ where
     /// not catch its panics.
     pub fn on_delivery(mut self, hook: &'e (dyn Fn(&Outcome<'_>) + Sync)) -> Self {
         self.shared.on_delivery = Some(hook);
+        self
+    }
+
+    /// Runs `filter` on every event before encoding it (see [`crate::filter`]): events it
+    /// drops are counted `filtered`, properties it removes `redacted`. It runs on the
+    /// flusher's task; the flusher does not catch its panics (the std client does).
+    pub fn before_send(mut self, filter: Filter<'e>) -> Self {
+        self.intake.filter = Some(filter);
         self
     }
 
@@ -736,33 +748,52 @@ where
     /// capture itself reports `Dropped` (rather than `Queued` for an event the flusher would
     /// then drop). Returns entries taken.
     fn drain(&mut self, clock: &impl Clock) -> usize {
-        let Intake { consumer, encoder, pool, drained, .. } = self;
+        let Intake { consumer, encoder, pool, drained, filter, .. } = self;
         let mut notes = crate::batch::Notes::default();
-        let mut rejected = 0;
-        let taken = consumer.drain(|entry| loop {
-            let seq = drained.wrapping_add(1);
-            let Some(batch) = pool.filling() else {
-                return false; // every batch is sealed: leave the entry first in its lane
-            };
-            match batch.push(encoder, entry, clock) {
-                Pushed::Added(n) => {
-                    *drained = seq;
-                    if batch.len() == 1 {
-                        batch.seq = seq;
-                    }
-                    notes.non_finite += n.non_finite;
-                    notes.truncated += n.truncated;
-                    notes.props_dropped += n.props_dropped;
-                    if batch.is_full() {
-                        pool.seal();
-                    }
+        let (mut rejected, mut filtered, mut redacted) = (0, 0, 0);
+        let taken = consumer.drain(|entry| {
+            // Filter only an entry a batch can take now (one that waits would be filtered
+            // again), before encoding it.
+            if pool.filling().is_none() {
+                return false;
+            }
+            let entry = match filter.as_mut().map(|f| f.apply(entry)) {
+                None => entry,
+                Some(Filtered::Send { entry, removed }) => {
+                    redacted += removed;
+                    entry
+                }
+                Some(Filtered::Drop) => {
+                    *drained = drained.wrapping_add(1);
+                    filtered += 1;
                     return true;
                 }
-                Pushed::Full => pool.seal(), // then try the next batch
-                Pushed::TooLarge | Pushed::Invalid => {
-                    *drained = seq;
-                    rejected += 1;
-                    return true;
+            };
+            loop {
+                let seq = drained.wrapping_add(1);
+                let Some(batch) = pool.filling() else {
+                    return false; // every batch is sealed: leave the entry first in its lane
+                };
+                match batch.push(encoder, entry, clock) {
+                    Pushed::Added(n) => {
+                        *drained = seq;
+                        if batch.len() == 1 {
+                            batch.seq = seq;
+                        }
+                        notes.non_finite += n.non_finite;
+                        notes.truncated += n.truncated;
+                        notes.props_dropped += n.props_dropped;
+                        if batch.is_full() {
+                            pool.seal();
+                        }
+                        return true;
+                    }
+                    Pushed::Full => pool.seal(), // then try the next batch
+                    Pushed::TooLarge | Pushed::Invalid => {
+                        *drained = seq;
+                        rejected += 1;
+                        return true;
+                    }
                 }
             }
         });
@@ -771,6 +802,8 @@ where
         Counters::add(&counters.truncated, notes.truncated);
         Counters::add(&counters.props_dropped, notes.props_dropped);
         Counters::add(&counters.rejected, rejected);
+        Counters::add(&counters.filtered, filtered);
+        Counters::add(&counters.redacted, redacted);
         if rejected > 0 {
             log::warn!("fasthog: rejected {rejected} events over the per-event size limit or refused by PostHog's rules");
         }

@@ -4,6 +4,7 @@
 //! [`Entry`]: Entry
 //! [`recorder::Recorder`]: recorder::Recorder
 //! [`recorder::BufRecorder`]: recorder::BufRecorder
+//! [`Sampler`]: Sampler
 #![doc = include_str!("../README.md")]
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -29,11 +30,13 @@ pub mod entry;
 mod error;
 mod event;
 mod exception;
+pub mod filter;
 pub mod flusher;
 pub mod json;
 mod queue;
 pub mod recorder;
 pub mod ring;
+mod sample;
 #[cfg(feature = "serde")]
 mod serde;
 mod stats;
@@ -63,6 +66,7 @@ pub use queue::HeapQueue;
 #[cfg(not(fasthog_loom))]
 pub use queue::StaticQueue;
 pub use queue::{Captured, Queue, QueueParts};
+pub use sample::{distinct_id_hash, Rate, SampleError, Sampler, MAX_SAMPLE_NAME, MAX_SAMPLE_RULES};
 #[cfg(feature = "serde")]
 pub use serde::Serde;
 pub use stats::{Counters, Snapshot};

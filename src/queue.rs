@@ -4,10 +4,10 @@
 use crate::event::{Event, Props};
 use crate::flusher::Control;
 use crate::ring::{sealed, Gate, HasLanes, LaneProducer, Lanes, LanesRef, Memory};
-use crate::{Clock, Counters, Snapshot};
+use crate::{Clock, Counters, Sampler, Snapshot};
 
 /// What capture did with an event. Every outcome is counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Captured {
     /// In a lane, waiting for the flusher: it will be sent, or counted `failed` after the
@@ -17,6 +17,8 @@ pub enum Captured {
     Dropped,
     /// Invalid (see [`Event::is_invalid`]): counted (`rejected`), never sent.
     Rejected,
+    /// Left out by sampling (see [`Sampler`]): counted (`sampled`), never sent.
+    Sampled,
 }
 
 impl<R: LanesRef> LaneProducer<R> {
@@ -24,9 +26,26 @@ impl<R: LanesRef> LaneProducer<R> {
     /// whatever other threads do; no lock, no allocation, no syscall.
     #[inline]
     pub fn capture<P: Props>(&mut self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
+        self.capture_sampled(event, clock, &Sampler::OFF)
+    }
+
+    /// [`LaneProducer::capture`], keeping only what `sampler` keeps (the rest is counted
+    /// `sampled`). Wait-free: the sampler's table is fixed, and its draw reads this lane's own
+    /// counters.
+    #[inline]
+    pub fn capture_sampled<P: Props>(
+        &mut self,
+        event: &Event<'_, P>,
+        clock: &impl Clock,
+        sampler: &Sampler,
+    ) -> Captured {
         if event.is_invalid() {
             self.count(true);
             return Captured::Rejected;
+        }
+        if sampler.is_on() && !self.sample(event, sampler) {
+            self.count_sampled();
+            return Captured::Sampled;
         }
         let stamp = event.stamp(|| clock.tick());
         match self.write(|buf, last| event.write_entry(buf, last, stamp)) {
@@ -36,6 +55,12 @@ impl<R: LanesRef> LaneProducer<R> {
                 Captured::Dropped
             }
         }
+    }
+
+    /// Whether `sampler` keeps `event`, captured now on this lane.
+    #[inline]
+    fn sample<P: Props>(&self, event: &Event<'_, P>, sampler: &Sampler) -> bool {
+        sampler.decide(event.name(), || event.distinct_id_hash(), || (self.index(), self.captures()))
     }
 
     /// Counts `event` without queueing it: rejected if invalid, else dropped. For clients
@@ -122,10 +147,22 @@ impl<M: Memory> Queue<M> {
     /// instant, or the gate is closed, the event is dropped and counted. No allocation, no
     /// syscall.
     pub fn capture_shared<P: Props>(&self, event: &Event<'_, P>, clock: &impl Clock) -> Captured {
+        self.capture_shared_sampled(event, clock, &Sampler::OFF)
+    }
+
+    /// [`Queue::capture_shared`], keeping only what `sampler` keeps. An event that finds no
+    /// shared lane is dropped before sampling (counted `dropped`).
+    pub fn capture_shared_sampled<P: Props>(
+        &self,
+        event: &Event<'_, P>,
+        clock: &impl Clock,
+        sampler: &Sampler,
+    ) -> Captured {
         match crate::ring::try_shared(self) {
             Some(mut lane) => {
                 let open = lane.enter(&self.gate);
-                let outcome = if open { lane.capture(event, clock) } else { lane.discard(event) };
+                let outcome =
+                    if open { lane.capture_sampled(event, clock, sampler) } else { lane.discard(event) };
                 lane.exit();
                 outcome
             }

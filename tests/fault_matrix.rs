@@ -146,7 +146,9 @@ fn run(row: &Row) -> Result<(), String> {
     if stats.pending != 0 {
         return Err(format!("pending after shutdown: {stats:?}"));
     }
-    if stats.captured != stats.sent + stats.failed + stats.dropped + stats.rejected {
+    if stats.captured
+        != stats.sent + stats.failed + stats.dropped + stats.rejected + stats.sampled + stats.filtered
+    {
         return Err(format!("accounting: {stats:?}"));
     }
     if stats.captured == 0 {

@@ -429,3 +429,64 @@ fn a_reused_gzip_compressor_allocates_nothing_per_body() {
     assert_eq!(&out[..3], &[0x1f, 0x8b, 8]);
     assert_eq!(u32::from_le_bytes(out[out.len() - 4..].try_into().unwrap()) as usize, bodies[7].len());
 }
+
+#[test]
+fn sampled_capture_allocates_nothing() {
+    for by_id in [false, true] {
+        let recorder = Recorder::new();
+        let client = Client::builder("phc_test")
+            .sample_all(0.5)
+            .sample("rare", 0.01)
+            .sample("order_filled", 0.5)
+            .sample_by_distinct_id(by_id)
+            .build_with_transport(recorder.clone())
+            .expect("a client");
+        let users: Vec<String> = (0..N).map(|i| format!("user-{i}")).collect();
+        let warm_up = client.capture(&Event::new("warm_up", "u")); // claims the lane
+        let (n, outcomes) = allocations(|| {
+            let (mut queued, mut sampled) = (0, 0);
+            for (i, user) in users.iter().enumerate() {
+                for outcome in [client.capture(&event(i, user)), client.capture(&Event::new("rare", user))] {
+                    queued += usize::from(outcome == Captured::Queued);
+                    sampled += usize::from(outcome == Captured::Sampled);
+                }
+            }
+            (queued, sampled)
+        });
+        assert_eq!(n, 0, "sampled capture (by distinct_id: {by_id}) allocated {n} times");
+        assert_eq!(outcomes.0 + outcomes.1, 2 * N);
+        assert!(outcomes.1 > 0, "some events were sampled out");
+        let stats = client.shutdown(Duration::from_secs(10)).expect("shut down");
+        assert_eq!(stats.sampled, (outcomes.1 + usize::from(warm_up == Captured::Sampled)) as u64);
+    }
+}
+
+#[test]
+fn the_before_send_filter_allocates_nothing() {
+    use fasthog::filter::{EventView, Filter, Filtered, Verdict};
+    let decide = |e: &EventView<'_>| match e.property("flag") {
+        Some(fasthog::filter::ValueRef::Bool(false)) => Verdict::Drop,
+        _ => Verdict::Remove(&["note", "plan"]),
+    };
+    let mut scratch = vec![0u8; 16 << 10];
+    let mut filter = Filter::new(&decide, &mut scratch);
+    let entries: Vec<fasthog::OwnedEntry> = (0..N).map(|i| event(i, "user-42").to_entry()).collect();
+    let mut encoder = Encoder::new(Enrichment::DEFAULT, 5);
+    let mut out = vec![0u8; 64 << 10];
+    let (n, (sent, removed)) = allocations(|| {
+        let (mut sent, mut removed) = (0, 0);
+        for entry in &entries {
+            fasthog::AsEntry::with_entry(entry, |bytes| {
+                if let Filtered::Send { entry, removed: r } = filter.apply(bytes) {
+                    let mut w = Writer::new(&mut out, 0);
+                    encoder.encode(entry, &CLOCK, &mut w);
+                    sent += 1;
+                    removed += r;
+                }
+            });
+        }
+        (sent, removed)
+    });
+    assert_eq!(n, 0, "filtering and encoding allocated {n} times");
+    assert_eq!((sent, removed), (N / 2, N)); // odd `i` kept, two keys removed from each
+}

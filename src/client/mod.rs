@@ -29,11 +29,12 @@ pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
 
 use crate::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
 use crate::error::{validate_api_key, validate_host, Error};
+use crate::filter::{EventView, Filter, Verdict};
 use crate::flusher::{FlushConfig, Flusher, Outcome, RetryPolicy};
 use crate::ring::{try_consumer, LaneProducer};
 use crate::sync::Ordering;
 use crate::transport::Transport;
-use crate::{Captured, Event, HeapQueue, Props, Snapshot};
+use crate::{Captured, Event, HeapQueue, Props, Rate, Sampler, Snapshot};
 use lifecycle::Lifecycle;
 
 /// The default memory for waiting events: 8 MiB.
@@ -71,6 +72,20 @@ pub struct Builder {
     precise_timestamps: bool,
     on_delivery: Option<DeliveryHook>,
     max_batch_events: Option<usize>,
+    sample_all: f64,
+    sample_rules: Vec<(String, f64)>,
+    sample_by_distinct_id: bool,
+    before_send: Option<BeforeSend>,
+}
+
+/// A user's [`Builder::before_send`] filter.
+#[derive(Clone)]
+struct BeforeSend(Arc<dyn Fn(&EventView<'_>) -> Verdict + Send + Sync>);
+
+impl core::fmt::Debug for BeforeSend {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("BeforeSend")
+    }
 }
 
 /// A user's [`Builder::on_delivery`] hook.
@@ -145,6 +160,10 @@ impl Builder {
             precise_timestamps: false,
             on_delivery: None,
             max_batch_events: None,
+            sample_all: 1.0,
+            sample_rules: Vec::new(),
+            sample_by_distinct_id: false,
+            before_send: None,
         }
     }
 
@@ -399,6 +418,80 @@ impl Builder {
         self
     }
 
+    /// Keep only `rate` (in (0, 1]) of the events named `name`, whatever
+    /// [`Builder::sample_all`] says: the rest are counted `sampled` and capture returns
+    /// [`Captured::Sampled`]. Decided at capture, wait-free (a fixed table of up to
+    /// [`MAX_SAMPLE_RULES`](crate::MAX_SAMPLE_RULES) names of up to 64 bytes; a second rule
+    /// for a name replaces the first). A rate outside (0, 1], an empty or longer name, or too
+    /// many names make `build()` return [`Error::InvalidSetting`] (`"sample"`). None by
+    /// default.
+    ///
+    /// ```
+    /// let builder = fasthog::Client::builder("phc_example")
+    ///     .sample("page_scrolled", 0.1)   // 10% of these
+    ///     .sample_all(0.5)                // half of every other event
+    ///     .sample("$identify", 1.0)       // but every identify
+    ///     .sample_by_distinct_id(true);   // the same users each time
+    /// ```
+    pub fn sample(mut self, name: impl Into<String>, rate: f64) -> Self {
+        let name = name.into();
+        self.sample_rules.retain(|(n, _)| *n != name);
+        self.sample_rules.push((name, rate));
+        self
+    }
+
+    /// Keep only `rate` (in (0, 1]) of the events that no [`Builder::sample`] rule names.
+    /// Defaults to 1 (every event). Outside (0, 1]: `build()` returns
+    /// [`Error::InvalidSetting`] (`"sample_all"`).
+    pub fn sample_all(mut self, rate: f64) -> Self {
+        self.sample_all = rate;
+        self
+    }
+
+    /// Sample by a stable hash of the distinct_id ([`crate::distinct_id_hash`]: the same on
+    /// every machine and run) instead of at random, so each user's events under a rate are
+    /// kept or dropped together and their funnels stay whole. Defaults to false (each event
+    /// drawn at random, from the capturing lane's own counter).
+    pub fn sample_by_distinct_id(mut self, on: bool) -> Self {
+        self.sample_by_distinct_id = on;
+        self
+    }
+
+    /// The sampler these settings make, or the setting that is out of range.
+    fn sampler(&self) -> Result<Sampler, Error> {
+        let invalid = |name, e: crate::SampleError| Error::InvalidSetting { name, expected: e.expected() };
+        let all = Rate::new(self.sample_all).map_err(|e| invalid("sample_all", e))?;
+        let mut sampler = Sampler::new().all(all).by_distinct_id(self.sample_by_distinct_id);
+        for (name, rate) in &self.sample_rules {
+            let rate = Rate::new(*rate).map_err(|e| invalid("sample", e))?;
+            sampler = sampler.event(name, rate).map_err(|e| invalid("sample", e))?;
+        }
+        Ok(sampler.seed(random_seed()))
+    }
+
+    /// Runs `filter` on the flusher's thread (never on the capture path) on every event just
+    /// before it is encoded: [`Verdict::Keep`] sends it, [`Verdict::Drop`] drops it (counted
+    /// `filtered`), [`Verdict::Remove`] sends it without the named top-level properties
+    /// (each counted `redacted`), so PII keys never leave the process. It sees the event as
+    /// captured ([`EventView`]: name, distinct_id, property lookup). No allocation per event.
+    ///
+    /// A panic in it is caught and logged once; that event is **dropped** (counted `filtered`
+    /// and `filter_panics`), never sent unfiltered: a redaction filter that fails must not leak
+    /// what it was to remove. Keep it quick and pure: the flusher waits for it, and may call it
+    /// again for an event it could not yet take. None by default.
+    ///
+    /// ```
+    /// use fasthog::filter::Verdict;
+    /// let builder = fasthog::Client::builder("phc_example").before_send(|event| match event.name() {
+    ///     "health_check" => Verdict::Drop,
+    ///     _ => Verdict::Remove(&["email", "phone"]),
+    /// });
+    /// ```
+    pub fn before_send(mut self, filter: impl Fn(&EventView<'_>) -> Verdict + Send + Sync + 'static) -> Self {
+        self.before_send = Some(BeforeSend(Arc::new(filter)));
+        self
+    }
+
     /// An invalid host is echoed in the error, unless it holds the API key or looks like
     /// one (the key and host given the wrong way round): error texts never show a key.
     fn withhold_key(&self, err: Error) -> Error {
@@ -477,6 +570,7 @@ impl Builder {
         if self.gzip.is_some_and(|l| !(1..=9).contains(&l)) {
             return Err(Error::InvalidSetting { name: "gzip", expected: "a level from 1 to 9" });
         }
+        self.sampler()?;
         validate_host(&self.host).map_err(|e| self.withhold_key(e))?;
         Ok(())
     }
@@ -506,8 +600,9 @@ impl Builder {
             ClientClock::Coarse(Arc::new(CoarseClock::new()))
         };
         let (life, timer) = (Lifecycle::new(), SmolTimer::new());
+        let sampler = self.sampler()?;
         let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport, &life, timer)?;
-        Ok(Client::from_parts(queue, clock, Some(flusher), self.shutdown_timeout, life, timer))
+        Ok(Client::from_parts(queue, clock, sampler, Some(flusher), self.shutdown_timeout, life, timer))
     }
 
     /// Builds the client, or a disabled one (accepts and counts events, sends nothing) when
@@ -565,7 +660,9 @@ fn spawn_flusher<T: Transport + Send + 'static>(
     let (historical, geoip, schema) = (b.historical_migration, b.geoip_disable, b.event_schema_version);
     let supers = b.super_properties.clone();
     let hook = b.on_delivery.clone();
+    let before_send = b.before_send.clone();
     let consumer = try_consumer(queue.clone()).expect("a new queue has no consumer yet");
+    let max_entry = crate::ring::HasLanes::lanes(&*queue).max_entry();
     std::thread::Builder::new()
         .name("fasthog-flusher".into())
         .spawn(move || {
@@ -602,6 +699,28 @@ fn spawn_flusher<T: Transport + Send + 'static>(
             let flusher =
                 Flusher::new(consumer, transport, timer, clock.clone(), encoder, envelope, flush, batches);
             let flusher = if hook.is_some() { flusher.on_delivery(&guarded) } else { flusher };
+            // The user's filter, its panics caught and the event dropped: an unfiltered event
+            // could carry what the filter was to remove.
+            let filter_panicked = AtomicBool::new(false);
+            let counters = crate::QueueParts::counters(&*queue);
+            let filter = |event: &EventView<'_>| match &before_send {
+                Some(BeforeSend(f)) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(event))) {
+                    Ok(verdict) => verdict,
+                    Err(_) => {
+                        crate::stats::Counters::add(&counters.filter_panics, 1);
+                        if !filter_panicked.swap(true, Ordering::Relaxed) {
+                            log::error!("fasthog: the before_send filter panicked (logged once); such events are dropped");
+                        }
+                        Verdict::Drop
+                    }
+                },
+                None => Verdict::Keep,
+            };
+            let mut scratch = std::vec![0u8; if before_send.is_some() { max_entry } else { 0 }];
+            let flusher = match before_send {
+                Some(_) => flusher.before_send(Filter::new(&filter, &mut scratch)),
+                None => flusher,
+            };
             let control = queue.control();
             let run = futures_lite::future::or(flusher.run(), life.relay(control));
             smol::block_on(clock.refreshing(run));
@@ -633,6 +752,8 @@ pub struct Client {
 struct Inner {
     queue: Arc<HeapQueue>,
     clock: ClientClock,
+    /// Which events capture keeps ([`Sampler::OFF`]: all).
+    sampler: Sampler,
     /// Tells this client's lane claims apart in the thread-local cache.
     id: u64,
     /// Taken (and joined) by the shutdown that finds the flusher thread ended first.
@@ -684,6 +805,7 @@ impl Client {
         let client = Client::from_parts(
             queue,
             ClientClock::Coarse(Arc::new(CoarseClock::new())),
+            Sampler::OFF,
             None,
             Duration::ZERO,
             Lifecycle::none(),
@@ -697,6 +819,7 @@ impl Client {
     fn from_parts(
         queue: Arc<HeapQueue>,
         clock: ClientClock,
+        sampler: Sampler,
         flusher: Option<JoinHandle<()>>,
         shutdown_timeout: Duration,
         life: Arc<Lifecycle>,
@@ -706,6 +829,7 @@ impl Client {
             inner: Arc::new(Inner {
                 queue,
                 clock,
+                sampler,
                 id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
                 flusher: Mutex::new(flusher),
                 shutdown_timeout,
@@ -717,7 +841,8 @@ impl Client {
 
     /// Captures an event: into this thread's lane (wait-free), or into the shared ring when
     /// every lane is taken (lock-free). Never blocks, allocates or makes a syscall; a full
-    /// lane drops and counts the event.
+    /// lane drops and counts the event, and the builder's sampling rates may leave it out
+    /// ([`Captured::Sampled`], counted).
     #[inline]
     pub fn capture<P: Props>(&self, event: &Event<'_, P>) -> Captured {
         let inner = &*self.inner;
@@ -729,7 +854,8 @@ impl Client {
             .unwrap_or_else(|_| inner.capture_shared(event))
     }
 
-    /// Counters now. `captured == sent + failed + dropped + rejected + pending`.
+    /// Counters now. `captured == sent + failed + dropped + rejected + sampled + filtered +
+    /// pending` ([`Snapshot::outcomes`] sums the outcomes).
     pub fn stats(&self) -> Snapshot {
         self.inner.queue.stats()
     }
@@ -890,7 +1016,7 @@ impl Inner {
 impl Inner {
     #[cold]
     fn capture_shared<P: Props>(&self, event: &Event<'_, P>) -> Captured {
-        self.queue.capture_shared(event, &self.clock)
+        self.queue.capture_shared_sampled(event, &self.clock, &self.sampler)
     }
 }
 
@@ -960,7 +1086,11 @@ fn gated_capture<P: Props>(
     event: &Event<'_, P>,
 ) -> Captured {
     let open = producer.enter(inner.queue.gate());
-    let outcome = if open { producer.capture(event, &inner.clock) } else { producer.discard(event) };
+    let outcome = if open {
+        producer.capture_sampled(event, &inner.clock, &inner.sampler)
+    } else {
+        producer.discard(event)
+    };
     producer.exit();
     outcome
 }

@@ -65,6 +65,8 @@ pub struct LaneTotals {
     pub dropped: usize,
     /// Events counted as rejected (invalid input).
     pub rejected: usize,
+    /// Events counted as sampled out (see [`crate::Sampler`]).
+    pub sampled: usize,
 }
 
 /// What a drain did.
@@ -153,11 +155,13 @@ impl<M: Memory> Lanes<M> {
             pushed: 0,
             dropped: self.unlaned_dropped.load(Ordering::Acquire),
             rejected: self.unlaned_rejected.load(Ordering::Acquire),
+            sampled: 0,
         };
         for lane in self.all() {
             t.pushed = t.pushed.wrapping_add(lane.prod.events.load(Ordering::Acquire));
             t.dropped = t.dropped.wrapping_add(lane.prod.dropped.load(Ordering::Acquire));
             t.rejected = t.rejected.wrapping_add(lane.prod.rejected.load(Ordering::Acquire));
+            t.sampled = t.sampled.wrapping_add(lane.prod.sampled.load(Ordering::Acquire));
         }
         t
     }
@@ -339,6 +343,26 @@ impl<R: LanesRef> LaneProducer<R> {
         let lane = self.owner.lanes().lane(self.index);
         let counter = if rejected { &lane.prod.rejected } else { &lane.prod.dropped };
         counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+    }
+
+    /// Counts an event that sampling left out, in the lane's counter (a plain load and
+    /// store: one writer). Wait-free.
+    #[inline]
+    pub fn count_sampled(&mut self) {
+        let counter = &self.owner.lanes().lane(self.index).prod.sampled;
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Release);
+    }
+
+    /// Captures this lane has counted so far, each written, dropped, rejected or sampled out
+    /// (wrapping): a number that moves by one with every capture on the lane, read from the
+    /// producer's own cache line. Sampling draws its random numbers from it.
+    #[inline]
+    pub fn captures(&self) -> usize {
+        let p = &self.owner.lanes().lane(self.index).prod;
+        let written = p.events.load(Ordering::Relaxed).wrapping_add(p.dropped.load(Ordering::Relaxed));
+        written
+            .wrapping_add(p.rejected.load(Ordering::Relaxed))
+            .wrapping_add(p.sampled.load(Ordering::Relaxed))
     }
 
     /// Which lane this is (owned lanes first, then shared).

@@ -74,12 +74,14 @@ pub(crate) struct ProducerSide {
     /// Counts [`super::LaneProducer::enter`] and `exit` calls: odd while a capture that a
     /// gate may close is writing (see `gate.rs`). Producer-owned.
     pub(crate) busy: AtomicUsize,
-    /// Entries written (wrapping). Producer-owned, like the two below.
+    /// Entries written (wrapping). Producer-owned, like the three below.
     pub(crate) events: AtomicUsize,
     /// Events counted as dropped (no room).
     pub(crate) dropped: AtomicUsize,
     /// Events counted as rejected (invalid input).
     pub(crate) rejected: AtomicUsize,
+    /// Events counted as sampled out (see `crate::Sampler`).
+    pub(crate) sampled: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -102,6 +104,7 @@ impl LaneState {
                 events: AtomicUsize::new(0),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
+                sampled: AtomicUsize::new(0),
             }),
             cons: CachePadded(ConsumerSide { read: AtomicUsize::new(NONE) }),
         }
@@ -119,6 +122,7 @@ impl LaneState {
                 events: AtomicUsize::new(0),
                 dropped: AtomicUsize::new(0),
                 rejected: AtomicUsize::new(0),
+                sampled: AtomicUsize::new(0),
             }),
             cons: CachePadded(ConsumerSide { read: AtomicUsize::new(NONE) }),
         }

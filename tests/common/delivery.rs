@@ -126,9 +126,10 @@ pub fn assert_accounted(s: &Snapshot) {
     assert_eq!(s.pending, 0, "events still pending after shutdown: {s:?}");
     assert_eq!(
         s.captured,
-        s.sent + s.failed + s.dropped + s.rejected,
-        "captured != sent + failed + dropped + rejected: {s:?}"
+        s.sent + s.failed + s.dropped + s.rejected + s.sampled + s.filtered,
+        "captured != sent + failed + dropped + rejected + sampled + filtered: {s:?}"
     );
+    assert_eq!(s.outcomes() + s.pending, s.captured, "Snapshot::outcomes disagrees: {s:?}");
 }
 
 /// Shuts `client` down (must succeed within `deadline` + 1 s), checks the accounting and that
