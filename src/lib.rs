@@ -38,6 +38,8 @@ pub mod ring;
 mod serde;
 mod stats;
 mod sync;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod transport;
 mod uuid;
 
