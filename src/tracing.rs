@@ -67,10 +67,14 @@ const MAX_CHARS: usize = MAX_DISTINCT_ID_CHARS;
 
 /// The first buffers tried for the name and the distinct_id: most fit, and a small buffer
 /// costs nothing to initialise. A longer one is copied again into [`LONG`].
-const SHORT: usize = 128;
+const SHORT: usize = 64;
 
 /// Room for any 200-character string (4 bytes a character).
 const LONG: usize = 4 * MAX_CHARS;
+
+/// The stack buffer the one-visit path writes properties into (the typical event's take 57
+/// bytes); more take the two-visit path, which writes them into the lane.
+const SCRATCH: usize = 256;
 
 static NEXT_LAYER: AtomicU64 = AtomicU64::new(1);
 
@@ -146,8 +150,50 @@ impl PostHogLayer {
         }
     }
 
-    /// Captures the event with name and distinct_id buffers of `N` bytes; `None` when one
-    /// of them needs more.
+    /// Captures a [`Kind::Named`] event in one visit of its fields: the properties into a
+    /// stack buffer while the name and distinct_id are copied, then the whole entry in one
+    /// pass (as a direct capture of short parts is). `None` when the event needs the
+    /// two-visit path: properties past the buffer, a name or distinct_id past `SHORT`
+    /// bytes, or a long message that turned out not to be the name.
+    #[inline(always)]
+    fn capture_one_visit<S>(&self, event: &TracingEvent<'_>, ctx: &Context<'_, S>) -> Option<Captured>
+    where
+        S: Subscriber + for<'l> LookupSpan<'l>,
+    {
+        let mut scratch = [0u8; SCRATCH];
+        let mut props = EntryWriter::new(&mut scratch, false);
+        // A header of empty strings, so the writer's counts have their place.
+        if !props.header(0, 0, "", "", "") {
+            return None;
+        }
+        let start = props.mark();
+        let mut visit = OneVisit::<SHORT> {
+            name: Text::new(),
+            id: Text::new(),
+            named: false,
+            message_named: false,
+            redo: false,
+            props,
+        };
+        event.record(&mut visit);
+        let OneVisit { mut name, mut id, named, message_named, redo, props } = visit;
+        let end = props.finish()?;
+        if redo {
+            return None;
+        }
+        let plan = Plan {
+            kind: Kind::Named,
+            target: event.metadata().target(),
+            skip_event: named,
+            skip_message: message_named,
+            has_error: false,
+        };
+        self.finish(event, ctx, &mut name, &mut id, plan, scratch.get(start..end))
+    }
+
+    /// Captures the event in two visits of its fields (the first for the name and
+    /// distinct_id, the second writing the properties into the lane), with name and
+    /// distinct_id buffers of `N` bytes; `None` when one of them needs more.
     #[inline(always)]
     fn capture<S, const N: usize>(
         &self,
@@ -160,35 +206,51 @@ impl PostHogLayer {
     {
         let mut scan = Scan::<N>::new(kind);
         event.record(&mut scan);
+        let plan = Plan {
+            kind,
+            target: event.metadata().target(),
+            skip_event: scan.named && kind == Kind::Named,
+            skip_message: scan.message_named,
+            has_error: scan.has_error,
+        };
+        self.finish(event, ctx, &mut scan.name, &mut scan.id, plan, None)
+    }
+
+    /// The distinct_id from a span or the default when the event had none, then the
+    /// capture; `None` when the name or distinct_id did not fit `N` bytes.
+    #[inline(always)]
+    fn finish<S, const N: usize>(
+        &self,
+        event: &TracingEvent<'_>,
+        ctx: &Context<'_, S>,
+        name: &mut Text<N>,
+        id: &mut Text<N>,
+        plan: Plan,
+        written: Option<&[u8]>,
+    ) -> Option<Captured>
+    where
+        S: Subscriber + for<'l> LookupSpan<'l>,
+    {
         let mut personless = false;
-        if !scan.id.set {
-            self.span_distinct_id(event, ctx, &mut scan.id);
+        if !id.set {
+            self.span_distinct_id(event, ctx, id);
         }
-        if !scan.id.set {
-            if let Some(id) = &self.default_distinct_id {
-                scan.id.set_str(id);
+        if !id.set {
+            if let Some(default) = &self.default_distinct_id {
+                id.set_str(default);
                 personless = true;
             }
         }
-        if scan.name.full || scan.id.full {
+        if name.full || id.full {
             return None;
         }
-        let name = match kind {
-            Kind::Named => scan.name.as_str(),
+        let cuts = u32::from(name.cut) + u32::from(id.cut);
+        let name = match plan.kind {
+            Kind::Named => name.as_str(),
             Kind::Exception(_) => "$exception",
         };
-        let fields = Fields {
-            event,
-            plan: Plan {
-                kind,
-                target: event.metadata().target(),
-                skip_event: scan.named && kind == Kind::Named,
-                skip_message: scan.message_named,
-                has_error: scan.has_error,
-            },
-            cuts: u32::from(scan.name.cut) + u32::from(scan.id.cut),
-        };
-        let e = Event::new(name, scan.id.as_str()).and(|()| fields);
+        let fields = Fields { event, plan, cuts, written };
+        let e = Event::new(name, id.as_str()).and(|()| fields);
         let e = if personless { e.personless() } else { e };
         Some(self.client.capture(&e))
     }
@@ -261,6 +323,9 @@ where
 {
     fn on_event(&self, event: &TracingEvent<'_>, ctx: Context<'_, S>) {
         let Some(kind) = self.kind(event.metadata()) else { return };
+        if kind == Kind::Named && self.capture_one_visit(event, &ctx).is_some() {
+            return;
+        }
         if self.capture::<S, SHORT>(event, kind, &ctx).is_none() {
             self.capture_long(event, kind, &ctx);
         }
@@ -452,9 +517,19 @@ impl<const N: usize> Text<N> {
         (self.len, self.chars, self.set, self.cut, self.full) = (0, 0, true, false, false);
     }
 
+    /// The whole text at once: no character count kept (nothing is pushed after it).
+    #[inline(always)]
     fn set_str(&mut self, s: &str) {
         self.clear();
-        self.push(s);
+        let kept = cut_chars(s, MAX_CHARS);
+        match self.buf.get_mut(..kept.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(kept.as_bytes());
+                self.len = kept.len();
+                self.cut = kept.len() < s.len();
+            }
+            None => self.full = true,
+        }
     }
 
     fn set_debug(&mut self, value: &dyn fmt::Debug) {
@@ -589,9 +664,14 @@ pub(crate) struct Fields<'e, 'v> {
     plan: Plan,
     /// The name and distinct_id cuts, counted into the entry.
     cuts: u32,
+    /// The properties as entry bytes, when the one-visit path wrote them (without a cut or
+    /// a drop: its writer gives up instead).
+    written: Option<&'e [u8]>,
 }
 
 impl Props for Fields<'_, '_> {
+    /// The careful writer's path (an area too small for the whole entry, a cut name or
+    /// distinct_id): the fields visited again, each written into the entry.
     fn write(&self, w: &mut EntryWriter<'_>) {
         for _ in 0..self.cuts {
             w.count_truncated();
@@ -606,10 +686,117 @@ impl Props for Fields<'_, '_> {
         }
     }
     fn short_bytes(&self) -> Option<usize> {
-        None // walked by the careful writer
+        // The one-pass writer counts no cuts of its own: with any, the careful writer runs.
+        self.written.filter(|_| self.cuts == 0).map(<[u8]>::len)
     }
     fn write_short<'d>(&self, dst: &'d mut [u8]) -> &'d mut [u8] {
-        dst
+        let written = self.written.unwrap_or_default();
+        let (head, rest) = dst.split_at_mut(written.len());
+        head.copy_from_slice(written);
+        rest
+    }
+}
+
+/// The one visit of a [`Kind::Named`] event's fields: the name and distinct_id copied, every
+/// other field written as a property into a stack buffer.
+struct OneVisit<'s, const N: usize> {
+    name: Text<N>,
+    id: Text<N>,
+    named: bool,
+    message_named: bool,
+    /// The two-visit path must redo it (a message over the name limit that is not the name).
+    redo: bool,
+    props: EntryWriter<'s>,
+}
+
+impl<const N: usize> OneVisit<'_, N> {
+    #[inline(always)]
+    fn prop(&mut self, field: &Field, value: &(impl PropValue + ?Sized)) {
+        if !self.props.is_abandoned() {
+            write_prop(&mut self.props, Scope::Props, field.name(), value);
+        }
+    }
+
+    /// A number or `bool`: a property, unless it is the distinct_id (`distinct_id = 42`) or
+    /// names the event.
+    #[inline(always)]
+    fn scalar<V: PropValue + fmt::Debug>(&mut self, field: &Field, value: V) {
+        match field.name() {
+            DISTINCT_ID_FIELD => self.id.set_debug(&value),
+            EVENT_FIELD => self.event_field(|name| name.set_debug(&value)),
+            MESSAGE_FIELD if !self.named => {
+                self.name.set_debug(&value);
+                self.message_named = true;
+            }
+            _ => self.prop(field, &value),
+        }
+    }
+
+    /// The `event` field names the event. A message seen before it, taken as the name, is a
+    /// property after all.
+    fn event_field(&mut self, set: impl FnOnce(&mut Text<N>)) {
+        if self.message_named {
+            self.message_named = false;
+            if self.name.cut || self.name.full {
+                self.redo = true;
+            } else if !self.props.is_abandoned() {
+                write_prop(&mut self.props, Scope::Props, MESSAGE_FIELD, self.name.as_str());
+            }
+        }
+        set(&mut self.name);
+        self.named = true;
+    }
+}
+
+impl<const N: usize> Visit for OneVisit<'_, N> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.scalar(field, value);
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.scalar(field, value);
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.scalar(field, value);
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.scalar(field, value);
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.scalar(field, v),
+            Err(_) => self.record_debug(field, &value),
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.scalar(field, v),
+            Err(_) => self.record_debug(field, &value),
+        }
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            EVENT_FIELD => self.event_field(|name| name.set_str(value)),
+            DISTINCT_ID_FIELD => self.id.set_str(value),
+            MESSAGE_FIELD if !self.named => {
+                self.name.set_str(value);
+                self.message_named = true;
+            }
+            _ => self.prop(field, value),
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            EVENT_FIELD => self.event_field(|name| name.set_debug(value)),
+            DISTINCT_ID_FIELD => self.id.set_debug(value),
+            MESSAGE_FIELD if !self.named => {
+                self.name.set_debug(value);
+                self.message_named = true;
+            }
+            _ => self.prop(field, &Shown(&Debugged(value))),
+        }
     }
 }
 
