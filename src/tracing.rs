@@ -21,8 +21,10 @@
 //!
 //! Names and distinct_ids are cut to 200 characters (counted `truncated`, like
 //! [`crate::MAX_DISTINCT_ID_CHARS`]). A field's value lives only while the layer visits it,
-//! so the name and distinct_id are copied into a stack buffer before the event's header is
-//! written, and the properties are written in a second visit of the fields.
+//! so the name and distinct_id are copied into stack buffers (the header needs them first)
+//! while the other fields are written as properties into a stack buffer, in one visit; the
+//! entry is then written in one pass. Exceptions and events with long parts take a second
+//! visit of the fields that writes the properties straight into the lane.
 //!
 //! **Spans.** A span's `distinct_id` field is copied once, when the span is created (or when
 //! `Span::record` sets it): that allocates (an `Arc<str>` in the span's extensions), on the

@@ -341,3 +341,25 @@ fn every_selected_event_ends_in_exactly_one_counter() {
     assert_eq!(stats.rejected, selected / 10);
     assert_eq!(stats.sent as usize, recorder.events().len());
 }
+
+#[test]
+fn a_long_message_beside_an_event_field_is_sent_whole() {
+    let long = "m".repeat(300);
+    let (events, stats) = run(plain, || {
+        tracing::info!(target: "posthog", event = "noted", distinct_id = "u", "{long}");
+        // More properties than the one-visit buffer holds: written into the lane instead.
+        tracing::info!(
+            target: "posthog", event = "wide", distinct_id = "u",
+            a = long.as_str(), b = 1, c = 2.5, d = true, e = "x", f = 3u64
+        );
+    });
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event"], "noted");
+    assert_eq!(events[0]["properties"]["message"].as_str(), Some(long.as_str()));
+    let p = &events[1]["properties"];
+    assert_eq!(
+        (p["a"].as_str(), &p["b"], &p["c"], &p["d"], &p["e"], &p["f"]),
+        (Some(long.as_str()), &json!(1), &json!(2.5), &json!(true), &json!("x"), &json!(3))
+    );
+    assert_eq!(stats.truncated, 0);
+}
