@@ -363,3 +363,31 @@ fn a_long_message_beside_an_event_field_is_sent_whole() {
     );
     assert_eq!(stats.truncated, 0);
 }
+
+#[test]
+fn a_layer_beside_it_still_sees_every_event() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Counts the events it is given.
+    struct Counting(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Counting {
+        fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    let seen = Arc::new(AtomicUsize::new(0));
+    let (client, recorder) = recording_client();
+    let subscriber =
+        tracing_subscriber::registry().with(PostHogLayer::new(&client)).with(Counting(seen.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        for i in 0..3 {
+            tracing::info!(target: "app", i, "not selected");
+            tracing::info!(target: "posthog", event = "selected", distinct_id = "u", i);
+        }
+    });
+    client.flush(Duration::from_secs(10)).expect("flushed");
+    assert_eq!(seen.load(Ordering::Relaxed), 6, "the PostHog layer filters for itself, not for the stack");
+    assert_eq!(recorder.names(), ["selected"; 3]);
+}
