@@ -32,9 +32,9 @@
 //! spans' ids (a lookup of the span's extensions, under the registry's read lock, on enter),
 //! so an event finds its span's distinct_id without a lock or an allocation (the first span a
 //! thread enters registers that stack's thread-local destructor, which may allocate once, as
-//! the first capture on a thread does for its lane). Spans nested
-//! deeper than [`MAX_SPAN_DEPTH`], and events with an explicit `parent:`, are resolved
-//! through the registry instead (read locks, still no allocation).
+//! the first capture on a thread does for its lane). Spans nested deeper than
+//! [`MAX_SPAN_DEPTH`], and events with an explicit `parent:`, are resolved through the
+//! registry instead (read locks, still no allocation).
 
 use alloc::boxed::Box;
 use alloc::string::String;
