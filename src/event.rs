@@ -324,7 +324,12 @@ pub trait IntoEntry {
 }
 
 #[inline(always)]
-fn write_prop(w: &mut EntryWriter<'_>, scope: Scope, key: &str, value: &(impl PropValue + ?Sized)) {
+pub(crate) fn write_prop(
+    w: &mut EntryWriter<'_>,
+    scope: Scope,
+    key: &str,
+    value: &(impl PropValue + ?Sized),
+) {
     // The common case: a short key and a scalar or short string, all in room: one check.
     if let Some(short) = value.short_form() {
         if w.short_entry(scope, key, short) {
@@ -370,6 +375,8 @@ mod sealed {
     impl<P: Props, I> Props for (P, super::Many<I>) {}
     impl<P: Props, T> Props for (P, super::When<T>) {}
     impl<P: Props> Props for (P, crate::exception::Exception<'_>) {}
+    #[cfg(feature = "tracing")]
+    impl Props for crate::tracing::Fields<'_, '_> {}
 }
 
 /// The properties of a builder: `()` or `(earlier properties, Prop)`, one type per shape, so

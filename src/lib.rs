@@ -41,6 +41,8 @@ mod sample;
 mod serde;
 mod stats;
 mod sync;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 pub mod transport;
 mod uuid;
 

@@ -490,3 +490,45 @@ fn the_before_send_filter_allocates_nothing() {
     assert_eq!(n, 0, "filtering and encoding allocated {n} times");
     assert_eq!((sent, removed), (N / 2, N)); // odd `i` kept, two keys removed from each
 }
+
+#[cfg(feature = "tracing")]
+#[test]
+fn a_tracing_event_through_the_layer_allocates_nothing() {
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Debug)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    let recorder = Recorder::new();
+    let client = Client::builder("phc_test").build_with_transport(recorder.clone()).expect("a client");
+    let layer = fasthog::tracing::PostHogLayer::new(&client).exceptions(true);
+    let long = "é".repeat(150); // past the first name buffer: the long path
+    let err = Refused;
+    let selected = tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        // Span creation copies its distinct_id (allocates): done before counting.
+        let span = tracing::info_span!("request", distinct_id = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a");
+        let _entered = span.enter();
+        let events = |i: usize| {
+            tracing::info!(target: "posthog", event = "order_filled", qty = i, seq = i as i64, price = 101.25, venue = "XNAS");
+            tracing::info!(target: "posthog", event = ?Static("debugged"), distinct_id = i, ok = true, note = %"shown");
+            tracing::info!(target: "posthog", event = long.as_str(), "with a message {i}");
+            tracing::error!(error = &err as &dyn std::error::Error, "quote failed");
+            tracing::error!(target: "app", code = i, "pool exhausted");
+            tracing::info!(target: "app", "not selected {i}");
+        };
+        events(0); // warm-up: the first capture on this thread claims its lane
+        let (n, ()) = allocations(|| (1..=N).for_each(events));
+        assert_eq!(n, 0, "tracing events through the layer allocated {n} times");
+        5 * (N + 1)
+    });
+    client.flush(Duration::from_secs(10)).expect("flushed");
+    let stats = client.stats();
+    assert_eq!((stats.captured, stats.sent), (selected as u64, selected as u64));
+    assert_eq!(recorder.events().len(), selected);
+}
