@@ -195,6 +195,9 @@ pub struct E2eResult {
     pub rss_end_kb: u64,
     /// Process CPU time (user + system) during the run, µs.
     pub cpu_us: u64,
+    /// fasthog, timed runs without allocation counting: CPU µs of the flusher thread, the
+    /// `blocking` pool threads and the producer thread, from build to the end of capture.
+    pub cpu_threads_us: (u64, u64, u64),
     /// Allocations on the producer thread during capture.
     pub producer_allocs: u64,
     /// Allocations in the whole process from build to the end of shutdown.
@@ -204,7 +207,7 @@ pub struct E2eResult {
 impl E2eResult {
     fn line(&self) -> String {
         format!(
-            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_half_kb={} rss_end_kb={} cpu_us={} producer_allocs={} process_allocs={}",
+            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_half_kb={} rss_end_kb={} cpu_us={} cpu_flusher_us={} cpu_blocking_us={} cpu_producer_us={} producer_allocs={} process_allocs={}",
             self.captured,
             self.delivered,
             self.full_waits,
@@ -219,6 +222,9 @@ impl E2eResult {
             self.rss_half_kb,
             self.rss_end_kb,
             self.cpu_us,
+            self.cpu_threads_us.0,
+            self.cpu_threads_us.1,
+            self.cpu_threads_us.2,
             self.producer_allocs,
             self.process_allocs
         )
@@ -246,6 +252,9 @@ impl E2eResult {
                 "rss_half_kb" => r.rss_half_kb = u()?,
                 "rss_end_kb" => r.rss_end_kb = u()?,
                 "cpu_us" => r.cpu_us = u()?,
+                "cpu_flusher_us" => r.cpu_threads_us.0 = u()?,
+                "cpu_blocking_us" => r.cpu_threads_us.1 = u()?,
+                "cpu_producer_us" => r.cpu_threads_us.2 = u()?,
                 "producer_allocs" => r.producer_allocs = u()?,
                 "process_allocs" => r.process_allocs = u()?,
                 _ => {}
@@ -255,30 +264,38 @@ impl E2eResult {
     }
 }
 
-/// Samples VmRSS every 20 ms until dropped; keeps the highest.
+/// Samples VmRSS every 20 ms until dropped; keeps the highest, and the highest in the first
+/// `half` of the run. (On its own thread: reading /proc allocates, and the producer thread's
+/// allocations are counted.)
 struct RssSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
+    half_peak: Arc<AtomicU64>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RssSampler {
-    fn start() -> RssSampler {
+    fn start(half: Duration) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(crate::sys::rss_kb()));
-        let (s, p) = (stop.clone(), peak.clone());
+        let half_peak = Arc::new(AtomicU64::new(0));
+        let (s, p, h) = (stop.clone(), peak.clone(), half_peak.clone());
+        let started = Instant::now();
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 p.fetch_max(crate::sys::rss_kb(), Ordering::Relaxed);
+                if started.elapsed() <= half {
+                    h.store(p.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        RssSampler { stop, peak, handle: Some(handle) }
+        RssSampler { stop, peak, half_peak, handle: Some(handle) }
     }
 
-    /// The highest so far.
-    fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed).max(crate::sys::rss_kb())
+    /// The highest sample in the first half of the run.
+    fn half_peak(&self) -> u64 {
+        self.half_peak.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> u64 {
@@ -298,7 +315,8 @@ pub fn child_main(args: &E2eArgs) {
 
 fn run(a: &E2eArgs) -> E2eResult {
     let mut r = E2eResult { rss_start_kb: crate::sys::rss_kb(), ..Default::default() };
-    let sampler = RssSampler::start();
+    // The sampler starts just before the client is built: its half is about the capture's.
+    let sampler = RssSampler::start(Duration::from_secs_f64(a.secs / 2.0));
     crate::alloc::set_counting(a.count_allocs);
     let process0 = crate::alloc::process_allocs();
     let user = user_id(0);
@@ -361,9 +379,6 @@ fn run(a: &E2eArgs) -> E2eResult {
             let a0 = crate::alloc::thread_allocs();
             let mut i = 0u64;
             while start.elapsed() < deadline {
-                if r.rss_half_kb == 0 && start.elapsed() >= deadline / 2 {
-                    r.rss_half_kb = sampler.peak();
-                }
                 pace(start, a.rate, i);
                 while a.role.bounded() && client.stats().pending + CHUNK > MAX_IN_FLIGHT {
                     r.full_waits += 1;
@@ -386,6 +401,10 @@ fn run(a: &E2eArgs) -> E2eResult {
             r.producer_allocs = crate::alloc::thread_allocs() - a0;
             r.capture_secs = start.elapsed().as_secs_f64();
             r.captured = i;
+            if !a.count_allocs {
+                // Where the CPU went (the threads are idle from here to shutdown).
+                r.cpu_threads_us = crate::sys::thread_cpu_us();
+            }
             let stats = client.shutdown(Duration::from_secs(60)).expect("fasthog shutdown");
             r.delivered = stats.sent;
             // Drops at capture are the producer's retries (counted in `lane_full`) or, unbounded,
@@ -410,9 +429,6 @@ fn run(a: &E2eArgs) -> E2eResult {
             let a0 = crate::alloc::thread_allocs();
             let mut i = 0u64;
             while start.elapsed() < deadline {
-                if r.rss_half_kb == 0 && start.elapsed() >= deadline / 2 {
-                    r.rss_half_kb = sampler.peak();
-                }
                 pace(start, a.rate, i);
                 while a.role.bounded() && client.pending_events() as u64 + CHUNK > MAX_IN_FLIGHT {
                     r.full_waits += 1;
@@ -431,6 +447,7 @@ fn run(a: &E2eArgs) -> E2eResult {
                 // The child exits right after printing, dropping the queue.
                 r.secs = start.elapsed().as_secs_f64();
                 r.cpu_us = crate::sys::cpu_us() - cpu0;
+                r.rss_half_kb = sampler.half_peak();
                 r.rss_peak_kb = sampler.finish();
                 r.rss_end_kb = crate::sys::rss_kb();
                 r.lost = client.pending_events() as u64;
@@ -450,6 +467,7 @@ fn run(a: &E2eArgs) -> E2eResult {
     r.cpu_us = crate::sys::cpu_us() - cpu0;
     r.process_allocs = crate::alloc::process_allocs() - process0;
     crate::alloc::set_counting(false);
+    r.rss_half_kb = sampler.half_peak();
     r.rss_peak_kb = sampler.finish();
     r.rss_end_kb = crate::sys::rss_kb();
     r

@@ -766,7 +766,10 @@ fn issue10_table(md: &mut String, rows: &[E2eRow]) {
          keep is dropped (fasthog counts it at capture; posthog-rs drops at its queue bound and, not \
          flushed at the end, loses what its queue still holds). events/s = stored / capture time \
          for paced runs, stored / (first capture .. end of shutdown) for sustained runs, and for \
-         slow runs stored / (first capture .. end of shutdown, less one response time).\n",
+         slow runs stored / (first capture .. end of shutdown, less one response time). The \
+         split of fasthog's CPU is per thread (/proc/self/task, 10 ms ticks) up to the end of \
+         capture, per event stored; threads that exited meanwhile and the shutdown are in the \
+         total only.\n",
         e2e::MAX_IN_FLIGHT,
         PACED_RATE / 1000,
         SLOW_MS,
@@ -774,9 +777,9 @@ fn issue10_table(md: &mut String, rows: &[E2eRow]) {
     );
     let _ = writeln!(
         md,
-        "| run | client | events/s | stored / captured | not delivered | client CPU µs per event | requests | events per request | bytes/event sent | waits | RSS start | RSS built | RSS peak | RSS after |"
+        "| run | client | events/s | stored / captured | not delivered | client CPU µs per event | of it: flusher / blocking pool / producer | requests | events per request | bytes/event sent | waits | RSS start | RSS built | RSS peak | RSS after |"
     );
-    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
     for row in ours {
         let r = &row.result;
@@ -787,7 +790,7 @@ fn issue10_table(md: &mut String, rows: &[E2eRow]) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {:.0} | {} / {}{} | {} | {:.2} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} / {}{} | {} | {:.2} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
             match row.args.role {
                 Role::Paced => format!("paced {}k/s", PACED_RATE / 1000),
                 Role::Sustained => format!("sustained {:.0} s", row.args.secs),
@@ -808,6 +811,13 @@ fn issue10_table(md: &mut String, rows: &[E2eRow]) {
             },
             not_delivered(row),
             cpu_per_event(row),
+            match (row.args.which, r.cpu_threads_us) {
+                (Which::Fasthog, (f, b, p)) if f + b + p > 0 => {
+                    let per = |us: u64| us as f64 / row.receiver.events.max(1) as f64;
+                    format!("{:.2} / {:.2} / {:.2}", per(f), per(b), per(p))
+                }
+                _ => "-".into(),
+            },
             row.receiver.requests,
             row.receiver.events as f64 / row.receiver.requests.max(1) as f64,
             row.receiver.bytes as f64 / row.receiver.events.max(1) as f64,
