@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use fasthog::flusher::Outcome;
 use fasthog::{Captured, Client, Event, Snapshot};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
+use hdrhistogram::Histogram;
 
 /// The default total rate of the throughput run, events/s: 0 dropped on the 2-core machine
 /// this was measured on, with headroom (see the README).
@@ -267,7 +268,7 @@ fn remote_session() -> i32 {
 }
 
 struct Run {
-    histograms: Vec<Vec<u64>>,
+    histograms: Vec<Histogram<u64>>,
     overhead: u64,
     capture_secs: f64,
     started: Instant,
@@ -290,7 +291,7 @@ fn throughput(
     let users: Vec<String> = (0..threads).map(user).collect();
     let cpu_start = process_cpu();
     let started = Instant::now();
-    let results: Vec<(Vec<u64>, Option<Duration>)> = std::thread::scope(|s| {
+    let results: Vec<(Histogram<u64>, Option<Duration>)> = std::thread::scope(|s| {
         let handles: Vec<_> = users
             .iter()
             .enumerate()
@@ -374,19 +375,18 @@ fn report(run: &Run, stats: &Snapshot) {
         }
         _ => println!("client    CPU per delivered event: not measured on this platform"),
     }
-    let mut merged = vec![0u64; BUCKETS];
+    let mut merged = new_histogram();
     for h in &run.histograms {
-        for (m, v) in merged.iter_mut().zip(h) {
-            *m += v;
-        }
+        // Same bounds: every value fits.
+        merged.add(h).expect("histograms with the same bounds");
     }
     println!(
-        "capture latency (timer overhead {} ns subtracted): p50 {} ns, p99 {} ns, p99.9 {} ns, max {}",
+        "capture latency (timer overhead {} ns subtracted): p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",
         run.overhead,
-        percentile(&merged, 0.50),
-        percentile(&merged, 0.99),
-        percentile(&merged, 0.999),
-        max_bucket(&merged),
+        merged.value_at_quantile(0.50),
+        merged.value_at_quantile(0.99),
+        merged.value_at_quantile(0.999),
+        merged.max(),
     );
 }
 
@@ -403,8 +403,11 @@ fn check(stats: &Snapshot) -> i32 {
     0
 }
 
-/// Nanosecond buckets; the last holds everything slower.
-const BUCKETS: usize = 100_000;
+/// A capture-latency histogram: 1 ns to 1 s, 3 significant digits, fixed size (recording
+/// on a producer thread never allocates); slower samples are recorded as 1 s.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
+}
 
 fn produce(
     client: &Client,
@@ -414,8 +417,8 @@ fn produce(
     events: u64,
     rate: u64,
     overhead: u64,
-) -> Vec<u64> {
-    let mut hist = vec![0u64; BUCKETS];
+) -> Histogram<u64> {
+    let mut hist = new_histogram();
     let started = Instant::now();
     for i in 0..events {
         if rate > 0 && i % 256 == 0 {
@@ -434,8 +437,7 @@ fn produce(
                 .prop("venue", "XNAS"),
         );
         let t1 = clock.raw();
-        let ns = clock.delta_as_nanos(t0, t1).saturating_sub(overhead) as usize;
-        hist[ns.min(BUCKETS - 1)] += 1;
+        hist.saturating_record(clock.delta_as_nanos(t0, t1).saturating_sub(overhead));
         debug_assert!(outcome != Captured::Rejected);
     }
     hist
@@ -590,25 +592,4 @@ fn timer_overhead(clock: &quanta::Clock) -> u64 {
         .collect();
     v.sort_unstable();
     v[v.len() / 2]
-}
-
-fn percentile(hist: &[u64], q: f64) -> usize {
-    let total: u64 = hist.iter().sum();
-    let want = (total as f64 * q).ceil() as u64;
-    let mut seen = 0;
-    for (ns, n) in hist.iter().enumerate() {
-        seen += n;
-        if seen >= want.max(1) {
-            return ns;
-        }
-    }
-    hist.len()
-}
-
-fn max_bucket(hist: &[u64]) -> String {
-    match hist.iter().rposition(|&n| n > 0) {
-        Some(i) if i == hist.len() - 1 => format!(">= {} ns", i),
-        Some(i) => format!("{i} ns"),
-        None => "-".into(),
-    }
 }

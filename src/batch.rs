@@ -373,6 +373,13 @@ fn write_item(item: &Item<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
 /// Writes a value as capture stored it, walking nested arrays and objects without recursion.
 fn write_stored(value: &[u8], w: &mut Writer<'_>, notes: &mut Notes) {
     let mut tokens = ValueReader::new(value);
+    // Most values are one scalar: no container bookkeeping for them.
+    if !matches!(value.first(), Some(&(tag::ARRAY | tag::OBJECT))) {
+        if let Some(Some(token)) = tokens.next() {
+            write_scalar(token, w, notes);
+        }
+        return;
+    }
     // Bit `d`: the container at depth `d` has had a member, so the next one needs a comma.
     let mut started = 0u64;
     let mut depth = 0u32;
@@ -388,16 +395,9 @@ fn write_stored(value: &[u8], w: &mut Writer<'_>, notes: &mut Notes) {
         }
         after_key = false;
         match token {
-            Token::Null => w.raw(b"null"),
-            Token::Bool(b) => w.bool(b),
-            Token::I64(i) => w.int(i),
-            Token::U64(u) => w.uint(u),
-            Token::F64(f) => {
-                if !w.float(f) {
-                    notes.non_finite += 1;
-                }
+            Token::Null | Token::Bool(_) | Token::I64(_) | Token::U64(_) | Token::F64(_) | Token::Str(_) => {
+                write_scalar(token, w, notes)
             }
-            Token::Str(s) => w.string(s),
             Token::Key(k) => {
                 w.string(k);
                 w.byte(b':');
@@ -415,6 +415,24 @@ fn write_stored(value: &[u8], w: &mut Writer<'_>, notes: &mut Notes) {
                 w.byte(if tokens.closed_object() { b'}' } else { b']' });
             }
         }
+    }
+}
+
+/// Writes a scalar token (containers, keys and ends are [`write_stored`]'s).
+#[inline]
+fn write_scalar(token: Token<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
+    match token {
+        Token::Null => w.raw(b"null"),
+        Token::Bool(b) => w.bool(b),
+        Token::I64(i) => w.int(i),
+        Token::U64(u) => w.uint(u),
+        Token::F64(f) => {
+            if !w.float(f) {
+                notes.non_finite += 1;
+            }
+        }
+        Token::Str(s) => w.string(s),
+        Token::Key(_) | Token::Begin { .. } | Token::End => {}
     }
 }
 

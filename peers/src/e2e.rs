@@ -51,6 +51,45 @@ pub enum Which {
     PosthogRs,
 }
 
+/// What an end-to-end run is for (decides how the producer is held back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The throughput table: unpaced, held to [`MAX_IN_FLIGHT`] undelivered events.
+    Table,
+    /// Issue 10's sustained-throughput target: as `Table`, for a longer time, default
+    /// settings (only gzip given).
+    Sustained,
+    /// Issue 10's CPU target: paced at [`E2eArgs::rate`], default settings, still held to
+    /// [`MAX_IN_FLIGHT`] (so a client slower than the pace delivers what it can without loss:
+    /// posthog-rs; fasthog never reaches the bound at 200k/s, its `full_waits` says so).
+    Paced,
+    /// Issue 10's slow-server target: paced at [`E2eArgs::rate`], default settings, not held
+    /// back at all: what the client cannot keep is dropped and counted. posthog-rs is not
+    /// flushed at the end (its queue would take minutes at 200 ms per 100 events): what it did
+    /// not deliver during the run is lost.
+    Slow,
+}
+
+impl Role {
+    fn word(self) -> &'static str {
+        match self {
+            Role::Table => "table",
+            Role::Sustained => "sustained",
+            Role::Paced => "paced",
+            Role::Slow => "slow",
+        }
+    }
+
+    fn from_word(w: &str) -> Option<Role> {
+        [Role::Table, Role::Sustained, Role::Paced, Role::Slow].into_iter().find(|r| r.word() == w)
+    }
+
+    /// Whether the producer waits while the client holds [`MAX_IN_FLIGHT`] events.
+    fn bounded(self) -> bool {
+        self != Role::Slow
+    }
+}
+
 /// One end-to-end run's settings.
 #[derive(Debug, Clone)]
 pub struct E2eArgs {
@@ -62,8 +101,12 @@ pub struct E2eArgs {
     pub url: String,
     /// Capture for this long.
     pub secs: f64,
-    /// Events per request, for both clients.
+    /// Events per request, for both clients; 0: each client's default.
     pub batch: usize,
+    /// What the run is for.
+    pub role: Role,
+    /// Events per second the producer is paced at (in chunks of 256); 0: unpaced.
+    pub rate: u64,
     /// Count allocations (slower; a separate run).
     pub count_allocs: bool,
     /// `Some(n)`: capture `n` events back to back, unpaced, into a client with default
@@ -85,6 +128,8 @@ impl E2eArgs {
             self.batch.to_string(),
             if self.count_allocs { "count".into() } else { "nocount".into() },
             self.burst.map_or("paced".into(), |n| format!("burst{n}")),
+            self.role.word().into(),
+            self.rate.to_string(),
         ]
     }
 
@@ -110,6 +155,8 @@ impl E2eArgs {
                 "paced" => None,
                 b => Some(b.strip_prefix("burst")?.parse().ok()?),
             },
+            role: Role::from_word(args.get(7)?)?,
+            rate: args.get(8)?.parse().ok()?,
         })
     }
 }
@@ -142,10 +189,15 @@ pub struct E2eResult {
     pub rss_built_kb: u64,
     /// Highest VmRSS sampled (every 20 ms) during the run, kB.
     pub rss_peak_kb: u64,
+    /// Highest VmRSS sampled in the first half of the capture time, kB (timed runs).
+    pub rss_half_kb: u64,
     /// VmRSS after shutdown and drop, kB.
     pub rss_end_kb: u64,
     /// Process CPU time (user + system) during the run, µs.
     pub cpu_us: u64,
+    /// fasthog, timed runs without allocation counting: CPU µs of the flusher thread, the
+    /// `blocking` pool threads and the producer thread, from build to the end of capture.
+    pub cpu_threads_us: (u64, u64, u64),
     /// Allocations on the producer thread during capture.
     pub producer_allocs: u64,
     /// Allocations in the whole process from build to the end of shutdown.
@@ -155,7 +207,7 @@ pub struct E2eResult {
 impl E2eResult {
     fn line(&self) -> String {
         format!(
-            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_end_kb={} cpu_us={} producer_allocs={} process_allocs={}",
+            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_half_kb={} rss_end_kb={} cpu_us={} cpu_flusher_us={} cpu_blocking_us={} cpu_producer_us={} producer_allocs={} process_allocs={}",
             self.captured,
             self.delivered,
             self.full_waits,
@@ -167,8 +219,12 @@ impl E2eResult {
             self.rss_start_kb,
             self.rss_built_kb,
             self.rss_peak_kb,
+            self.rss_half_kb,
             self.rss_end_kb,
             self.cpu_us,
+            self.cpu_threads_us.0,
+            self.cpu_threads_us.1,
+            self.cpu_threads_us.2,
             self.producer_allocs,
             self.process_allocs
         )
@@ -193,8 +249,12 @@ impl E2eResult {
                 "rss_start_kb" => r.rss_start_kb = u()?,
                 "rss_built_kb" => r.rss_built_kb = u()?,
                 "rss_peak_kb" => r.rss_peak_kb = u()?,
+                "rss_half_kb" => r.rss_half_kb = u()?,
                 "rss_end_kb" => r.rss_end_kb = u()?,
                 "cpu_us" => r.cpu_us = u()?,
+                "cpu_flusher_us" => r.cpu_threads_us.0 = u()?,
+                "cpu_blocking_us" => r.cpu_threads_us.1 = u()?,
+                "cpu_producer_us" => r.cpu_threads_us.2 = u()?,
                 "producer_allocs" => r.producer_allocs = u()?,
                 "process_allocs" => r.process_allocs = u()?,
                 _ => {}
@@ -204,25 +264,38 @@ impl E2eResult {
     }
 }
 
-/// Samples VmRSS every 20 ms until dropped; keeps the highest.
+/// Samples VmRSS every 20 ms until dropped; keeps the highest, and the highest in the first
+/// `half` of the run. (On its own thread: reading /proc allocates, and the producer thread's
+/// allocations are counted.)
 struct RssSampler {
     stop: Arc<AtomicBool>,
     peak: Arc<AtomicU64>,
+    half_peak: Arc<AtomicU64>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RssSampler {
-    fn start() -> RssSampler {
+    fn start(half: Duration) -> RssSampler {
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(crate::sys::rss_kb()));
-        let (s, p) = (stop.clone(), peak.clone());
+        let half_peak = Arc::new(AtomicU64::new(0));
+        let (s, p, h) = (stop.clone(), peak.clone(), half_peak.clone());
+        let started = Instant::now();
         let handle = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 p.fetch_max(crate::sys::rss_kb(), Ordering::Relaxed);
+                if started.elapsed() <= half {
+                    h.store(p.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        RssSampler { stop, peak, handle: Some(handle) }
+        RssSampler { stop, peak, half_peak, handle: Some(handle) }
+    }
+
+    /// The highest sample in the first half of the run.
+    fn half_peak(&self) -> u64 {
+        self.half_peak.load(Ordering::Relaxed)
     }
 
     fn finish(mut self) -> u64 {
@@ -242,7 +315,8 @@ pub fn child_main(args: &E2eArgs) {
 
 fn run(a: &E2eArgs) -> E2eResult {
     let mut r = E2eResult { rss_start_kb: crate::sys::rss_kb(), ..Default::default() };
-    let sampler = RssSampler::start();
+    // The sampler starts just before the client is built: its half is about the capture's.
+    let sampler = RssSampler::start(Duration::from_secs_f64(a.secs / 2.0));
     crate::alloc::set_counting(a.count_allocs);
     let process0 = crate::alloc::process_allocs();
     let user = user_id(0);
@@ -294,29 +368,32 @@ fn run(a: &E2eArgs) -> E2eResult {
             drop(client);
         }
         Which::Fasthog => {
-            let client = Client::builder(API_KEY)
-                .host(a.url.as_str())
-                .environment("bench")
-                .batch_size(a.batch)
-                .gzip(a.gzip)
-                .build()
-                .expect("fasthog client");
+            let mut b = Client::builder(API_KEY).host(a.url.as_str()).environment("bench").gzip(a.gzip);
+            if a.batch > 0 {
+                b = b.batch_size(a.batch);
+            }
+            let client = b.build().expect("fasthog client");
             r.rss_built_kb = crate::sys::rss_kb();
             cpu0 = crate::sys::cpu_us();
             start = Instant::now();
             let a0 = crate::alloc::thread_allocs();
             let mut i = 0u64;
             while start.elapsed() < deadline {
-                while client.stats().pending + CHUNK > MAX_IN_FLIGHT {
+                pace(start, a.rate, i);
+                while a.role.bounded() && client.stats().pending + CHUNK > MAX_IN_FLIGHT {
                     r.full_waits += 1;
                     std::thread::sleep(WAIT);
                 }
                 for _ in 0..CHUNK {
                     let ev = fasthog_event(&user, i);
-                    while client.capture(&ev) == Captured::Dropped {
-                        r.full_waits += 1;
-                        r.lane_full += 1;
-                        std::thread::yield_now();
+                    if a.role.bounded() {
+                        while client.capture(&ev) == Captured::Dropped {
+                            r.full_waits += 1;
+                            r.lane_full += 1;
+                            std::thread::yield_now();
+                        }
+                    } else if client.capture(&ev) == Captured::Dropped {
+                        r.dropped += 1;
                     }
                     i += 1;
                 }
@@ -324,21 +401,24 @@ fn run(a: &E2eArgs) -> E2eResult {
             r.producer_allocs = crate::alloc::thread_allocs() - a0;
             r.capture_secs = start.elapsed().as_secs_f64();
             r.captured = i;
+            if !a.count_allocs {
+                // Where the CPU went (the threads are idle from here to shutdown).
+                r.cpu_threads_us = crate::sys::thread_cpu_us();
+            }
             let stats = client.shutdown(Duration::from_secs(60)).expect("fasthog shutdown");
             r.delivered = stats.sent;
-            // Drops at capture are the producer's retries (counted in `lane_full`); any other
-            // drop or failure is a lost event.
-            r.lost = (stats.dropped - r.lane_full) + stats.failed + stats.rejected;
+            // Drops at capture are the producer's retries (counted in `lane_full`) or, unbounded,
+            // the run's `dropped`; any other drop or failure is a lost event.
+            r.lost = (stats.dropped - r.lane_full - r.dropped) + stats.failed + stats.rejected;
             drop(client);
         }
         Which::PosthogRs => {
             let max_queue = 10_000; // posthog-rs's default
             let mut b = posthog_rs::ClientOptionsBuilder::default();
-            b.api_key(API_KEY.to_string())
-                .host(a.url.clone())
-                .max_queue_size(max_queue)
-                .max_batch_size(a.batch)
-                .flush_at(a.batch);
+            b.api_key(API_KEY.to_string()).host(a.url.clone()).max_queue_size(max_queue);
+            if a.batch > 0 {
+                b.max_batch_size(a.batch).flush_at(a.batch);
+            }
             if a.gzip.is_some() {
                 b.capture_compression(posthog_rs::CaptureCompression::Gzip);
             }
@@ -349,7 +429,8 @@ fn run(a: &E2eArgs) -> E2eResult {
             let a0 = crate::alloc::thread_allocs();
             let mut i = 0u64;
             while start.elapsed() < deadline {
-                while client.pending_events() as u64 + CHUNK > MAX_IN_FLIGHT {
+                pace(start, a.rate, i);
+                while a.role.bounded() && client.pending_events() as u64 + CHUNK > MAX_IN_FLIGHT {
                     r.full_waits += 1;
                     std::thread::sleep(WAIT);
                 }
@@ -361,6 +442,19 @@ fn run(a: &E2eArgs) -> E2eResult {
             r.producer_allocs = crate::alloc::thread_allocs() - a0;
             r.capture_secs = start.elapsed().as_secs_f64();
             r.captured = i;
+            if a.role == Role::Slow {
+                // Not flushed (see `Role::Slow`): the parent counts what the receiver stored.
+                // The child exits right after printing, dropping the queue.
+                r.secs = start.elapsed().as_secs_f64();
+                r.cpu_us = crate::sys::cpu_us() - cpu0;
+                r.rss_half_kb = sampler.half_peak();
+                r.rss_peak_kb = sampler.finish();
+                r.rss_end_kb = crate::sys::rss_kb();
+                r.lost = client.pending_events() as u64;
+                println!("{}", r.line());
+                let _ = std::io::stdout().flush();
+                std::process::exit(0);
+            }
             client.flush();
             let pending = client.pending_events() as u64;
             client.shutdown();
@@ -373,9 +467,23 @@ fn run(a: &E2eArgs) -> E2eResult {
     r.cpu_us = crate::sys::cpu_us() - cpu0;
     r.process_allocs = crate::alloc::process_allocs() - process0;
     crate::alloc::set_counting(false);
+    r.rss_half_kb = sampler.half_peak();
     r.rss_peak_kb = sampler.finish();
     r.rss_end_kb = crate::sys::rss_kb();
     r
+}
+
+/// Paced runs: sleeps until event `i` is due at `rate` events/s from `start` (0: unpaced).
+/// Called once per chunk, so the producer sleeps between chunks instead of spinning.
+fn pace(start: Instant, rate: u64, i: u64) {
+    if rate == 0 {
+        return;
+    }
+    let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+    let now = Instant::now();
+    if due > now {
+        std::thread::sleep(due - now);
+    }
 }
 
 /// Runs one end-to-end measurement in a child process of this binary.
@@ -403,13 +511,15 @@ pub struct ReceiverCounts {
     pub not_ok: u64,
 }
 
-/// Runs a receiver in this process for a parent (`--receiver [CPU]`): prints `URL <url>`,
-/// answers each `stats` line on stdin with a `STATS ...` line, exits at end of input.
-pub fn receiver_child_main(cpu: Option<usize>) {
+/// Runs a receiver in this process for a parent (`--receiver CPU|any DELAY_MS`): prints
+/// `URL <url>`, answers each `stats` line on stdin with a `STATS ...` line, exits at end of
+/// input. `DELAY_MS` > 0: every response takes that long (the receiver's `delay`).
+pub fn receiver_child_main(cpu: Option<usize>, delay_ms: u64) {
     if let Some(cpu) = cpu {
         crate::sys::pin(&[cpu]);
     }
-    let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, ..Default::default() })
+    let delay = (delay_ms > 0).then(|| Duration::from_millis(delay_ms));
+    let receiver = Receiver::start(ReceiverConfig { store: Store::CountOnly, delay, ..Default::default() })
         .expect("start receiver");
     println!("URL {}", receiver.url());
     let _ = std::io::stdout().flush();
@@ -437,14 +547,13 @@ pub struct ReceiverChild {
 }
 
 impl ReceiverChild {
-    /// Starts `current_exe --receiver [cpu]`.
-    pub fn start(cpu: Option<usize>) -> std::io::Result<ReceiverChild> {
+    /// Starts `current_exe --receiver CPU|any DELAY_MS`.
+    pub fn start(cpu: Option<usize>, delay_ms: u64) -> std::io::Result<ReceiverChild> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
         cmd.arg("--receiver");
-        if let Some(c) = cpu {
-            cmd.arg(c.to_string());
-        }
+        cmd.arg(cpu.map_or("any".to_string(), |c| c.to_string()));
+        cmd.arg(delay_ms.to_string());
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdin = child.stdin.take();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));

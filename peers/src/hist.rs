@@ -1,22 +1,17 @@
-//! A log-linear latency histogram (HDR-style): exact 1 ns buckets below 2048 ns, then 64
-//! buckets per power of two (at most 1.6% wide), up to `u64::MAX`. Fixed size, no allocation
-//! while recording.
+//! Latency histograms: a thin wrapper over the `hdrhistogram` crate with the few queries the
+//! harness and the report make. Values are nanoseconds, 3 significant digits (exact below
+//! 2,048 ns, at most 0.1% wide above), from 0 to an hour; fixed size, so recording on a
+//! producer thread never allocates (the harness counts allocations there).
 
-/// Values below this get their own 1 ns bucket.
-const LINEAR: u64 = 2048;
-/// log2 of [`LINEAR`].
-const LINEAR_BITS: u32 = 11;
-/// Sub-buckets per power of two above [`LINEAR`] (log2).
-const SUB_BITS: u32 = 6;
-const BUCKETS: usize = LINEAR as usize + (64 - LINEAR_BITS as usize) * (1 << SUB_BITS);
+use hdrhistogram::Histogram;
+
+/// The highest value tracked, ns (an hour); longer samples are recorded as this.
+const HIGHEST: u64 = 3_600_000_000_000;
 
 /// Counts of nanosecond samples.
 #[derive(Clone)]
 pub struct Hist {
-    counts: Box<[u64]>,
-    total: u64,
-    sum: u128,
-    max: u64,
+    h: Histogram<u64>,
 }
 
 impl Default for Hist {
@@ -27,107 +22,65 @@ impl Default for Hist {
 
 impl std::fmt::Debug for Hist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Hist(n={}, p50={}, max={})", self.total, self.quantile(0.5), self.max)
+        write!(f, "Hist(n={}, p50={}, max={})", self.len(), self.quantile(0.5), self.max())
     }
-}
-
-fn index(v: u64) -> usize {
-    if v < LINEAR {
-        return v as usize;
-    }
-    let exp = 63 - v.leading_zeros(); // >= LINEAR_BITS
-    let sub = (v >> (exp - SUB_BITS)) & ((1 << SUB_BITS) - 1);
-    LINEAR as usize + ((exp - LINEAR_BITS) as usize) * (1 << SUB_BITS) + sub as usize
-}
-
-/// The smallest value of bucket `i`.
-fn low(i: usize) -> u64 {
-    if i < LINEAR as usize {
-        return i as u64;
-    }
-    let j = i - LINEAR as usize;
-    let exp = LINEAR_BITS + (j >> SUB_BITS) as u32;
-    let sub = (j & ((1 << SUB_BITS) - 1)) as u64;
-    (1u64 << exp) | (sub << (exp - SUB_BITS))
 }
 
 impl Hist {
     /// An empty histogram.
     pub fn new() -> Self {
-        Hist { counts: vec![0; BUCKETS].into_boxed_slice(), total: 0, sum: 0, max: 0 }
+        // 1..=HIGHEST with 3 significant digits is a valid configuration.
+        let h = Histogram::new_with_bounds(1, HIGHEST, 3).expect("valid histogram bounds");
+        Hist { h }
     }
 
-    /// Adds one sample.
+    /// Adds one sample (clamped to an hour).
     #[inline]
     pub fn record(&mut self, ns: u64) {
-        self.counts[index(ns)] += 1;
-        self.total += 1;
-        self.sum += u128::from(ns);
-        self.max = self.max.max(ns);
+        self.h.saturating_record(ns);
     }
 
     /// Adds another histogram's samples.
     pub fn merge(&mut self, other: &Hist) {
-        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *a += b;
-        }
-        self.total += other.total;
-        self.sum += other.sum;
-        self.max = self.max.max(other.max);
+        // Both have the same bounds, so every value of `other` fits.
+        self.h.add(&other.h).expect("histograms with the same bounds");
     }
 
     /// Samples recorded.
     pub fn len(&self) -> u64 {
-        self.total
+        self.h.len()
     }
 
     /// True when nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.total == 0
+        self.h.is_empty()
     }
 
-    /// The largest sample.
+    /// The largest sample (its bucket's highest equivalent value above 2,048 ns).
     pub fn max(&self) -> u64 {
-        self.max
+        self.h.max()
     }
 
     /// The mean, in ns.
     pub fn mean(&self) -> f64 {
-        if self.total == 0 {
-            0.0
-        } else {
-            self.sum as f64 / self.total as f64
-        }
+        self.h.mean()
     }
 
-    /// The value at quantile `q` (0..=1): the low edge of the bucket holding the sample of
-    /// rank `ceil(q * n)` (exact below 2048 ns), capped by the maximum.
+    /// The value at quantile `q` (0..=1): the low edge of the bucket holding that sample
+    /// (exact below 2,048 ns), capped by the maximum.
     pub fn quantile(&self, q: f64) -> u64 {
-        if self.total == 0 {
+        if self.h.is_empty() {
             return 0;
         }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, &c) in self.counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return low(i).min(self.max);
-            }
-        }
-        self.max
+        self.h.lowest_equivalent(self.h.value_at_quantile(q)).min(self.max())
     }
 
     /// Non-empty buckets as (low edge ns, cumulative fraction at its end), for CDF plots.
     pub fn cdf(&self) -> Vec<(u64, f64)> {
-        let mut out = Vec::new();
-        let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            if c > 0 {
-                seen += c;
-                out.push((low(i), seen as f64 / self.total as f64));
-            }
-        }
-        out
+        self.h
+            .iter_recorded()
+            .map(|v| (self.h.lowest_equivalent(v.value_iterated_to()), v.quantile_iterated_to()))
+            .collect()
     }
 }
 
@@ -136,18 +89,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_round_trip() {
-        for v in [0u64, 1, 2047, 2048, 2049, 4095, 4096, 10_000, 1 << 40, u64::MAX] {
-            let i = index(v);
-            assert!(low(i) <= v, "{v}");
-            if i + 1 < BUCKETS {
-                assert!(low(i + 1) > v, "{v}");
-            }
-        }
-    }
-
-    #[test]
-    fn quantiles() {
+    fn quantiles_are_exact_below_2048_ns() {
         let mut h = Hist::new();
         for v in 1..=1000 {
             h.record(v);
@@ -156,5 +98,20 @@ mod tests {
         assert_eq!(h.quantile(0.99), 990);
         assert_eq!(h.quantile(1.0), 1000);
         assert_eq!(h.max(), 1000);
+        assert_eq!(h.len(), 1000);
+    }
+
+    #[test]
+    fn merge_adds_and_cdf_ends_at_one() {
+        let (mut a, mut b) = (Hist::new(), Hist::new());
+        a.record(10);
+        b.record(1_000_000);
+        b.record(u64::MAX);
+        a.merge(&b);
+        assert_eq!(a.len(), 3);
+        let cdf = a.cdf();
+        assert_eq!(cdf.first().map(|p| p.0), Some(10));
+        assert!(cdf.last().is_some_and(|p| (p.1 - 1.0).abs() < 1e-9), "{cdf:?}");
+        assert!(a.max() >= HIGHEST, "clamped to an hour: {}", a.max());
     }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{self, E2eArgs, E2eResult, ReceiverChild, ReceiverCounts, Which};
+use crate::e2e::{self, E2eArgs, E2eResult, ReceiverChild, ReceiverCounts, Role, Which};
 use crate::encode::{self, EncodeResult};
 use crate::paths::{self, PathAllocs};
 use crate::peers::Kind;
@@ -29,6 +29,12 @@ pub struct Options {
     pub e2e_secs: f64,
     /// Events of the end-to-end burst runs.
     pub e2e_burst: u64,
+    /// Seconds of capture of issue 10's sustained-throughput runs.
+    pub sustained_secs: f64,
+    /// Seconds of capture of issue 10's paced CPU runs.
+    pub paced_secs: f64,
+    /// Seconds of capture of issue 10's slow-server runs.
+    pub slow_secs: f64,
     /// Events per encoder throughput round.
     pub encode_events: u64,
     /// Encoder throughput rounds.
@@ -37,6 +43,8 @@ pub struct Options {
     pub pin: bool,
     /// Skip the end-to-end runs.
     pub skip_e2e: bool,
+    /// Only issue 10's end-to-end runs (no tail, encoder, path or throughput-table runs).
+    pub issue10_only: bool,
 }
 
 impl Options {
@@ -50,10 +58,14 @@ impl Options {
             pace: Duration::from_nanos(500),
             e2e_secs: 4.0,
             e2e_burst: 10_000,
+            sustained_secs: 10.0,
+            paced_secs: 5.0,
+            slow_secs: 10.0,
             encode_events: 50_000,
             encode_rounds: 30,
             pin: true,
             skip_e2e: false,
+            issue10_only: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -67,12 +79,21 @@ impl Options {
                 }
                 "--secs" => o.e2e_secs = val()?.parse().map_err(|e| format!("--secs: {e}"))?,
                 "--e2e-burst" => o.e2e_burst = val()?.parse().map_err(|e| format!("--e2e-burst: {e}"))?,
+                "--sustained-secs" => {
+                    o.sustained_secs = val()?.parse().map_err(|e| format!("--sustained-secs: {e}"))?
+                }
+                "--paced-secs" => o.paced_secs = val()?.parse().map_err(|e| format!("--paced-secs: {e}"))?,
+                "--slow-secs" => o.slow_secs = val()?.parse().map_err(|e| format!("--slow-secs: {e}"))?,
                 "--no-pin" => o.pin = false,
                 "--skip-e2e" => o.skip_e2e = true,
+                "--issue10" => o.issue10_only = true,
                 "--quick" => {
                     o.rounds = 4;
                     o.burst = 1024;
                     o.e2e_secs = 0.5;
+                    o.sustained_secs = 1.0;
+                    o.paced_secs = 1.0;
+                    o.slow_secs = 1.0;
                     o.encode_rounds = 3;
                 }
                 "-h" | "--help" => return Err(String::new()),
@@ -88,17 +109,21 @@ impl Options {
 pub const POLL: Duration = Duration::from_micros(50);
 
 /// Usage text.
-pub const USAGE: &str = "usage: bench-report [--out DIR] [--rounds N] [--burst N] [--pace-ns N] [--secs S] [--e2e-burst N] [--no-pin] [--skip-e2e] [--quick]
+pub const USAGE: &str = "usage: bench-report [--out DIR] [--rounds N] [--burst N] [--pace-ns N] [--secs S] [--e2e-burst N]
+                    [--sustained-secs S] [--paced-secs S] [--slow-secs S] [--no-pin] [--skip-e2e] [--issue10] [--quick]
   Runs the tail-latency harness (fasthog and every peer: the typical event and 16 properties,
   1 and 2 producers), the encoder throughput run, the capture-path allocation check and the
-  end-to-end runs (throughput against posthog-rs, and an unpaced burst), then writes
-  DIR/REPORT.md and DIR/latency.svg (DIR defaults to bench-report/ at the workspace root).";
+  end-to-end runs (throughput against posthog-rs, issue 10's sustained, paced and slow-server
+  runs, and an unpaced burst), then writes
+  DIR/REPORT.md and DIR/latency.svg (DIR defaults to bench-report/ at the workspace root).
+  --issue10 runs only issue 10's end-to-end rows (about a minute; write it to another DIR).";
 
 /// Handles the child-process roles (`--receiver`, `--e2e`); true when this process was one.
 pub fn child_role(args: &[String]) -> bool {
     match args.first().map(String::as_str) {
         Some("--receiver") => {
-            e2e::receiver_child_main(args.get(1).and_then(|c| c.parse().ok()));
+            let delay_ms = args.get(2).and_then(|d| d.parse().ok()).unwrap_or(0);
+            e2e::receiver_child_main(args.get(1).and_then(|c| c.parse().ok()), delay_ms);
             true
         }
         Some("--e2e") => {
@@ -171,8 +196,8 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
     // Tail latency, the receiver pinned with the consumers on the last CPU.
     let mut runs = Vec::new();
     {
-        let receiver = ReceiverChild::start(o.pin.then_some(cpus - 1))?;
-        for (shape, producers, mode, poll) in TAIL_RUNS {
+        let receiver = ReceiverChild::start(o.pin.then_some(cpus - 1), 0)?;
+        for (shape, producers, mode, poll) in TAIL_RUNS.into_iter().filter(|_| !o.issue10_only) {
             let cfg = Config {
                 producers,
                 mode,
@@ -195,7 +220,7 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
     if o.pin {
         sys::pin(&[0]);
     }
-    let encode = encode::run(o.encode_events, o.encode_rounds);
+    let encode = encode::run(o.encode_events, if o.issue10_only { 1 } else { o.encode_rounds });
     eprintln!(
         "encode: median {:.2} M events/s, best {:.2} M events/s ({} events x {} rounds)",
         encode.median() / 1e6,
@@ -204,7 +229,7 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
         encode.rates.len()
     );
     // Allocations on every capture path.
-    let paths = if counting { paths::run(10_000) } else { Vec::new() };
+    let paths = if counting && !o.issue10_only { paths::run(10_000) } else { Vec::new() };
     for p in &paths {
         eprintln!("allocs: {} in {} captures: {} ({})", p.allocs, p.captures, p.path, p.outcomes);
     }
@@ -215,16 +240,21 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
     // End to end, nothing pinned.
     let mut rows = Vec::new();
     if !o.skip_e2e {
-        let mut receiver = ReceiverChild::start(None)?;
-        let batch = 100;
-        let paced = |which, gzip, secs, count_allocs, burst| E2eArgs {
+        let mut receiver = ReceiverChild::start(None, 0)?;
+        let url = receiver.url().to_string();
+        let run = |which, gzip, secs, batch, role, rate, count_allocs, burst| E2eArgs {
             which,
             gzip,
-            url: receiver.url().to_string(),
+            url: url.clone(),
             secs,
             batch,
+            role,
+            rate,
             count_allocs,
             burst,
+        };
+        let paced = |which, gzip, secs, count_allocs, burst| {
+            run(which, gzip, secs, 100, Role::Table, 0, count_allocs, burst)
         };
         let mut plan = Vec::new();
         // Every configuration twice, interleaved; the faster run of each is kept (noise on a
@@ -237,52 +267,38 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
                 (Which::PosthogRs, Some(6)),
                 (Which::PosthogRs, None),
             ] {
-                plan.push(paced(which, gzip, o.e2e_secs, false, None));
+                if !o.issue10_only {
+                    plan.push(paced(which, gzip, o.e2e_secs, false, None));
+                }
+            }
+            // Issue 10's CPU target: default settings with gzip, paced at 200k events/s; and
+            // its sustained target: the same, unpaced, for 10 s.
+            for (which, gzip) in [(Which::Fasthog, Some(1)), (Which::PosthogRs, Some(6))] {
+                plan.push(run(which, gzip, o.paced_secs, 0, Role::Paced, PACED_RATE, false, None));
+                plan.push(run(which, gzip, o.sustained_secs, 0, Role::Sustained, 0, false, None));
             }
         }
         // The unpaced bursts, with each client's default settings (fasthog: gzip level 1).
-        for which in [Which::Fasthog, Which::PosthogRs] {
+        for which in [Which::Fasthog, Which::PosthogRs].into_iter().filter(|_| !o.issue10_only) {
             plan.push(paced(which, None, 0.0, counting, Some(o.e2e_burst)));
         }
-        if counting {
+        if counting && !o.issue10_only {
             for (which, gzip) in [(Which::Fasthog, Some(1)), (Which::PosthogRs, Some(6))] {
                 plan.push(paced(which, gzip, (o.e2e_secs / 4.0).max(0.25), true, None));
             }
         }
         for args in plan {
-            let before = receiver.counts();
-            let result = e2e::spawn_run(&args)?;
-            // The receiver counts an event once its request is answered: after a burst, give
-            // it a moment to finish reading what the client sent at shutdown.
-            let mut after = receiver.counts();
-            if args.burst.is_some() {
-                let wait = Instant::now();
-                while after.events - before.events < result.captured - result.dropped
-                    && wait.elapsed() < Duration::from_secs(2)
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                    after = receiver.counts();
-                }
-            }
-            let d = ReceiverCounts {
-                events: after.events - before.events,
-                requests: after.requests - before.requests,
-                gzip: after.gzip - before.gzip,
-                bytes: after.bytes - before.bytes,
-                not_ok: after.not_ok - before.not_ok,
+            rows.push(e2e_row(&mut receiver, args)?);
+        }
+        drop(receiver);
+        // Issue 10's slow-server target: a receiver that takes 200 ms per response.
+        let mut slow = ReceiverChild::start(None, SLOW_MS)?;
+        for (which, gzip) in [(Which::Fasthog, Some(1)), (Which::PosthogRs, Some(6))] {
+            let args = E2eArgs {
+                url: slow.url().to_string(),
+                ..run(which, gzip, o.slow_secs, 0, Role::Slow, SLOW_RATE, false, None)
             };
-            eprintln!(
-                "e2e {:?} {:?}{}{}: {:.0} events/s delivered (receiver stored {} of {} captured), RSS peak {} kB",
-                args.which,
-                args.gzip,
-                args.burst.map_or(String::new(), |n| format!(" burst of {n}")),
-                if args.count_allocs { " (counting allocations)" } else { "" },
-                d.events as f64 / result.secs,
-                d.events,
-                result.captured,
-                result.rss_peak_kb
-            );
-            rows.push(E2eRow { args, result, receiver: d });
+            rows.push(e2e_row(&mut slow, args)?);
         }
         rows = best_runs(rows);
     }
@@ -310,15 +326,65 @@ pub fn run(o: &Options) -> std::io::Result<PathBuf> {
 
 /// Runs of each end-to-end configuration, interleaved.
 const E2E_REPEATS: usize = 2;
+/// Issue 10: the pace of the CPU-per-event runs, events/s.
+const PACED_RATE: u64 = 200_000;
+/// Issue 10: the slow server's time per response, ms.
+const SLOW_MS: u64 = 200;
+/// Issue 10: the pace of the slow-server runs, events/s.
+const SLOW_RATE: u64 = 50_000;
+
+/// Runs one end-to-end configuration in a child process and takes the receiver's count of it.
+fn e2e_row(receiver: &mut ReceiverChild, args: E2eArgs) -> std::io::Result<E2eRow> {
+    let before = receiver.counts();
+    let result = e2e::spawn_run(&args)?;
+    // The receiver counts an event once its request is answered: after a burst or a slow run
+    // (posthog-rs exits with requests open), give it a moment to finish what the client sent.
+    let mut after = receiver.counts();
+    if args.burst.is_some() || args.role == Role::Slow {
+        let wait = Instant::now();
+        let expect = result.captured - result.dropped - if args.role == Role::Slow { result.lost } else { 0 };
+        while after.events - before.events < expect && wait.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+            after = receiver.counts();
+        }
+    }
+    let d = ReceiverCounts {
+        events: after.events - before.events,
+        requests: after.requests - before.requests,
+        gzip: after.gzip - before.gzip,
+        bytes: after.bytes - before.bytes,
+        not_ok: after.not_ok - before.not_ok,
+    };
+    eprintln!(
+        "e2e {:?} {:?} {:?}{}{}: {:.0} events/s delivered (receiver stored {} of {} captured, {} dropped), CPU {:.2} us/event, RSS peak {} kB",
+        args.which,
+        args.role,
+        args.gzip,
+        args.burst.map_or(String::new(), |n| format!(" burst of {n}")),
+        if args.count_allocs { " (counting allocations)" } else { "" },
+        d.events as f64 / result.secs,
+        d.events,
+        result.captured,
+        result.dropped,
+        result.cpu_us as f64 / d.events.max(1) as f64,
+        result.rss_peak_kb
+    );
+    Ok(E2eRow { args, result, receiver: d })
+}
 
 /// Keeps the fastest run of each configuration (first-seen order).
 fn best_runs(rows: Vec<E2eRow>) -> Vec<E2eRow> {
     let rate = |r: &E2eRow| r.receiver.events as f64 / r.result.secs.max(1e-9);
-    let key = |r: &E2eRow| (r.args.which, r.args.gzip, r.args.count_allocs, r.args.burst);
+    // Paced runs all deliver the same rate: the better one costs less CPU per event.
+    let better = |a: &E2eRow, b: &E2eRow| match a.args.role {
+        Role::Paced => cpu_per_event(a) < cpu_per_event(b),
+        _ => rate(a) > rate(b),
+    };
+    let key = |r: &E2eRow| (r.args.which, r.args.gzip, r.args.count_allocs, r.args.burst, r.args.role);
     let mut best: Vec<E2eRow> = Vec::new();
     for row in rows {
         match best.iter_mut().find(|b| key(b) == key(&row)) {
-            Some(b) if rate(&row) > rate(b) => *b = row,
+            Some(b) if better(&row, b) => *b = row,
             Some(_) => {}
             None => best.push(row),
         }
@@ -335,6 +401,11 @@ struct Facts {
     took: Duration,
     options: Options,
     counting: bool,
+}
+
+/// Client CPU µs per event the receiver stored.
+fn cpu_per_event(r: &E2eRow) -> f64 {
+    r.result.cpu_us as f64 / r.receiver.events.max(1) as f64
 }
 
 fn find(run: &RunResult, kind: Kind) -> Option<&tail::PeerResult> {
@@ -500,6 +571,265 @@ fn targets(md: &mut String, m: &Measured) {
     md.push('\n');
 }
 
+fn find_row(rows: &[E2eRow], which: Which, role: Role) -> Option<&E2eRow> {
+    rows.iter().find(|r| {
+        r.args.which == which && r.args.role == role && !r.args.count_allocs && r.args.burst.is_none()
+    })
+}
+
+/// Events the client accepted and did not deliver, plus what capture refused.
+fn not_delivered(r: &E2eRow) -> u64 {
+    match r.args.which {
+        Which::Fasthog => r.result.dropped + r.result.lost,
+        Which::PosthogRs => r.result.captured.saturating_sub(r.receiver.events),
+    }
+}
+
+/// Slow-server runs: stored events per second from the first capture to the end of shutdown,
+/// less one response time (a client that keeps up still has its last requests waiting for
+/// their answers when capture stops; a client that fell behind spends its shutdown catching
+/// up, which this counts against it).
+fn slow_rate(r: &E2eRow) -> f64 {
+    r.receiver.events.min(r.result.captured) as f64 / (r.result.secs - SLOW_MS as f64 / 1e3).max(1e-9)
+}
+
+/// Delivered events per second of capture time (what a paced run sustained).
+fn sustained_rate(r: &E2eRow) -> f64 {
+    r.receiver.events.min(r.result.captured) as f64 / r.result.capture_secs.max(1e-9)
+}
+
+fn issue10_targets(md: &mut String, rows: &[E2eRow], o: &Options) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Issue 10's performance targets
+"
+    );
+    let _ = writeln!(
+        md,
+        "Each target from its own runs in this report (one producer thread, the typical event, \
+         each client's default settings with gzip: fasthog level 1, posthog-rs its fixed level 6; \
+         the count-only receiver in its own process on the same 2 cores; client CPU = user + \
+         system time of the client process alone, from getrusage; see \"Issue 10's runs\" below \
+         for every figure of both clients).\n"
+    );
+    let _ = writeln!(md, "| target | fasthog | posthog-rs 0.30 (same run) | verdict |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let mut line = |target: String, fh: String, ph: String, verdict: String| {
+        let _ = writeln!(md, "| {target} | {fh} | {ph} | {verdict} |");
+    };
+    let fh_p = find_row(rows, Which::Fasthog, Role::Paced);
+    let ph_p = find_row(rows, Which::PosthogRs, Role::Paced);
+    if let (Some(f), Some(p)) = (fh_p, ph_p) {
+        let (fc, pc) = (cpu_per_event(f), cpu_per_event(p));
+        let paced_note = |r: &E2eRow| {
+            format!(
+                "{:.2} µs per delivered event ({:.0} events/s sustained, {} not delivered, {} waits at the bound)",
+                cpu_per_event(r),
+                sustained_rate(r),
+                not_delivered(r),
+                r.result.full_waits
+            )
+        };
+        line(
+            format!(
+                "client CPU per delivered typical event, gzip, producer paced at {}k events/s: <= 1.5 µs",
+                PACED_RATE / 1000
+            ),
+            paced_note(f),
+            paced_note(p),
+            at_most(fc, 1.5),
+        );
+        line(
+            "... and >= 10x less than posthog-rs".into(),
+            format!("{:.1}x less", pc / fc.max(1e-9)),
+            "-".into(),
+            at_least(pc / fc.max(1e-9), 10.0),
+        );
+    }
+    let fh_s = find_row(rows, Which::Fasthog, Role::Sustained);
+    let ph_s = find_row(rows, Which::PosthogRs, Role::Sustained);
+    if let (Some(f), Some(p)) = (fh_s, ph_s) {
+        let rate = |r: &E2eRow| r.receiver.events as f64 / r.result.secs.max(1e-9);
+        let note = |r: &E2eRow| {
+            format!(
+                "{:.0} events/s over {:.1} s (to the end of shutdown), {} of {} stored, {} not delivered",
+                rate(r),
+                r.result.secs,
+                r.receiver.events,
+                r.result.captured,
+                not_delivered(r)
+            )
+        };
+        let lost = not_delivered(f);
+        line(
+            format!(
+                "delivered to the count-only receiver with gzip: >= 500k events/s sustained for {} s, 0 dropped",
+                o.sustained_secs
+            ),
+            note(f),
+            note(p),
+            if lost > 0 { format!("**MISSED** ({lost} dropped)") } else { at_least(rate(f), 500e3) },
+        );
+    }
+    let fh_w = find_row(rows, Which::Fasthog, Role::Slow);
+    let ph_w = find_row(rows, Which::PosthogRs, Role::Slow);
+    if let (Some(f), Some(p)) = (fh_w, ph_w) {
+        let note = |r: &E2eRow| {
+            format!(
+                "{:.0} events/s delivered (stored / (capture to end of shutdown - {SLOW_MS} ms), {:.1} s of capture), {} of {} stored, {} not delivered, {} requests",
+                slow_rate(r),
+                r.result.capture_secs,
+                r.receiver.events,
+                r.result.captured,
+                not_delivered(r),
+                r.receiver.requests
+            )
+        };
+        let lost = not_delivered(f);
+        line(
+            format!(
+                "a server taking {SLOW_MS} ms per response: {}k events/s sustained ({} s, paced), 0 dropped",
+                SLOW_RATE / 1000,
+                o.slow_secs
+            ),
+            note(f),
+            note(p),
+            if lost > 0 {
+                format!(
+                    "**MISSED BY {:.0}%** ({lost} dropped)",
+                    lost as f64 * 100.0 / f.result.captured.max(1) as f64
+                )
+            } else {
+                at_least(slow_rate(f), SLOW_RATE as f64 * 0.99)
+            },
+        );
+    }
+    // Memory: the sustained run's peak in its second half against its first half.
+    if let Some(long) = fh_s {
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        let rss = |r: &E2eRow| {
+            let r = &r.result;
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1} MB (peak in the first half {:.1} MB)",
+                mb(r.rss_start_kb),
+                mb(r.rss_built_kb),
+                mb(r.rss_peak_kb),
+                mb(r.rss_end_kb),
+                mb(r.rss_half_kb)
+            )
+        };
+        let r = &long.result;
+        let grew = mb(r.rss_peak_kb) / mb(r.rss_half_kb).max(1e-9);
+        line(
+            format!(
+                "memory fixed after start: RSS start / built / peak / after of the {} s sustained run; \
+                 the peak of its second half <= 1.05x that of its first half",
+                o.sustained_secs
+            ),
+            format!("{}: {grew:.2}x", rss(long)),
+            ph_s.map_or("-".into(), rss),
+            at_most(grew, 1.05),
+        );
+    }
+    md.push('\n');
+}
+
+fn issue10_table(md: &mut String, rows: &[E2eRow]) {
+    let ours: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.args.role, Role::Paced | Role::Sustained | Role::Slow) && !r.args.count_allocs)
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## Issue 10's runs
+"
+    );
+    let _ = writeln!(
+        md,
+        "Default settings of each client, gzip on (fasthog level 1 with batch_size 64 triggering a \
+         send and up to max_batch_events per request under load, 4 requests in flight; posthog-rs \
+         level 6, its own batch size, one worker). *sustained*: unpaced for the run's time, at most \
+         {} events undelivered (as the throughput table). *paced*: the producer sleeps until each \
+         chunk of 256 events is due at {}k events/s and is also held to that bound (posthog-rs \
+         cannot keep the pace and so delivers what it can without loss; fasthog's `waits` shows \
+         whether it ever reached the bound). Paced and sustained configurations ran twice each, \
+         interleaved with the throughput table's: the paced run with less CPU per event and the \
+         faster sustained run are shown. *slow*: a receiver that takes {} ms before every \
+         response, the producer paced at {}k events/s and never held back: what a client cannot \
+         keep is dropped (fasthog counts it at capture; posthog-rs drops at its queue bound and, not \
+         flushed at the end, loses what its queue still holds). events/s = stored / capture time \
+         for paced runs, stored / (first capture .. end of shutdown) for sustained runs, and for \
+         slow runs stored / (first capture .. end of shutdown, less one response time). The \
+         split of fasthog's CPU is per thread (/proc/self/task, 10 ms ticks) up to the end of \
+         capture, per event stored; threads that exited meanwhile and the shutdown are in the \
+         total only.\n",
+        e2e::MAX_IN_FLIGHT,
+        PACED_RATE / 1000,
+        SLOW_MS,
+        SLOW_RATE / 1000
+    );
+    let _ = writeln!(
+        md,
+        "| run | client | events/s | stored / captured | not delivered | client CPU µs per event | of it: flusher / blocking pool / producer | requests | events per request | bytes/event sent | waits | RSS start | RSS built | RSS peak | RSS after |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
+    for row in ours {
+        let r = &row.result;
+        let rate = match row.args.role {
+            Role::Sustained => row.receiver.events as f64 / r.secs.max(1e-9),
+            Role::Slow => slow_rate(row),
+            _ => sustained_rate(row),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} / {}{} | {} | {:.2} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} |",
+            match row.args.role {
+                Role::Paced => format!("paced {}k/s", PACED_RATE / 1000),
+                Role::Sustained => format!("sustained {:.0} s", row.args.secs),
+                Role::Slow => format!("slow ({SLOW_MS} ms), {}k/s", SLOW_RATE / 1000),
+                Role::Table => "table".into(),
+            },
+            match row.args.which {
+                Which::Fasthog => "fasthog",
+                Which::PosthogRs => "posthog-rs 0.30",
+            },
+            rate,
+            row.receiver.events,
+            r.captured,
+            if row.receiver.not_ok > 0 {
+                format!(" ({} non-200)", row.receiver.not_ok)
+            } else {
+                String::new()
+            },
+            not_delivered(row),
+            cpu_per_event(row),
+            match (row.args.which, r.cpu_threads_us) {
+                (Which::Fasthog, (f, b, p)) if f + b + p > 0 => {
+                    let per = |us: u64| us as f64 / row.receiver.events.max(1) as f64;
+                    format!("{:.2} / {:.2} / {:.2}", per(f), per(b), per(p))
+                }
+                _ => "-".into(),
+            },
+            row.receiver.requests,
+            row.receiver.events as f64 / row.receiver.requests.max(1) as f64,
+            row.receiver.bytes as f64 / row.receiver.events.max(1) as f64,
+            r.full_waits,
+            mb(r.rss_start_kb),
+            mb(r.rss_built_kb),
+            mb(r.rss_peak_kb),
+            mb(r.rss_end_kb)
+        );
+    }
+    md.push('\n');
+}
+
 fn tail_table(md: &mut String, run: &RunResult) {
     let c = &run.config;
     let _ = writeln!(
@@ -593,10 +923,13 @@ fn e2e_table(md: &mut String, rows: &[E2eRow]) {
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let rate = |r: &E2eRow| r.receiver.events as f64 / r.result.secs.max(1e-9);
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);
-    for row in rows.iter().filter(|r| !r.args.count_allocs && r.args.burst.is_none()) {
+    for row in
+        rows.iter().filter(|r| !r.args.count_allocs && r.args.burst.is_none() && r.args.role == Role::Table)
+    {
         let peer = rows.iter().find(|p| {
             !p.args.count_allocs
                 && p.args.burst.is_none()
+                && p.args.role == Role::Table
                 && p.args.which == Which::PosthogRs
                 && p.args.gzip.is_some() == row.args.gzip.is_some()
         });
@@ -843,6 +1176,7 @@ fn markdown(f: &Facts, meas: &Measured) -> String {
         writeln!(md, "| counting allocator | {} |\n", if f.counting { "installed" } else { "NOT installed" });
 
     targets(&mut md, meas);
+    issue10_targets(&mut md, rows, &f.options);
 
     let _ = writeln!(md, "## What each peer carries\n");
     let _ = writeln!(
@@ -888,6 +1222,7 @@ fn markdown(f: &Facts, meas: &Measured) -> String {
     encode_section(&mut md, &meas.encode);
     if !rows.is_empty() {
         e2e_table(&mut md, rows);
+        issue10_table(&mut md, rows);
         burst_table(&mut md, rows);
     }
     alloc_table(&mut md, runs, rows);

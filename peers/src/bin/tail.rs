@@ -65,7 +65,7 @@ fn main() {
         .kinds
         .iter()
         .any(|k| k.needs_receiver())
-        .then(|| ReceiverChild::start(cfg.pin.then_some(cpus - 1)).expect("start receiver"));
+        .then(|| ReceiverChild::start(cfg.pin.then_some(cpus - 1), 0).expect("start receiver"));
     cfg.receiver_url = receiver.as_ref().map(|r| r.url().to_string());
     let r = tail::run(&cfg);
     print!("{}", tail::table(&r));
