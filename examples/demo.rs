@@ -10,9 +10,9 @@
 //!
 //! Without a key, the demo starts the local receiver (`receiver/`, count-only) in a child
 //! process, so this process holds only the client: its CPU time (`getrusage`) is the client's,
-//! and its RSS is the client's. It exits 1 if any event is unaccounted for
-//! (`captured != sent + failed + dropped + rejected`, `pending != 0`, or the receiver stored a
-//! different count than `sent`), and 2 on a bad flag.
+//! and its RSS is the client's. It exits 1 if any event is unaccounted for (`captured` is not
+//! the sum of every outcome, `pending != 0`, or the receiver stored a different count than
+//! `sent`), and 2 on a bad flag.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -392,10 +392,10 @@ fn report(run: &Run, stats: &Snapshot) {
 
 /// 0 if every event is accounted for, else 1.
 fn check(stats: &Snapshot) -> i32 {
-    let accounted = stats.sent + stats.failed + stats.dropped + stats.rejected;
+    let accounted = stats.outcomes();
     if accounted != stats.captured || stats.pending != 0 {
         eprintln!(
-            "demo: UNACCOUNTED: captured {} != sent + failed + dropped + rejected {accounted}, or pending {} != 0",
+            "demo: UNACCOUNTED: captured {} != every outcome {accounted}, or pending {} != 0",
             stats.captured, stats.pending
         );
         return 1;

@@ -1,6 +1,6 @@
 //! Delivery end to end: the real `Client` (smol flusher thread, ureq transport) against the
 //! local receiver over loopback, with faults. Each scenario ends with a shutdown that must
-//! account for every event (`captured == sent + failed + dropped + rejected`, `pending == 0`)
+//! account for every event (`captured == outcomes()` (sent + failed + dropped + rejected + sampled + filtered), `pending == 0`)
 //! and a check that no log line holds the API key.
 //!
 //! Timing: no assertion depends on a tight bound; waits are asserted as minimums (Retry-After)

@@ -1,6 +1,6 @@
 //! Every fault server from one table (issue 9): for each row the real client (smol flusher,
 //! ureq) captures a few events, flushes, and shuts down with a short deadline, and for every row
-//! - `captured == sent + failed + dropped + rejected`, and `pending == 0` after shutdown;
+//! - `captured == outcomes()` (sent + failed + dropped + rejected + sampled + filtered), and `pending == 0` after shutdown;
 //! - shutdown returned within its deadline + 1 s;
 //! - no log line, at any level and from any crate, holds the key or 8 bytes of its secret part
 //!   (ureq-proto's `Trace` hex dumps excepted: see `assert_no_key_logged`).
