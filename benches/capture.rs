@@ -41,18 +41,9 @@ use fasthog::ring::{try_consumer, LanesConsumer, LanesRef};
 use fasthog::{Captured, Client, Clock, Event, HeapQueue, Props, Rate, Sampler, Static, StaticQueue};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
-const NAME: &str = "order_filled";
-const USER: &str = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
-
-/// The typical event.
-#[inline(always)]
-fn typical(user: &str, i: u64) -> Event<'_, impl Props + '_> {
-    Event::new(NAME, user)
-        .prop("qty", (i % 100) as i64)
-        .prop("seq", i as i64)
-        .prop("price", 101.25 + (i % 7) as f64)
-        .prop("venue", Static("XNAS"))
-}
+#[path = "common/typical.rs"]
+mod typical;
+use typical::{typical, NAME, USER};
 
 /// The event with no properties.
 #[inline(always)]

@@ -37,22 +37,13 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use fasthog::tracing::PostHogLayer;
-use fasthog::{Captured, Client, Event, Props, Static};
+use fasthog::{Captured, Client};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 use tracing_subscriber::layer::SubscriberExt;
 
-const NAME: &str = "order_filled";
-const USER: &str = "2f1c8f5e-7a34-4a63-9d0b-0c5b8d1f2e3a";
-
-/// The typical event, built for a direct capture.
-#[inline(always)]
-fn typical(user: &str, i: u64) -> Event<'_, impl Props + '_> {
-    Event::new(NAME, user)
-        .prop("qty", (i % 100) as i64)
-        .prop("seq", i as i64)
-        .prop("price", 101.25 + (i % 7) as f64)
-        .prop("venue", Static("XNAS"))
-}
+#[path = "common/typical.rs"]
+mod typical;
+use typical::{typical, NAME, USER};
 
 /// The typical event as a `tracing` event of the layer's target.
 #[inline(always)]

@@ -597,35 +597,33 @@ impl<const N: usize> Scan<N> {
     }
 }
 
-impl<const N: usize> Visit for Scan<N> {
-    fn record_str(&mut self, field: &Field, value: &str) {
+impl<const N: usize> Scan<N> {
+    /// Copies the field into the name or the distinct_id when it is one of them (`set`
+    /// writes the value into a `Text`).
+    #[inline(always)]
+    fn copy(&mut self, field: &Field, set: impl FnOnce(&mut Text<N>)) {
         match field.name() {
             EVENT_FIELD if self.kind == Kind::Named => {
-                self.name.set_str(value);
+                set(&mut self.name);
                 (self.named, self.message_named) = (true, false);
             }
-            DISTINCT_ID_FIELD => self.id.set_str(value),
+            DISTINCT_ID_FIELD => set(&mut self.id),
             MESSAGE_FIELD if self.message_is_name() => {
-                self.name.set_str(value);
+                set(&mut self.name);
                 self.message_named = true;
             }
             _ => {}
         }
     }
+}
+
+impl<const N: usize> Visit for Scan<N> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.copy(field, |text| text.set_str(value));
+    }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        match field.name() {
-            EVENT_FIELD if self.kind == Kind::Named => {
-                self.name.set_debug(value);
-                (self.named, self.message_named) = (true, false);
-            }
-            DISTINCT_ID_FIELD => self.id.set_debug(value),
-            MESSAGE_FIELD if self.message_is_name() => {
-                self.name.set_debug(value);
-                self.message_named = true;
-            }
-            _ => {}
-        }
+        self.copy(field, |text| text.set_debug(value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn Error + 'static)) {
