@@ -770,12 +770,11 @@ where
             if pool.filling().is_none() {
                 return false;
             }
-            let entry = match filter.as_mut().map(|f| f.apply(entry)) {
-                None => entry,
-                Some(Filtered::Send { entry, removed }) => {
-                    redacted += removed;
-                    entry
-                }
+            // Removals are counted once the entry is in a batch: one left waiting in its lane
+            // is filtered again on a later pass.
+            let (entry, removed) = match filter.as_mut().map(|f| f.apply(entry)) {
+                None => (entry, 0),
+                Some(Filtered::Send { entry, removed }) => (entry, removed),
                 Some(Filtered::Drop) => {
                     *drained = drained.wrapping_add(1);
                     filtered += 1;
@@ -790,6 +789,7 @@ where
                 match batch.push(encoder, entry, clock) {
                     Pushed::Added(n) => {
                         *drained = seq;
+                        redacted += removed;
                         if batch.len() == 1 {
                             batch.seq = seq;
                         }

@@ -27,8 +27,10 @@ impl Rate {
         if share.is_nan() || share <= 0.0 || share > 1.0 {
             return Err(SampleError::Rate);
         }
-        // Exact: a rate's 53-bit mantissa times 2^53 is an integer.
-        Ok(Rate((share * (1u64 << 53) as f64) as u64))
+        // A threshold over 53-bit draws: `share` rounded down to a multiple of 2^-53 (1 keeps
+        // every event), and at least 2^-53, so no positive rate keeps nothing.
+        let threshold = (share * (1u64 << 53) as f64) as u64;
+        Ok(Rate(if threshold == 0 { 1 } else { threshold }))
     }
 
     /// The share of events kept.

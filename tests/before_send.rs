@@ -208,3 +208,39 @@ fn the_core_filter_copies_only_when_it_removes_and_drops_when_the_scratch_is_too
     // A scratch buffer too small for the copy: dropped, never sent with the keys.
     assert_eq!(apply(Verdict::Remove(PII), &mut [0u8; 8]), (None, 0));
 }
+
+/// An event the filter redacted but no batch could take (all sealed while PostHog backs the
+/// client off) waits in its lane and is filtered again later: its removals count once, when
+/// it enters a batch. (They were counted at every pass: 58 for 40 events.)
+#[test]
+fn removals_count_once_even_when_the_event_waits_for_a_batch() {
+    let recorder = Recorder::new();
+    recorder.respond_with([503; 6]);
+    let client = Client::builder("phc_filter_test")
+        .batch_size(1000)
+        .max_batch_events(1000)
+        .max_batch_bytes(1024)
+        .pending_batches(2)
+        .requests_in_flight(1)
+        .retry(fasthog::flusher::RetryPolicy {
+            max_attempts: 10,
+            initial_backoff_ms: 20,
+            max_backoff_ms: 20,
+            max_retry_after_ms: 20,
+        })
+        .before_send(|_| Verdict::Remove(&["email"]))
+        .build_with_transport(recorder.clone())
+        .unwrap();
+    let pad = "x".repeat(150);
+    for i in 0..40 {
+        let _ = client.capture(
+            &Event::new("e", "user-1").prop("email", "a@b.c").prop("pad", pad.as_str()).prop("i", i),
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let s = client.shutdown(Duration::from_secs(20)).unwrap();
+    assert_accounted(&s);
+    assert_eq!(s.sent, 40, "{s:?}");
+    assert!(recorder.events().iter().all(|e| !e.json.contains("a@b.c")));
+    assert_eq!(s.redacted, 40, "one removal per event: {s:?}");
+}

@@ -275,3 +275,14 @@ fn ids_that_are_the_same_once_cut_are_sampled_the_same() {
     }
     assert_binomial(outcomes.iter().filter(|o| **o == Captured::Queued).count(), 200, 0.5);
 }
+
+#[test]
+fn the_smallest_positive_rates_keep_a_share_not_nothing() {
+    // Below 2^-53 the threshold rounded to 0 and such a rate kept nothing.
+    for share in [1e-17, 1e-300, f64::MIN_POSITIVE, 5e-324] {
+        let rate = Rate::new(share).expect("a positive rate");
+        assert_eq!(rate.share(), 1.0 / (1u64 << 53) as f64, "{share}");
+    }
+    assert_eq!(Rate::new(0.5).unwrap().share(), 0.5);
+    assert_eq!(Rate::new(1.0).unwrap(), Rate::ALL);
+}
