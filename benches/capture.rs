@@ -37,13 +37,13 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use fasthog::batch::{Batch, Encoder, Enrichment, Envelope, Limits, Pushed};
 use fasthog::client::{ClientClock, CoarseClock, TscClock};
 use fasthog::json::Writer;
-use fasthog::ring::{try_consumer, LanesConsumer, LanesRef};
+use fasthog::ring::{try_consumer, LaneProducer, LanesConsumer, LanesRef};
 use fasthog::{Captured, Client, Clock, Event, HeapQueue, Props, Rate, Sampler, Static, StaticQueue};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 
-#[path = "common/typical.rs"]
-mod typical;
-use typical::{typical, NAME, USER};
+#[path = "common/bench.rs"]
+mod bench;
+use bench::{config, typical, NAME, USER};
 
 /// The event with no properties.
 #[inline(always)]
@@ -133,6 +133,14 @@ const BLOCKS: usize = 64;
 const BLOCK: usize = 4096;
 static QUEUE: StaticQueue<1, BLOCKS, BLOCK> = StaticQueue::new();
 
+/// A one-lane `HeapQueue`, its producer and its consumer.
+fn heap_lane() -> (Arc<HeapQueue>, LaneProducer<Arc<HeapQueue>>, LanesConsumer<Arc<HeapQueue>>) {
+    let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
+    let producer = HeapQueue::producer(queue.clone()).expect("a lane");
+    let consumer = try_consumer(queue.clone()).expect("the consumer");
+    (queue, producer, consumer)
+}
+
 /// Drains every published entry (read in place, as the flusher's encoder does).
 fn drain_all<R: LanesRef>(consumer: &mut LanesConsumer<R>) {
     consumer.drain(|entry| {
@@ -187,9 +195,7 @@ fn capture_typical(c: &mut Criterion) {
 
     // A HeapQueue lane (what the std client uses), drained between chunks.
     {
-        let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
-        let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
-        let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+        let (queue, mut producer, mut consumer) = heap_lane();
         let mut drain = || drain_all(&mut consumer);
         g.bench_function("heap_lane/build+capture", |b| {
             b.iter_custom(|iters| {
@@ -277,9 +283,7 @@ fn capture_props(c: &mut Criterion) {
     let mut g = c.benchmark_group("capture_props");
     g.throughput(Throughput::Elements(1));
     let clock = coarse_clock();
-    let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
-    let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
-    let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+    let (queue, mut producer, mut consumer) = heap_lane();
     let mut drain = || drain_all(&mut consumer);
     g.bench_function(BenchmarkId::new("build+capture", 0), |b| {
         b.iter_custom(|iters| {
@@ -463,9 +467,7 @@ fn capture_sampled(c: &mut Criterion) {
     let mut g = c.benchmark_group("capture_sampled");
     g.throughput(Throughput::Elements(1));
     let clock = coarse_clock();
-    let queue = Arc::new(HeapQueue::with_blocks(1, BLOCKS, BLOCK));
-    let mut producer = HeapQueue::producer(queue.clone()).expect("a lane");
-    let mut consumer = try_consumer(queue.clone()).expect("the consumer");
+    let (queue, mut producer, mut consumer) = heap_lane();
     let mut drain = || drain_all(&mut consumer);
     // The largest rate below 1: the decision runs, and keeps all but 1 in 2^53.
     let nearly_all = Rate::new(1.0 - f64::EPSILON / 2.0).expect("a rate");
@@ -502,13 +504,6 @@ fn capture_sampled(c: &mut Criterion) {
     }
     assert_eq!(queue.stats().dropped, 0, "a lane filled up: the bench must drain sooner");
     g.finish();
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
 }
 
 criterion_group! {

@@ -41,9 +41,9 @@ use fasthog::{Captured, Client};
 use fasthog_receiver::{Receiver, ReceiverConfig, Store};
 use tracing_subscriber::layer::SubscriberExt;
 
-#[path = "common/typical.rs"]
-mod typical;
-use typical::{typical, NAME, USER};
+#[path = "common/bench.rs"]
+mod bench;
+use bench::{config, typical, NAME, USER};
 
 /// The typical event as a `tracing` event of the layer's target.
 #[inline(always)]
@@ -219,13 +219,6 @@ fn other_target_loop(n: u64) {
     for i in 0..n {
         info_other_target(black_box(USER), i);
     }
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30)
 }
 
 criterion_group! {
