@@ -77,7 +77,7 @@ pub fn thread_cpu_us() -> (u64, u64, u64) {
         match comm.trim() {
             _ if is_me => this += us,
             "fasthog-flusher" => flusher += us,
-            c if c.starts_with("blocking-") => blocking += us,
+            "fasthog-sender" => blocking += us,
             _ => {}
         }
     }

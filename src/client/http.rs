@@ -1,5 +1,6 @@
 //! The HTTP transport on ureq 3: gzip by default, rustls for https, reused connections,
-//! bounded response reads, and the blocking call moved off the flusher's executor.
+//! bounded response reads, the blocking call on sender threads of its own (off the flusher's
+//! executor), and the host looked up once a minute rather than per request.
 //!
 //! Proxy, CA and TLS settings are ureq's: [`HttpTransport::new`] keeps ureq's defaults (a proxy
 //! from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY`, minus `NO_PROXY`; Mozilla's roots, or the
@@ -12,29 +13,43 @@ use std::time::{Duration, SystemTime};
 use std::vec::Vec;
 
 use super::gzip::GzipBody;
+use super::resolve::CachingResolver;
 
 use crate::transport::{Request, Response, Transport, TransportError, DETAIL_KEPT};
 
-/// `POST {host}/batch/` over ureq. Each send runs the compression and the blocking HTTP
-/// exchange on the `blocking` thread pool, so the flusher keeps draining lanes (and can
-/// abandon the request at a shutdown deadline) while it waits. Sends run concurrently, one
-/// pool thread each, up to the flusher's `requests_in_flight`; each takes a *sender* (its
-/// body buffers and gzip compressor, reused from one request to the next) from a small
-/// stack, and the agent keeps a connection per request in flight.
+/// `POST {host}/batch/` over ureq. Each send hands the body to a *sender*: a thread of the
+/// transport's own (`fasthog-sender`) that compresses it and runs the blocking HTTP exchange,
+/// so the flusher keeps draining lanes (and can abandon the request at a shutdown deadline)
+/// while it waits. Sends run concurrently, one sender each, up to the flusher's
+/// `requests_in_flight`. A sender lives as long as the transport, parked while idle, and
+/// reuses its body buffers, its gzip compressor and (through the agent) a connection from
+/// one request to the next: no thread is started per request.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     agent: ureq::Agent,
     url: Arc<str>,
-    /// Senders not in use. One is made when every existing one is busy, so there are as many
-    /// as requests were ever in flight at once (one lost, and made anew, for each send
-    /// abandoned at a shutdown deadline).
+    /// Senders not in use. One is started when every existing one is busy, so there are as
+    /// many as requests were ever in flight at once (one lost, and started anew, for each
+    /// send abandoned at a shutdown deadline: its thread ends when that request does).
     idle: Arc<Mutex<Vec<Sender>>>,
     gzip_level: Option<u32>,
+    /// The host's addresses, looked up once a minute (not per request, as ureq would), and
+    /// forgotten when a connection fails. `None` for an agent the user configured.
+    resolver: Option<CachingResolver>,
 }
 
-/// What one request in flight needs, reused: the body, its compressed form, the compressor.
+/// The flusher's end of a sender thread.
 #[derive(Debug)]
 struct Sender {
+    /// The body's buffers while the sender is idle (they travel with each request).
+    body: Option<Body>,
+    to_thread: async_channel::Sender<Body>,
+    from_thread: async_channel::Receiver<(Result<Response, TransportError>, Body)>,
+}
+
+/// What one request needs, reused: the body, its compressed form, the compressor.
+#[derive(Debug)]
+struct Body {
     plain: Vec<u8>,
     gzipped: Vec<u8>,
     gzip: Option<GzipBody>,
@@ -69,7 +84,10 @@ impl HttpTransport {
         let config = config.tls_config(
             ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build(),
         );
-        Self::with_agent(config.build().into(), host, gzip_level)
+        let resolver = CachingResolver::default();
+        let connector = ureq::unversioned::transport::DefaultConnector::new();
+        let agent = ureq::Agent::with_parts(config.build(), connector, resolver.clone());
+        HttpTransport { resolver: Some(resolver), ..Self::with_agent(agent, host, gzip_level) }
     }
 
     /// A transport posting to `{host}/batch/` through an agent you configured: a proxy, an
@@ -79,7 +97,9 @@ impl HttpTransport {
     /// timeouts apply (set `timeout_global`: the builder's are not used); HTTP error statuses
     /// are returned to the flusher whatever the agent's `http_status_as_error`. Give the agent
     /// `max_idle_connections_per_host` of at least the client's `requests_in_flight`, or
-    /// requests beyond it open a new connection each.
+    /// requests beyond it open a new connection each. Such an agent resolves the host as ureq
+    /// does, before every request (with a timeout set, on a thread started for the lookup);
+    /// [`HttpTransport::new`]'s remembers the addresses for a minute.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -96,28 +116,75 @@ impl HttpTransport {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_agent(agent: ureq::Agent, host: &str, gzip_level: Option<u32>) -> Self {
-        HttpTransport { agent, url: batch_url(host).into(), idle: Arc::default(), gzip_level }
+        HttpTransport { agent, url: batch_url(host).into(), idle: Arc::default(), gzip_level, resolver: None }
     }
 
     /// An idle sender, or a new one when all are busy.
-    fn take_sender(&self) -> Sender {
+    fn take_sender(&self) -> Result<Sender, TransportError> {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        idle.unwrap_or_else(|| Sender {
-            plain: Vec::new(),
-            gzipped: Vec::new(),
-            gzip: self.gzip_level.map(GzipBody::new),
-        })
+        match idle {
+            Some(sender) => Ok(sender),
+            None => Sender::start(self.agent.clone(), self.url.clone(), self.gzip_level),
+        }
     }
 }
 
 impl Sender {
-    /// Concatenates the body into the reused buffer (a memcpy; compression happens later, off
-    /// the flusher's thread).
+    /// Starts a sender thread: it posts each body it is given and answers with the outcome.
+    /// It ends when the transport drops its `Sender`, or when a send abandoned at a shutdown
+    /// deadline is no longer there to take the answer.
+    fn start(agent: ureq::Agent, url: Arc<str>, gzip_level: Option<u32>) -> Result<Sender, TransportError> {
+        let (to_thread, bodies) = async_channel::bounded::<Body>(1);
+        let (outcomes, from_thread) = async_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("fasthog-sender".into())
+            .spawn(move || {
+                while let Ok(mut body) = bodies.recv_blocking() {
+                    let result = body.post(&agent, &url);
+                    if outcomes.send_blocking((result, body)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|_| TransportError::Other("could not start a sender thread"))?;
+        let body = Body { plain: Vec::new(), gzipped: Vec::new(), gzip: gzip_level.map(GzipBody::new) };
+        Ok(Sender { body: Some(body), to_thread, from_thread })
+    }
+
+    /// Posts `request` on this sender's thread and waits for the outcome.
+    async fn send(&mut self, request: &Request<'_>) -> Result<Response, TransportError> {
+        let Some(mut body) = self.body.take() else {
+            return Err(TransportError::Other("sender lost its buffers"));
+        };
+        body.fill(request);
+        let gone = || TransportError::Other("sender thread ended");
+        self.to_thread.send(body).await.map_err(|_| gone())?;
+        let (result, body) = self.from_thread.recv().await.map_err(|_| gone())?;
+        self.body = Some(body);
+        result
+    }
+}
+
+impl Body {
+    /// Concatenates the request into the reused buffer (a memcpy; compression happens on the
+    /// sender's thread).
     fn fill(&mut self, request: &Request<'_>) {
         self.plain.clear();
         self.plain.reserve(request.len());
         for part in request.parts() {
             self.plain.extend_from_slice(part);
+        }
+    }
+
+    /// Compresses (when set to) and posts the body: the sender thread's work.
+    fn post(&mut self, agent: &ureq::Agent, url: &str) -> Result<Response, TransportError> {
+        let Body { plain, gzipped, gzip } = self;
+        match gzip {
+            Some(gz) => {
+                gz.compress(plain, gzipped);
+                post(agent, url, gzipped, true)
+            }
+            None => post(agent, url, plain, false),
         }
     }
 }
@@ -131,25 +198,15 @@ pub(crate) fn batch_url(host: &str) -> String {
 
 impl Transport for HttpTransport {
     async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
-        let mut sender = self.take_sender();
-        sender.fill(&request);
-        let (agent, url) = (self.agent.clone(), self.url.clone());
-        // Compression and the HTTP exchange both run on the blocking pool, one thread per
-        // request in flight: the flusher's thread goes on draining lanes, encoding the next
-        // batch and starting other requests meanwhile.
-        let (result, sender) = blocking::unblock(move || {
-            let Sender { plain, gzipped, gzip } = &mut sender;
-            let result = match gzip {
-                Some(gz) => {
-                    gz.compress(plain, gzipped);
-                    post(&agent, &url, gzipped, true)
-                }
-                None => post(&agent, &url, plain, false),
-            };
-            (result, sender)
-        })
-        .await;
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(sender);
+        let mut sender = self.take_sender()?;
+        let result = sender.send(&request).await;
+        if let (Err(TransportError::Connect), Some(resolver)) = (&result, &self.resolver) {
+            resolver.forget(); // the host may have moved
+        }
+        // A sender whose thread ended (it cannot, short of a panic in ureq) is not kept.
+        if sender.body.is_some() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(sender);
+        }
         result
     }
 }
@@ -220,6 +277,36 @@ fn map_error(err: ureq::Error) -> TransportError {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn the_agent_looks_the_host_up_through_the_remembering_resolver() {
+        // (ureq's own resolver starts a thread and makes a lookup for every request.)
+        let receiver = fasthog_receiver::Receiver::start(Default::default()).expect("receiver");
+        let transport =
+            HttpTransport::new(&receiver.url(), Duration::from_secs(2), Duration::from_secs(5), None);
+        let resolver = transport.resolver.clone().expect("HttpTransport::new's own resolver");
+        let uri: ureq::http::Uri = transport.url.parse().unwrap();
+        assert!(resolver.remembered(&uri, std::time::Instant::now()).is_none());
+        let head = b"{\"api_key\":\"phc_test_key_0000000000000000000000000\",\"batch\":[";
+        let request = Request {
+            head,
+            events: b"{\"event\":\"e\",\"distinct_id\":\"u\"}",
+            tail: b"]}",
+            event_count: 1,
+            attempt: 1,
+        };
+        let response = futures_lite::future::block_on(transport.send(request)).expect("sent");
+        assert_eq!(response.status, 200);
+        assert!(resolver.remembered(&uri, std::time::Instant::now()).is_some(), "the agent asked it");
+        // A connection refused (the receiver gone) forgets the address.
+        drop(receiver);
+        let refused = futures_lite::future::block_on(transport.send(request));
+        assert!(matches!(refused, Err(TransportError::Connect)), "{refused:?}");
+        assert!(
+            resolver.remembered(&uri, std::time::Instant::now()).is_none(),
+            "forgotten after a refused connection"
+        );
+    }
 
     #[test]
     fn retry_after_in_every_http_date_form() {

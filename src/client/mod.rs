@@ -10,6 +10,8 @@ mod gzip;
 #[cfg(feature = "ureq")]
 mod http;
 mod lifecycle;
+#[cfg(feature = "ureq")]
+mod resolve;
 mod runtime;
 
 use core::cell::RefCell;
@@ -310,7 +312,7 @@ impl Builder {
 
     /// Requests in flight at once, from 1 to [`MAX_IN_FLIGHT`](crate::flusher::MAX_IN_FLIGHT)
     /// (8): while one batch waits for its response (or backs off), the next ones are sent,
-    /// each on its own connection and `blocking` pool thread, each retried, backed off and
+    /// each on its own connection and sender thread, each retried, backed off and
     /// split on a 413 on its own. With a server that takes 200 ms per response, one request in
     /// flight delivers one batch per 200 ms; four deliver four. They count among the
     /// `pending_batches`. Defaults to 4.
