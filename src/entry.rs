@@ -664,6 +664,25 @@ pub(crate) enum Token<'e> {
     End,
 }
 
+/// A value that is one scalar, read without [`ValueReader`]'s container bookkeeping (most
+/// property values are). `None` for a container or bytes capture did not write.
+#[inline]
+pub(crate) fn scalar(value: &[u8]) -> Option<Token<'_>> {
+    Some(match *value.first()? {
+        tag::NULL => Token::Null,
+        tag::FALSE => Token::Bool(false),
+        tag::TRUE => Token::Bool(true),
+        tag::I64 => Token::I64(u64_at(value, 1)? as i64),
+        tag::U64 => Token::U64(u64_at(value, 1)?),
+        tag::F64 => Token::F64(f64::from_bits(u64_at(value, 1)?)),
+        tag::STR => {
+            let ((s, e), _) = read_str(value, 1)?;
+            Token::Str(&value[s..e])
+        }
+        _ => return None,
+    })
+}
+
 /// Walks a value's tokens iteratively, keeping one bit per open container (object or array).
 #[derive(Debug, Clone)]
 pub(crate) struct ValueReader<'e> {
@@ -684,6 +703,13 @@ impl<'e> ValueReader<'e> {
 
     /// Where the value starting at `at` ends.
     pub(crate) fn skip(b: &'e [u8], at: usize) -> Option<usize> {
+        // Scalars (most values) by their tag alone.
+        match *b.get(at)? {
+            tag::NULL | tag::FALSE | tag::TRUE => return Some(at + 1),
+            tag::I64 | tag::U64 | tag::F64 => return (at + 9 <= b.len()).then_some(at + 9),
+            tag::STR => return read_str(b, at + 1).map(|(_, end)| end),
+            _ => {}
+        }
         let mut r = ValueReader { b, at, objects: 0, depth: 0, want_key: false, done: false };
         while r.next()?.is_some() {}
         Some(r.at)
