@@ -417,7 +417,7 @@ fn at_most(value: f64, target: f64) -> String {
     if value <= target {
         "**MET**".into()
     } else {
-        format!("**MISSED BY {:.0}%**", (value / target - 1.0) * 100.0)
+        missed_by((value / target - 1.0) * 100.0)
     }
 }
 
@@ -426,7 +426,16 @@ fn at_least(value: f64, target: f64) -> String {
     if value >= target {
         "**MET**".into()
     } else {
-        format!("**MISSED BY {:.0}%**", (1.0 - value / target) * 100.0)
+        missed_by((1.0 - value / target) * 100.0)
+    }
+}
+
+/// A miss in percent: whole percents, or one decimal under 10% (a miss is never "0%").
+fn missed_by(percent: f64) -> String {
+    if percent < 10.0 {
+        format!("**MISSED BY {percent:.1}%**")
+    } else {
+        format!("**MISSED BY {percent:.0}%**")
     }
 }
 
