@@ -66,7 +66,7 @@ impl<'a> Writer<'a> {
     }
 
     /// Appends a quoted, escaped JSON string. `s` must be UTF-8 (bytes of a `str`).
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self, s: &[u8]) {
         let clean = clean_prefix(s);
         if clean == s.len() {
@@ -83,6 +83,13 @@ impl<'a> Writer<'a> {
             }
             return;
         }
+        self.escaped(s);
+    }
+
+    /// [`Writer::string`] for a string with something to escape (out of line: most have none).
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, s: &[u8]) {
         self.byte(b'"');
         let mut rest = s;
         loop {
