@@ -278,12 +278,33 @@ mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
 
+    /// A loopback server that answers one request with 200, then closes its connection and
+    /// its port. (The packaged crate's tests cannot use the workspace's receiver.)
+    fn serve_one_request() -> (String, std::thread::JoinHandle<()>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = std::format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let mut reader = BufReader::new(stream);
+            let (mut line, mut length) = (String::new(), 0);
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let _ = reader.by_ref().take(length).read_to_end(&mut Vec::new());
+            let _ = reader.get_mut().write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+        });
+        (url, server)
+    }
+
     #[test]
     fn the_agent_looks_the_host_up_through_the_remembering_resolver() {
         // (ureq's own resolver starts a thread and makes a lookup for every request.)
-        let receiver = fasthog_receiver::Receiver::start(Default::default()).expect("receiver");
-        let transport =
-            HttpTransport::new(&receiver.url(), Duration::from_secs(2), Duration::from_secs(5), None);
+        let (url, server) = serve_one_request();
+        let transport = HttpTransport::new(&url, Duration::from_secs(2), Duration::from_secs(5), None);
         let resolver = transport.resolver.clone().expect("HttpTransport::new's own resolver");
         let uri: ureq::http::Uri = transport.url.parse().unwrap();
         assert!(resolver.remembered(&uri, std::time::Instant::now()).is_none());
@@ -298,8 +319,8 @@ mod tests {
         let response = futures_lite::future::block_on(transport.send(request)).expect("sent");
         assert_eq!(response.status, 200);
         assert!(resolver.remembered(&uri, std::time::Instant::now()).is_some(), "the agent asked it");
-        // A connection refused (the receiver gone) forgets the address.
-        drop(receiver);
+        // A connection refused (the server is gone) forgets the address.
+        server.join().unwrap();
         let refused = futures_lite::future::block_on(transport.send(request));
         assert!(matches!(refused, Err(TransportError::Connect)), "{refused:?}");
         assert!(
