@@ -63,6 +63,9 @@ pub use event::{
 #[cfg(feature = "std")]
 pub use exception::{install_panic_hook, MAX_FRAMES, PANIC_FLUSH_TIMEOUT};
 pub use exception::{AsError, Exception, MAX_EXCEPTION_CHAIN, SOURCE_TYPE};
+/// What `Builder::retry` and `Builder::on_delivery` take, at the root (they live with
+/// the flusher).
+pub use flusher::{Outcome, RetryPolicy};
 #[cfg(feature = "std")]
 pub use queue::HeapQueue;
 #[cfg(not(fasthog_loom))]

@@ -202,7 +202,7 @@ fn recorder_client_mode_records_delivered_events_with_super_properties() {
     recorder.respond_with([503]); // the first attempt fails: nothing recorded, then a retry
     let client = Client::builder("phc_recorder")
         .super_property("service", "matcher")
-        .retry(fasthog::flusher::RetryPolicy { initial_backoff_ms: 1, ..Default::default() })
+        .retry(fasthog::RetryPolicy { initial_backoff_ms: 1, ..Default::default() })
         .build_with_transport(recorder.clone())
         .unwrap();
     let _ = client.capture(&Event::identify("user-1").set("plan", "pro"));
