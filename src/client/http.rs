@@ -39,7 +39,6 @@ pub struct HttpTransport {
 }
 
 /// The flusher's end of a sender thread.
-#[derive(Debug)]
 struct Sender {
     /// The body's buffers while the sender is idle (they travel with each request).
     body: Option<Body>,
@@ -48,11 +47,18 @@ struct Sender {
 }
 
 /// What one request needs, reused: the body, its compressed form, the compressor.
-#[derive(Debug)]
 struct Body {
     plain: Vec<u8>,
     gzipped: Vec<u8>,
     gzip: Option<GzipBody>,
+}
+
+/// Lengths only: the buffers hold the last request, and with it the API key.
+impl core::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let idle = self.body.as_ref().map(|b| (b.plain.capacity(), b.gzipped.capacity(), b.gzip.is_some()));
+        f.debug_struct("Sender").field("idle (plain, gzipped capacity; gzip)", &idle).finish_non_exhaustive()
+    }
 }
 
 /// Idle connections the agent keeps per host: one per request in flight, at the most.
@@ -200,8 +206,12 @@ impl Transport for HttpTransport {
     async fn send(&self, request: Request<'_>) -> Result<Response, TransportError> {
         let mut sender = self.take_sender()?;
         let result = sender.send(&request).await;
-        if let (Err(TransportError::Connect), Some(resolver)) = (&result, &self.resolver) {
-            resolver.forget(); // the host may have moved
+        // The host may have moved (a refused connection, or one that timed out: an old
+        // address that drops packets). A slow server's timeout costs one more lookup.
+        if let (Err(TransportError::Connect | TransportError::Timeout), Some(resolver)) =
+            (&result, &self.resolver)
+        {
+            resolver.forget();
         }
         // A sender whose thread ended (it cannot, short of a panic in ureq) is not kept.
         if sender.body.is_some() {
@@ -301,6 +311,25 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_never_holds_the_last_body() {
+        // The buffers keep the last request, `"api_key"` included, for the next one.
+        let (url, server) = serve_one_request();
+        let transport = HttpTransport::new(&url, Duration::from_secs(2), Duration::from_secs(5), Some(1));
+        let head = b"{\"api_key\":\"phc_secret_debug_key_000000000000000000\",\"batch\":[";
+        let request = Request { head, events: b"{\"event\":\"e\"}", tail: b"]}", event_count: 1, attempt: 1 };
+        assert_eq!(futures_lite::future::block_on(transport.send(request)).expect("sent").status, 200);
+        server.join().unwrap();
+        let idle = transport.idle.lock().unwrap();
+        assert_eq!(idle.len(), 1, "the sender is back, with the body in its buffers");
+        let body = idle[0].body.as_ref().expect("buffers");
+        assert!(body.plain.windows(6).any(|w| w == b"secret"), "the body is kept");
+        drop(idle);
+        let debug = std::format!("{transport:?}");
+        assert!(!debug.contains("secret") && !debug.contains("112, 104, 99"), "{debug}"); // "phc" as bytes
+        assert!(debug.contains("Sender"), "{debug}");
+    }
+
+    #[test]
     fn the_agent_looks_the_host_up_through_the_remembering_resolver() {
         // (ureq's own resolver starts a thread and makes a lookup for every request.)
         let (url, server) = serve_one_request();
@@ -327,6 +356,21 @@ mod tests {
             resolver.remembered(&uri, std::time::Instant::now()).is_none(),
             "forgotten after a refused connection"
         );
+
+        // A request that times out (an address that takes the connection and never answers)
+        // forgets it too.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap(); // never accepts
+        let url = std::format!("http://{}", silent.local_addr().unwrap());
+        let transport = HttpTransport::new(&url, Duration::from_secs(2), Duration::from_millis(300), None);
+        let resolver = transport.resolver.clone().expect("HttpTransport::new's own resolver");
+        let uri: ureq::http::Uri = transport.url.parse().unwrap();
+        let config = ureq::config::Config::default();
+        ureq::unversioned::resolver::Resolver::resolve(&resolver, &uri, &config, Default::default())
+            .expect("resolved");
+        assert!(resolver.remembered(&uri, std::time::Instant::now()).is_some());
+        let timed_out = futures_lite::future::block_on(transport.send(request));
+        assert!(matches!(timed_out, Err(TransportError::Timeout)), "{timed_out:?}");
+        assert!(resolver.remembered(&uri, std::time::Instant::now()).is_none(), "forgotten after a timeout");
     }
 
     #[test]
