@@ -481,13 +481,22 @@ fn write_value(value: Value<'_>, w: &mut Writer<'_>, notes: &mut Notes) {
     }
 }
 
-/// The request envelope around a batch's events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The request envelope around a batch's events. Its `Debug` does not show the key.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Envelope<'a> {
     /// The project API key.
     pub api_key: &'a str,
     /// `historical_migration`: route to PostHog's historical ingestion.
     pub historical_migration: bool,
+}
+
+impl core::fmt::Debug for Envelope<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("api_key", &"(redacted)")
+            .field("historical_migration", &self.historical_migration)
+            .finish()
+    }
 }
 
 /// Room for an envelope head: a 64-byte key (the most PostHog accepts) escaped, plus the rest.

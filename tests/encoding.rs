@@ -334,6 +334,9 @@ fn envelope_head_exact() {
     assert_eq!(envelope.overhead(), n + TAIL.len());
     let n = Envelope { api_key: "phc_abc", historical_migration: true }.write_head(0, &mut head);
     assert!(std::str::from_utf8(&head[..n]).unwrap().contains(r#""historical_migration":true,"#));
+    // Its Debug (a log line, a panic message) never shows the key.
+    let debug = format!("{envelope:?}");
+    assert!(!debug.contains("abc") && debug.contains("historical_migration: false"), "{debug}");
 }
 
 #[test]
