@@ -664,23 +664,30 @@ pub(crate) enum Token<'e> {
     End,
 }
 
+/// The scalar whose tag is at `at`: its token and where it ends. `None` for a container, a
+/// key, an end, or bytes capture did not write.
+#[inline]
+fn scalar_at(b: &[u8], at: usize) -> Option<(Token<'_>, usize)> {
+    Some(match *b.get(at)? {
+        tag::NULL => (Token::Null, at + 1),
+        tag::FALSE => (Token::Bool(false), at + 1),
+        tag::TRUE => (Token::Bool(true), at + 1),
+        tag::I64 => (Token::I64(u64_at(b, at + 1)? as i64), at + 9),
+        tag::U64 => (Token::U64(u64_at(b, at + 1)?), at + 9),
+        tag::F64 => (Token::F64(f64::from_bits(u64_at(b, at + 1)?)), at + 9),
+        tag::STR => {
+            let ((s, e), next) = read_str(b, at + 1)?;
+            (Token::Str(&b[s..e]), next)
+        }
+        _ => return None,
+    })
+}
+
 /// A value that is one scalar, read without [`ValueReader`]'s container bookkeeping (most
 /// property values are). `None` for a container or bytes capture did not write.
 #[inline]
 pub(crate) fn scalar(value: &[u8]) -> Option<Token<'_>> {
-    Some(match *value.first()? {
-        tag::NULL => Token::Null,
-        tag::FALSE => Token::Bool(false),
-        tag::TRUE => Token::Bool(true),
-        tag::I64 => Token::I64(u64_at(value, 1)? as i64),
-        tag::U64 => Token::U64(u64_at(value, 1)?),
-        tag::F64 => Token::F64(f64::from_bits(u64_at(value, 1)?)),
-        tag::STR => {
-            let ((s, e), _) = read_str(value, 1)?;
-            Token::Str(&value[s..e])
-        }
-        _ => return None,
-    })
+    scalar_at(value, 0).map(|(token, _)| token)
 }
 
 /// Walks a value's tokens iteratively, keeping one bit per open container (object or array).
@@ -703,12 +710,9 @@ impl<'e> ValueReader<'e> {
 
     /// Where the value starting at `at` ends.
     pub(crate) fn skip(b: &'e [u8], at: usize) -> Option<usize> {
-        // Scalars (most values) by their tag alone.
-        match *b.get(at)? {
-            tag::NULL | tag::FALSE | tag::TRUE => return Some(at + 1),
-            tag::I64 | tag::U64 | tag::F64 => return (at + 9 <= b.len()).then_some(at + 9),
-            tag::STR => return read_str(b, at + 1).map(|(_, end)| end),
-            _ => {}
+        // Scalars (most values) without the walk.
+        if let Some((_, end)) = scalar_at(b, at) {
+            return Some(end);
         }
         let mut r = ValueReader { b, at, objects: 0, depth: 0, want_key: false, done: false };
         while r.next()?.is_some() {}
@@ -731,19 +735,13 @@ impl<'e> ValueReader<'e> {
             self.want_key = false;
             return Some(Some(Token::Key(&b[s..e])));
         }
+        if let Some((token, next)) = scalar_at(b, self.at) {
+            self.at = next;
+            self.after_value();
+            return Some(Some(token));
+        }
         self.at += 1;
-        let token = match t {
-            tag::NULL => Token::Null,
-            tag::FALSE => Token::Bool(false),
-            tag::TRUE => Token::Bool(true),
-            tag::I64 => Token::I64(u64_at(b, self.at)? as i64),
-            tag::U64 => Token::U64(u64_at(b, self.at)?),
-            tag::F64 => Token::F64(f64::from_bits(u64_at(b, self.at)?)),
-            tag::STR => {
-                let ((s, e), next) = read_str(b, self.at)?;
-                self.at = next;
-                Token::Str(&b[s..e])
-            }
+        match t {
             tag::ARRAY | tag::OBJECT => {
                 let object = t == tag::OBJECT;
                 if self.depth as usize >= 64 {
@@ -756,20 +754,15 @@ impl<'e> ValueReader<'e> {
                 }
                 self.depth += 1;
                 self.want_key = object;
-                return Some(Some(Token::Begin { object }));
+                Some(Some(Token::Begin { object }))
             }
             tag::END => {
                 self.depth = self.depth.checked_sub(1)?;
                 self.after_value();
-                return Some(Some(Token::End));
+                Some(Some(Token::End))
             }
-            _ => return None,
-        };
-        if matches!(token, Token::I64(_) | Token::U64(_) | Token::F64(_)) {
-            self.at += 8;
+            _ => None,
         }
-        self.after_value();
-        Some(Some(token))
     }
 
     /// Right after [`Token::End`]: whether the container it closed was an object.
