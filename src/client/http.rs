@@ -34,7 +34,8 @@ pub struct HttpTransport {
     idle: Arc<Mutex<Vec<Sender>>>,
     gzip_level: Option<u32>,
     /// The host's addresses, looked up once a minute (not per request, as ureq would), and
-    /// forgotten when a connection fails. `None` for an agent the user configured.
+    /// forgotten when a request is refused or times out. `None` for an agent the user
+    /// configured.
     resolver: Option<CachingResolver>,
 }
 
