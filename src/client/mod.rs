@@ -28,6 +28,7 @@ pub use gzip::GzipBody;
 #[cfg(feature = "ureq")]
 pub use http::HttpTransport;
 pub use runtime::{ClientClock, CoarseClock, SmolTimer, SystemClock, TscClock};
+use runtime::ParkTimer;
 
 use crate::batch::{Batch, Encoder, Enrichment, Envelope, Limits};
 use crate::error::{validate_api_key, validate_host, Error};
@@ -611,7 +612,7 @@ impl Builder {
         } else {
             ClientClock::Coarse(Arc::new(CoarseClock::new()))
         };
-        let (life, timer) = (Lifecycle::new(), SmolTimer::new());
+        let (life, timer) = (Lifecycle::new(), ParkTimer::new());
         let sampler = self.sampler()?;
         let flusher = spawn_flusher(&self, api_key, queue.clone(), clock.clone(), transport, &life, timer)?;
         Ok(Client::from_parts(queue, clock, sampler, Some(flusher), self.shutdown_timeout, life, timer))
@@ -664,7 +665,7 @@ fn spawn_flusher<T: Transport + Send + 'static>(
     clock: ClientClock,
     transport: T,
     life: &Arc<Lifecycle>,
-    timer: SmolTimer,
+    timer: ParkTimer,
 ) -> Result<JoinHandle<()>, Error> {
     let life = life.clone();
     let environment = b.environment.clone().unwrap_or_else(environment_from_env);
@@ -735,7 +736,7 @@ fn spawn_flusher<T: Transport + Send + 'static>(
             };
             let control = queue.control();
             let run = futures_lite::future::or(flusher.run(), life.relay(control));
-            smol::block_on(clock.refreshing(run));
+            runtime::block_on(clock.refreshing(run));
         })
         .map_err(Error::Spawn)
 }
@@ -773,7 +774,7 @@ struct Inner {
     shutdown_timeout: Duration,
     life: Arc<Lifecycle>,
     /// The flusher's timer (a copy: the same start), so a shutdown's grace counts from the call.
-    timer: SmolTimer,
+    timer: ParkTimer,
 }
 
 impl core::fmt::Debug for Client {
@@ -821,7 +822,7 @@ impl Client {
             None,
             Duration::ZERO,
             Lifecycle::none(),
-            SmolTimer::new(),
+            ParkTimer::new(),
         );
         // Disabled: the gate is closed from the start (no capture can be busy yet).
         client.inner.queue.gate().close(crate::ring::HasLanes::lanes(&*client.inner.queue), || true);
@@ -835,7 +836,7 @@ impl Client {
         flusher: Option<JoinHandle<()>>,
         shutdown_timeout: Duration,
         life: Arc<Lifecycle>,
-        timer: SmolTimer,
+        timer: ParkTimer,
     ) -> Client {
         Client {
             inner: Arc::new(Inner {

@@ -1,5 +1,10 @@
-//! The `std` runtime pieces: a TSC clock for capture, and smol's timer for the flusher.
+//! The `std` runtime pieces: clocks for capture, and the flusher thread's executor and timer.
 
+use core::cell::Cell;
+use core::future::Future;
+use core::pin::{pin, Pin};
+use core::task::{Context, Poll, Waker};
+use std::task::Wake;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,7 +63,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// The flusher's timer on smol (async-io).
+/// A flusher timer on smol (async-io), for a [`Flusher`](crate::flusher::Flusher) run on a
+/// smol executor. The client's own flusher thread uses a cheaper one of its own.
 #[derive(Debug, Clone, Copy)]
 pub struct SmolTimer {
     start: Instant,
@@ -84,6 +90,93 @@ impl Timer for SmolTimer {
 
     async fn sleep_us(&self, us: u64) {
         smol::Timer::after(Duration::from_micros(us)).await;
+    }
+}
+
+std::thread_local! {
+    /// The earliest instant a [`ParkTimer`] sleep polled in this pass of [`block_on`] waits for.
+    static WAKE_AT: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Runs `future` to its end on this thread: polls it, then parks the thread until a waker
+/// fires or the earliest [`ParkTimer`] sleep polled in that pass is due. The flusher thread's
+/// executor: a pause is one `futex` call, where async-io's `block_on` and timers spent six
+/// system calls on it (a reactor wake-up for each new timer, epoll re-arming, the timerfd:
+/// README design notes).
+///
+/// Sleeps are registered per pass, so the future must poll every sleep it waits on each time
+/// it is polled: `poll_fn` and `or` do, which is all the flusher thread runs.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        WAKE_AT.set(None);
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        match WAKE_AT.get() {
+            Some(at) => {
+                if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                    std::thread::park_timeout(wait);
+                }
+            }
+            None => std::thread::park(),
+        }
+    }
+}
+
+/// The flusher thread's timer: its sleeps wake only under [`block_on`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ParkTimer {
+    start: Instant,
+}
+
+impl ParkTimer {
+    /// A timer counting from now.
+    pub(crate) fn new() -> Self {
+        ParkTimer { start: Instant::now() }
+    }
+
+    /// Has this pass of [`block_on`] park no later than `at`.
+    fn wake_by(at: Instant) {
+        WAKE_AT.set(Some(WAKE_AT.get().map_or(at, |earliest| earliest.min(at))));
+    }
+}
+
+impl Timer for ParkTimer {
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    async fn sleep_us(&self, us: u64) {
+        Sleep { at: Instant::now() + Duration::from_micros(us) }.await;
+    }
+}
+
+/// See [`ParkTimer`].
+struct Sleep {
+    at: Instant,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.at {
+            return Poll::Ready(());
+        }
+        ParkTimer::wake_by(self.at);
+        Poll::Pending
     }
 }
 
@@ -150,19 +243,74 @@ impl Clock for ClientClock {
 }
 
 impl ClientClock {
-    /// Keeps a coarse clock fresh while `until` runs, and returns `until`'s output.
-    pub(crate) async fn refreshing<F: core::future::Future>(&self, until: F) -> F::Output {
-        match self {
-            ClientClock::Tsc(_) => until.await,
-            ClientClock::Coarse(c) => {
-                let refresh = async {
-                    loop {
-                        c.refresh();
-                        smol::Timer::after(CoarseClock::RESOLUTION).await;
-                    }
-                };
-                futures_lite::future::or(until, refresh).await
+    /// Keeps a coarse clock fresh while `until` runs, and returns `until`'s output. Runs under
+    /// [`block_on`]: the clock is refreshed on every pass, and wakes the thread itself only
+    /// when nothing else did for [`CoarseClock::RESOLUTION`] (a timer of its own woke the
+    /// flusher thread a thousand times a second more, out of step with the flusher's pauses).
+    pub(crate) async fn refreshing<F: Future>(&self, until: F) -> F::Output {
+        let ClientClock::Coarse(c) = self else { return until.await };
+        let mut until = pin!(until);
+        core::future::poll_fn(move |cx| {
+            c.refresh();
+            if let Poll::Ready(output) = until.as_mut().poll(cx) {
+                return Poll::Ready(output);
             }
-        }
+            ParkTimer::wake_by(Instant::now() + CoarseClock::RESOLUTION);
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_lasts_at_least_its_time() {
+        let timer = ParkTimer::new();
+        let start = Instant::now();
+        block_on(timer.sleep_us(3_000));
+        assert!(start.elapsed() >= Duration::from_micros(3_000));
+        assert!(timer.now_us() >= 3_000);
+    }
+
+    #[test]
+    fn the_earliest_of_two_sleeps_wakes_the_thread() {
+        let timer = ParkTimer::new();
+        let first = futures_lite::future::or(
+            async {
+                timer.sleep_us(60_000_000).await;
+                "the minute"
+            },
+            async {
+                timer.sleep_us(1_000).await;
+                "the millisecond"
+            },
+        );
+        assert_eq!(block_on(first), "the millisecond");
+    }
+
+    #[test]
+    fn a_waker_on_another_thread_ends_an_untimed_park() {
+        let (send, recv) = async_channel::bounded(1);
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            send.send_blocking(7).unwrap();
+        });
+        assert_eq!(block_on(recv.recv()), Ok(7));
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn a_coarse_clock_is_refreshed_while_the_future_runs() {
+        let coarse = Arc::new(CoarseClock::new());
+        let clock = ClientClock::Coarse(coarse.clone());
+        let until = clock.tick() + 5_000_000;
+        // A future that waits for the coarse clock to pass `until` and registers no waker or
+        // sleep: only the refresh's own wake-ups can get it polled again.
+        let advanced = core::future::poll_fn(|_| if clock.tick() >= until { Poll::Ready(()) } else { Poll::Pending });
+        block_on(clock.refreshing(advanced));
+        assert!(coarse.now_unix_nanos.load(Ordering::Relaxed) >= until);
     }
 }
