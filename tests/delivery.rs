@@ -831,6 +831,8 @@ fn every_setting_out_of_range_is_refused_naming_it_and_its_range() {
     let huge = Duration::MAX;
     let cases: Vec<(Builder, &str)> = vec![
         (b().batch_size(usize::MAX), "batch_size"),
+        (b().batch_linger(Duration::from_millis(1_001)), "batch_linger"),
+        (b().batch_linger(huge), "batch_linger"),
         (b().max_batch_events(10_001), "max_batch_events"),
         (b().batch_size(100).max_batch_events(99), "max_batch_events"),
         (b().max_batch_bytes(usize::MAX), "max_batch_bytes"),

@@ -479,6 +479,67 @@ fn a_batch_goes_at_send_at_events_and_grows_to_its_capacity_under_load() {
     assert!(sent.len() < 30, "{} requests for 8,064 events", sent.len());
 }
 
+/// 20,000 events at 200k/s (one every 5 µs) with `send_at_events` 64 and this linger; returns
+/// the requests and, for each, how long its first event waited for it.
+fn paced_at_200k(linger_us: u64) -> Vec<(Sent, u64)> {
+    let mut rig = Rig::new(8192);
+    rig.limits.max_events = 5_000;
+    rig.limits.max_batch_bytes = 2 << 20;
+    rig.config.send_at_events = 64;
+    rig.config.linger_us = linger_us;
+    rig.trickle(0, 100 * MS, 5);
+    rig.shutdown_at(200 * MS, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.dropped), (20_000, 0), "{stats:?}");
+    let sent = rig.world.sent();
+    let waited = |q: &Sent| q.at_us - q.ids.iter().min().map_or(0, |&i| i as u64 * 5);
+    sent.into_iter()
+        .map(|q| {
+            let w = waited(&q);
+            (q, w)
+        })
+        .collect()
+}
+
+#[test]
+fn under_load_a_batch_lingers_for_more_events_and_its_first_event_waits_at_most_the_linger() {
+    let lingered = paced_at_200k(FlushConfig::DEFAULT.linger_us);
+    let at_once = paced_at_200k(0);
+    // 5 ms at 200k/s is 1,000 events: ~20 requests, not one per drain pass.
+    assert!(lingered.len() <= 25, "{} requests", lingered.len());
+    let (last, full) = lingered.split_last().unwrap();
+    assert!(
+        full.iter().all(|(q, _)| q.event_count >= 900),
+        "{:?}",
+        full.iter().map(|(q, _)| q.event_count).collect::<Vec<_>>()
+    );
+    assert!(last.0.event_count > 0);
+    // The linger and at most one poll pause (1 ms) more (the last request, under 64 events,
+    // waits for the shutdown).
+    let longest = full.iter().map(|(_, w)| *w).max().unwrap();
+    assert!(longest <= 6 * MS + 100, "a first event waited {longest} us");
+    // Without it, a batch goes as soon as a pass finds 64: several times as many requests,
+    // each first event waiting about one poll pause.
+    assert!(at_once.len() > 3 * lingered.len(), "{} at once, {} lingering", at_once.len(), lingered.len());
+    let waits: Vec<_> = at_once.iter().map(|(q, w)| (q.event_count, *w)).collect();
+    assert!(waits[..waits.len() - 1].iter().all(|(_, w)| *w <= MS + 100), "{waits:?}");
+}
+
+#[test]
+fn a_batch_of_linger_ends_at_events_goes_without_lingering() {
+    let mut rig = Rig::new(4096);
+    rig.limits.max_events = 5_000;
+    rig.limits.max_batch_bytes = 2 << 20;
+    rig.config.send_at_events = 64;
+    rig.capture_at(0, fasthog::flusher::LINGER_ENDS_AT);
+    rig.shutdown_at(S, 1_000);
+    let (stats, _) = rig.run();
+    let sent = rig.world.sent();
+    assert_eq!(stats.sent, fasthog::flusher::LINGER_ENDS_AT as u64);
+    assert_eq!(sent[0].event_count, fasthog::flusher::LINGER_ENDS_AT);
+    assert!(sent[0].at_us < MS, "sent at {} us, not after the linger", sent[0].at_us);
+}
+
 #[test]
 fn a_shutdown_grace_counts_from_the_call_not_from_when_the_flusher_sees_it() {
     // A request made at 1 s (on the flusher's timer) and seen at 2 s, with 1.5 s of grace,

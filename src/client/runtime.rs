@@ -4,9 +4,9 @@ use core::cell::Cell;
 use core::future::Future;
 use core::pin::{pin, Pin};
 use core::task::{Context, Poll, Waker};
-use std::task::Wake;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::Wake;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::flusher::Timer;
@@ -309,7 +309,8 @@ mod tests {
         let until = clock.tick() + 5_000_000;
         // A future that waits for the coarse clock to pass `until` and registers no waker or
         // sleep: only the refresh's own wake-ups can get it polled again.
-        let advanced = core::future::poll_fn(|_| if clock.tick() >= until { Poll::Ready(()) } else { Poll::Pending });
+        let advanced =
+            core::future::poll_fn(|_| if clock.tick() >= until { Poll::Ready(()) } else { Poll::Pending });
         block_on(clock.refreshing(advanced));
         assert!(coarse.now_unix_nanos.load(Ordering::Relaxed) >= until);
     }
