@@ -479,6 +479,76 @@ mod tests {
     }
 
     #[test]
+    fn integers_at_every_digit_count_and_the_extremes() {
+        let mut values = std::vec![0u64, u64::MAX];
+        let mut p = 1u64;
+        while let Some(next) = p.checked_mul(10) {
+            values.extend([p - 1, p, p + 1, next - 1]);
+            p = next;
+        }
+        for v in values {
+            assert_eq!(written(|w| w.uint(v)), std::format!("{v}"));
+            let i = v as i64;
+            assert_eq!(written(|w| w.int(i)), std::format!("{i}"));
+            assert_eq!(written(|w| w.int(i.wrapping_neg())), std::format!("{}", i.wrapping_neg()));
+        }
+        assert_eq!(written(|w| w.int(i64::MIN)), "-9223372036854775808");
+    }
+
+    #[test]
+    fn numbers_fill_the_buffer_exactly_or_overflow() {
+        for (v, fits) in [(12345u64, 5), (7, 1)] {
+            let mut buf = [0u8; 8];
+            let mut w = Writer::new(&mut buf, 8 - fits);
+            w.uint(v);
+            assert!(!w.overflowed());
+            let mut w = Writer::new(&mut buf, 8 - fits + 1);
+            w.uint(v);
+            assert!(w.overflowed());
+            assert_eq!(w.len(), 8 - fits + 1, "nothing written");
+        }
+        let mut buf = [0u8; 9];
+        let mut w = Writer::new(&mut buf, 2);
+        assert!(w.float(-101.25), "a short decimal needs only its own 7 bytes");
+        assert_eq!(&w.written()[2..], b"-101.25");
+    }
+
+    #[test]
+    fn clean_prefix_finds_the_first_byte_to_escape_at_every_position() {
+        for len in 0..20 {
+            assert_eq!(clean_prefix(&std::vec![b'a'; len]), len);
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    let mut s = std::vec![b'x'; len];
+                    s[at] = special;
+                    assert_eq!(clean_prefix(&s), at, "len {len}, {special:#x} at {at}");
+                }
+                // Bytes that need no escape, around the ranges the word tests use.
+                let mut s = std::vec![b'x'; len];
+                for (i, b) in s.iter_mut().enumerate() {
+                    *b = [b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xff][(i + at) % 8];
+                }
+                assert_eq!(clean_prefix(&s), len);
+            }
+        }
+    }
+
+    #[test]
+    fn cached_timestamps_match_formatting_each_one() {
+        let mut cache = TimestampCache::new();
+        let base = 1_764_612_000_123_456_789u64; // 2025-12-01T18:00:00.123456789Z
+        let nanos = [base, base + 1_000, base + 876_543_000, base + 999_999_999, base + 1_000_000_000, base + 5, base];
+        for n in nanos {
+            let mut buf = [0u8; 64];
+            let mut w = Writer::new(&mut buf, 0);
+            cache.write(&mut w, n);
+            let cached = std::string::String::from_utf8(w.written().to_vec()).unwrap();
+            assert_eq!(cached, written(|w| w.timestamp(n)), "{n}");
+        }
+        assert_eq!(written(|w| w.timestamp(base)), "\"2025-12-01T18:00:00.123456Z\"");
+    }
+
+    #[test]
     fn uuid_format() {
         let u = [0x01, 0x8f, 0x3e, 0x5a, 0x7b, 0x2c, 0x70, 0x00, 0x80, 1, 2, 3, 4, 5, 6, 7];
         assert_eq!(&format_uuid(&u), b"\"018f3e5a-7b2c-7000-8001-020304050607\"");
