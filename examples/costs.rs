@@ -11,6 +11,7 @@
 //!     # encoding the typical event with two PII properties more through the before-send
 //!     # filter: none, keep, lookup (one property lookup), redact (remove the two), or
 //!     # none4 (no filter, the typical event: what redact leaves)
+//! cargo run --release --example costs idle           # an idle client's CPU per second
 //! ```
 
 use std::hint::black_box;
@@ -31,7 +32,38 @@ fn main() {
         let n = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
         return filter_loop(n, args.get(2).map_or("none", String::as_str));
     }
+    if args.first().map(String::as_str) == Some("idle") {
+        return idle_cost();
+    }
     clock_costs();
+}
+
+/// The CPU an idle client costs: built with default settings (and with precise timestamps),
+/// left for 5 s with nothing to send, its process CPU time read before and after.
+fn idle_cost() {
+    for precise in [false, true] {
+        let client = fasthog::Client::builder("phc_idle_cost_example")
+            .host("http://127.0.0.1:9")
+            .precise_timestamps(precise)
+            .build()
+            .expect("a client");
+        let start = process_cpu();
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        let idle = process_cpu() - start;
+        drop(client);
+        let clock = if precise { "precise timestamps (TSC)" } else { "default (coarse clock)" };
+        println!("idle client, {clock}: {:.1} ms of CPU per second", idle.as_secs_f64() * 1000.0 / 5.0);
+    }
+}
+
+/// This process's user + system CPU time so far.
+fn process_cpu() -> std::time::Duration {
+    // /proc/self/stat (Linux): after the name, field 12 is utime and 13 stime, in 100 Hz ticks.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = tick(11) + tick(12);
+    std::time::Duration::from_millis(ticks * 10)
 }
 
 /// The sampler of a `capture` run (see the module doc).
