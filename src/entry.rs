@@ -91,6 +91,10 @@ fn copy_small(dst: &mut [u8], src: &[u8]) {
     } else if n <= 32 {
         dst[..16].copy_from_slice(&src[..16]);
         dst[n - 16..].copy_from_slice(&src[n - 16..]);
+    } else if n <= 64 {
+        // UUID distinct_ids (36 bytes) and most other ids.
+        dst[..32].copy_from_slice(&src[..32]);
+        dst[n - 32..].copy_from_slice(&src[n - 32..]);
     } else {
         dst.copy_from_slice(src);
     }

@@ -196,7 +196,7 @@ pub struct E2eResult {
     /// Process CPU time (user + system) during the run, µs.
     pub cpu_us: u64,
     /// fasthog, timed runs without allocation counting: CPU µs of the flusher thread, the
-    /// `blocking` pool threads and the producer thread, from build to the end of capture.
+    /// sender threads (`fasthog-sender`) and the producer thread, from build to the end of capture.
     pub cpu_threads_us: (u64, u64, u64),
     /// Allocations on the producer thread during capture.
     pub producer_allocs: u64,
@@ -207,7 +207,7 @@ pub struct E2eResult {
 impl E2eResult {
     fn line(&self) -> String {
         format!(
-            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_half_kb={} rss_end_kb={} cpu_us={} cpu_flusher_us={} cpu_blocking_us={} cpu_producer_us={} producer_allocs={} process_allocs={}",
+            "E2E captured={} delivered={} full_waits={} lane_full={} lost={} dropped={} secs={:.4} capture_secs={:.4} rss_start_kb={} rss_built_kb={} rss_peak_kb={} rss_half_kb={} rss_end_kb={} cpu_us={} cpu_flusher_us={} cpu_senders_us={} cpu_producer_us={} producer_allocs={} process_allocs={}",
             self.captured,
             self.delivered,
             self.full_waits,
@@ -253,7 +253,7 @@ impl E2eResult {
                 "rss_end_kb" => r.rss_end_kb = u()?,
                 "cpu_us" => r.cpu_us = u()?,
                 "cpu_flusher_us" => r.cpu_threads_us.0 = u()?,
-                "cpu_blocking_us" => r.cpu_threads_us.1 = u()?,
+                "cpu_senders_us" => r.cpu_threads_us.1 = u()?,
                 "cpu_producer_us" => r.cpu_threads_us.2 = u()?,
                 "producer_allocs" => r.producer_allocs = u()?,
                 "process_allocs" => r.process_allocs = u()?,

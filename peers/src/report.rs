@@ -785,7 +785,7 @@ fn issue10_table(md: &mut String, rows: &[E2eRow]) {
     );
     let _ = writeln!(
         md,
-        "| run | client | events/s | stored / captured | not delivered | client CPU µs per event | of it: flusher / blocking pool / producer | requests | events per request | bytes/event sent | waits | RSS start | RSS built | RSS peak | RSS after |"
+        "| run | client | events/s | stored / captured | not delivered | client CPU µs per event | of it: flusher / sender threads / producer | requests | events per request | bytes/event sent | waits | RSS start | RSS built | RSS peak | RSS after |"
     );
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     let mb = |kb: u64| format!("{:.1} MB", kb as f64 / 1024.0);

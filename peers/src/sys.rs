@@ -56,14 +56,14 @@ pub fn cpu_us() -> u64 {
 }
 
 /// CPU time (user + system) so far of this process's live threads, in µs, summed by role:
-/// (fasthog's flusher thread, `blocking` pool threads, the calling thread). From
+/// (fasthog's flusher thread, its `fasthog-sender` threads, the calling thread). From
 /// /proc/self/task/*/stat, in clock ticks (10 ms each, usually); threads that already exited
 /// are not in it. Reading /proc allocates.
 pub fn thread_cpu_us() -> (u64, u64, u64) {
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let me = std::fs::read_link("/proc/thread-self").ok();
-    let (mut flusher, mut blocking, mut this) = (0, 0, 0);
+    let (mut flusher, mut senders, mut this) = (0, 0, 0);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return (0, 0, 0) };
     for task in tasks.flatten() {
         let dir = task.path();
@@ -77,11 +77,11 @@ pub fn thread_cpu_us() -> (u64, u64, u64) {
         match comm.trim() {
             _ if is_me => this += us,
             "fasthog-flusher" => flusher += us,
-            "fasthog-sender" => blocking += us,
+            "fasthog-sender" => senders += us,
             _ => {}
         }
     }
-    (flusher, blocking, this)
+    (flusher, senders, this)
 }
 
 /// Facts about the machine for the report.
