@@ -1,5 +1,6 @@
 //! The `std` client: per-thread lanes behind a `Clone + Send + Sync` handle, the flusher on a
-//! named background thread driven by smol, the ureq transport, env configuration.
+//! named background thread (its own small executor: it parks with a timeout between passes), the
+//! ureq transport, env configuration.
 
 // A `std`-only module: the crate-wide `no_std` hygiene lints (prefer `core`/`alloc` paths)
 // do not apply here.
