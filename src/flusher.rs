@@ -199,8 +199,8 @@ pub struct FlushConfig {
     /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
     /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
     pub send_at_events: usize,
-    /// How long a batch that holds `send_at_events` may wait, counted from its first event,
-    /// for more events before it is sent, unless it holds [`LINGER_ENDS_AT`] first. Under load
+    /// How long a batch that holds `send_at_events` may wait, counted from the pass that
+    /// drained its first event, for more events before it is sent, unless it holds [`LINGER_ENDS_AT`] first. Under load
     /// this makes fewer, bigger requests (each costs ~100 µs of client CPU, more than its
     /// compressing); a quiet client's batches go when they reach `send_at_events`, as they
     /// have waited longer than this already. 0: send at `send_at_events` at once.
@@ -254,6 +254,8 @@ struct Pool<P> {
     /// Of the sealed, how many from `head` were taken to be sent (some may be back, done,
     /// waiting for the ones before them): in `0 ..= sealed`.
     in_flight: usize,
+    /// Batches sealed so far (wrapping): tells one filling batch from the next.
+    seals: usize,
 }
 
 /// A batch taken from the pool and being delivered in a request slot.
@@ -385,7 +387,7 @@ where
             intake: Intake {
                 consumer,
                 encoder,
-                pool: Pool { batches, head: 0, sealed: 0, in_flight: 0 },
+                pool: Pool { batches, head: 0, sealed: 0, in_flight: 0, seals: 0 },
                 drained: 0,
                 dropped_logged: 0,
                 deadline: None,
@@ -436,8 +438,9 @@ where
         let interval_us = config.flush_interval_ms.saturating_mul(1000);
         let mut next_flush = shared.timer.now_us().saturating_add(interval_us);
         let mut poll_us = config.poll_min_us;
-        // When the filling batch took its first event (timer microseconds).
-        let mut filling_since: Option<u64> = None;
+        // When the filling batch took its first event (timer microseconds), and which batch
+        // that was (the pool's seal count then).
+        let mut filling_since: Option<(usize, u64)> = None;
         // A flush in progress: (ticket, push count to drain, drain count to deliver; see
         // `Intake::flushed_through`).
         let mut flush: Option<(usize, usize, Option<usize>)> = None;
@@ -476,9 +479,18 @@ where
             // an idle pass, so a steady trickle made one small request per round trip.)
             let interval_due = now >= next_flush;
             let filling = intake.pool.filling().map_or(0, |b| b.len());
+            // Keyed by the pool's seal count: a batch sealed inside `drain` (full) starts the
+            // next one's linger afresh.
+            let seals = intake.pool.seals;
             let lingering = match filling {
                 0 => filling_since.take().and(None),
-                _ => Some(*filling_since.get_or_insert(now)),
+                _ => match filling_since {
+                    Some((of, since)) if of == seals => Some(since),
+                    _ => {
+                        filling_since = Some((seals, now));
+                        Some(now)
+                    }
+                },
             };
             let full_enough = filling >= config.send_at_events
                 && (filling >= LINGER_ENDS_AT.max(config.send_at_events)
@@ -551,19 +563,20 @@ where
                 if drained >= FEW_EVENTS {
                     poll_us = poll_us.min(busy_max_us);
                 } else if drained > 0 {
-                    poll_us = poll_us.saturating_mul(8).clamp(config.poll_min_us, busy_max_us);
+                    poll_us = poll_us.saturating_mul(4).clamp(config.poll_min_us, busy_max_us);
                 } else {
                     poll_us = poll_us.saturating_mul(2).min(config.poll_max_us.max(1));
                 }
                 let mut tick = deadline.map_or(poll_us, |d| poll_us.min(d - now));
                 if let (Some(since), true) = (lingering, filling >= config.send_at_events && !full_enough) {
-                    tick = tick.min((since + config.linger_us).saturating_sub(now));
+                    tick = tick.min(since.saturating_add(config.linger_us).saturating_sub(now));
                 }
                 tick.max(1)
             };
             let control = intake.control();
             let timer = &shared.timer;
             let mut sleep = pin!((tick > 0).then(|| timer.sleep_us(tick)));
+            let mut yielded = false;
             poll_fn(|cx| {
                 let mut ready = false;
                 for (slot, out) in slots.iter_mut().zip(&mut done) {
@@ -580,7 +593,15 @@ where
                 }
                 match sleep.as_mut().as_pin_mut() {
                     Some(sleep) => sleep.poll(cx),
-                    None => Poll::Ready(()),
+                    None if yielded => Poll::Ready(()),
+                    None => {
+                        // No pause: yield to the executor once rather than loop inside one
+                        // poll, so what runs beside the flusher on its executor (the client's
+                        // clock refresh and flush notifications) runs between busy passes.
+                        yielded = true;
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
                 }
             })
             .await;
@@ -927,6 +948,7 @@ impl<P: Batches> Pool<P> {
     fn seal(&mut self) {
         if self.sealed < self.len() {
             self.sealed += 1;
+            self.seals = self.seals.wrapping_add(1);
         }
     }
 

@@ -541,7 +541,15 @@ mod tests {
     fn cached_timestamps_match_formatting_each_one() {
         let mut cache = TimestampCache::new();
         let base = 1_764_612_000_123_456_789u64; // 2025-12-01T18:00:00.123456789Z
-        let nanos = [base, base + 1_000, base + 876_543_000, base + 999_999_999, base + 1_000_000_000, base + 5, base];
+        let nanos = [
+            base,
+            base + 1_000,
+            base + 876_543_000,
+            base + 999_999_999,
+            base + 1_000_000_000,
+            base + 5,
+            base,
+        ];
         for n in nanos {
             let mut buf = [0u8; 64];
             let mut w = Writer::new(&mut buf, 0);

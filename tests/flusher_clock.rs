@@ -1,9 +1,10 @@
 //! The flusher on virtual time: a mock `Timer` whose sleeps register wake-up times, a tiny
-//! executor that polls the flusher and, whenever it is pending, jumps virtual time to the
-//! earliest wake-up (so a 10 s flush interval costs no real time), an in-memory `Transport`
-//! answering scripted statuses after scripted latencies, and scripted actions (captures,
-//! flush and shutdown requests) that run when virtual time reaches them. Everything runs on
-//! the test's thread, so every wait below is exact and nothing depends on the machine's speed.
+//! executor that polls the flusher and, whenever it is pending without having woken itself,
+//! jumps virtual time to the earliest wake-up (so a 10 s flush interval costs no real time),
+//! an in-memory `Transport` answering scripted statuses after scripted latencies, and
+//! scripted actions (captures, flush and shutdown requests) that run when virtual time
+//! reaches them. Everything runs on the test's thread, so every wait below is exact and
+//! nothing depends on the machine's speed.
 #![cfg(feature = "std")]
 
 #[path = "common/delivery.rs"]
@@ -82,6 +83,8 @@ struct World {
     /// Latency of the default answer (200) when the script is empty.
     default_latency_us: Cell<u64>,
     sent: RefCell<Vec<Sent>>,
+    /// Times the flusher woke itself and returned (a yield between busy passes).
+    yields: Cell<usize>,
 }
 
 impl World {
@@ -95,6 +98,7 @@ impl World {
             replies: RefCell::new(VecDeque::new()),
             default_latency_us: Cell::new(0),
             sent: RefCell::new(Vec::new()),
+            yields: Cell::new(0),
         })
     }
 
@@ -146,12 +150,30 @@ impl World {
     /// in for the waker an action may wake (a flush or shutdown request wakes the flusher):
     /// an extra poll is always allowed, and a future that is not ready stays pending.
     fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        /// Set when the future wakes itself (a yield): it is polled again at the same instant.
+        struct Woken(std::sync::atomic::AtomicBool);
+        impl std::task::Wake for Woken {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let woken = Arc::new(Woken(false.into()));
+        let waker = Waker::from(woken.clone());
         let mut fut = pin!(fut);
-        let mut cx = Context::from_waker(Waker::noop());
+        let mut cx = Context::from_waker(&waker);
+        let mut yields_here = 0;
         loop {
+            woken.0.store(false, std::sync::atomic::Ordering::Relaxed);
             if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
                 return out;
             }
+            if woken.0.load(std::sync::atomic::Ordering::Relaxed) {
+                self.yields.set(self.yields.get() + 1);
+                yields_here += 1;
+                assert!(yields_here < 100_000, "the flusher keeps yielding without time passing");
+                continue;
+            }
+            yields_here = 0;
             let next = {
                 let mut wakeups = self.wakeups.borrow_mut();
                 while wakeups.peek().is_some_and(|Reverse(t)| *t <= self.now.get()) {
@@ -523,6 +545,21 @@ fn under_load_a_batch_lingers_for_more_events_and_its_first_event_waits_at_most_
     assert!(at_once.len() > 3 * lingered.len(), "{} at once, {} lingering", at_once.len(), lingered.len());
     let waits: Vec<_> = at_once.iter().map(|(q, w)| (q.event_count, *w)).collect();
     assert!(waits[..waits.len() - 1].iter().all(|(_, w)| *w <= MS + 100), "{waits:?}");
+}
+
+#[test]
+fn a_busy_flusher_yields_to_its_executor_between_passes() {
+    // Passes that drain 256 events or more go on without a pause; they still return to the
+    // executor in between, so what runs beside the flusher (the client's clock refresh, its
+    // flush notifications) is not starved under load.
+    let mut rig = Rig::new(8192);
+    rig.limits.max_events = 5_000;
+    rig.limits.max_batch_bytes = 2 << 20;
+    rig.capture_at(0, 4_000);
+    rig.shutdown_at(S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!(stats.sent, 4_000);
+    assert!(rig.world.yields.get() > 0, "never yielded");
 }
 
 #[test]

@@ -224,7 +224,9 @@ impl Builder {
     }
 
     /// Events that trigger a send, from 1 to 10,000: a batch goes once it holds this many
-    /// (or at the flush interval), within [`Builder::batch_linger`] of its first event. While
+    /// (or at the flush interval), within [`Builder::batch_linger`] of its first event (as the
+    /// flusher first drains it: at most one poll pause, 1 ms while events flow, after its
+    /// capture). While
     /// every request slot is busy the next batch keeps filling, up to
     /// [`Builder::max_batch_events`]. Defaults to 64 (the Go client's batch size).
     pub fn batch_size(mut self, events: usize) -> Self {
@@ -232,8 +234,8 @@ impl Builder {
         self
     }
 
-    /// How long a batch that holds `batch_size` events may wait for more, counted from its
-    /// first event, from 0 to 1 s; it goes at once when it holds 1,024
+    /// How long a batch that holds `batch_size` events may wait for more, counted from when
+    /// the flusher drained its first event, from 0 to 1 s; it goes at once when it holds 1,024
     /// ([`LINGER_ENDS_AT`](crate::flusher::LINGER_ENDS_AT)). Events arriving slower than
     /// `batch_size` per linger are sent as the Go client sends them, one batch each time
     /// `batch_size` is reached; faster, they go in fewer, bigger requests (each request costs

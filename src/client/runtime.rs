@@ -100,14 +100,14 @@ std::thread_local! {
 
 /// Runs `future` to its end on this thread: polls it, then parks the thread until a waker
 /// fires or the earliest [`ParkTimer`] sleep polled in that pass is due. The flusher thread's
-/// executor: a pause is one `futex` call, where async-io's `block_on` and timers spent six
-/// system calls on it (a reactor wake-up for each new timer, epoll re-arming, the timerfd:
-/// README design notes).
+/// executor: a pause is one wait on a parker (a futex), where async-io's `block_on` and
+/// timers spent six system calls on it (a reactor wake-up for each new timer, epoll
+/// re-arming, the timerfd: README design notes).
 ///
 /// Sleeps are registered per pass, so the future must poll every sleep it waits on each time
 /// it is polled: `poll_fn` and `or` do, which is all the flusher thread runs.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
+    struct Unpark(parking::Unparker);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
             self.0.unpark();
@@ -116,7 +116,10 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
             self.0.unpark();
         }
     }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    // A parker of its own, not the thread's: a user's filter, hook or logger that parks on
+    // this thread would take the thread's token, and a wake-up with it.
+    let (parker, unparker) = parking::pair();
+    let waker = Waker::from(Arc::new(Unpark(unparker)));
     let mut cx = Context::from_waker(&waker);
     let mut future = pin!(future);
     loop {
@@ -126,11 +129,9 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         }
         match WAKE_AT.get() {
             Some(at) => {
-                if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                    std::thread::park_timeout(wait);
-                }
+                parker.park_deadline(at);
             }
-            None => std::thread::park(),
+            None => parker.park(),
         }
     }
 }
@@ -300,6 +301,32 @@ mod tests {
         });
         assert_eq!(block_on(recv.recv()), Ok(7));
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn code_that_parks_the_flusher_thread_does_not_take_its_wake_up() {
+        // On its first poll the future hands its waker to a thread that wakes it 10 ms later,
+        // then parks this thread for up to 500 ms, as a filter or logger that blocks on a
+        // channel would. That wake must still end `block_on`'s own untimed park.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut polls = 0;
+            block_on(core::future::poll_fn(|cx| {
+                polls += 1;
+                if polls > 1 {
+                    return Poll::Ready(());
+                }
+                let waker = cx.waker().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(10));
+                    waker.wake();
+                });
+                std::thread::park_timeout(Duration::from_millis(500));
+                Poll::Pending
+            }));
+            let _ = done.send(());
+        });
+        assert!(finished.recv_timeout(Duration::from_secs(10)).is_ok(), "the wake-up was lost");
     }
 
     #[test]
