@@ -199,11 +199,11 @@ pub struct FlushConfig {
     /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
     /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
     pub send_at_events: usize,
-    /// How long a batch that holds `send_at_events` may wait, counted from the pass that
-    /// drained its first event, for more events before it is sent, unless it holds [`LINGER_ENDS_AT`] first. Under load
-    /// this makes fewer, bigger requests (each costs ~100 µs of client CPU, more than its
-    /// compressing); a quiet client's batches go when they reach `send_at_events`, as they
-    /// have waited longer than this already. 0: send at `send_at_events` at once.
+    /// How long a batch that holds `send_at_events` may wait for more events, counted from the
+    /// pass that drained its first event, unless it holds [`LINGER_ENDS_AT`] first. Under load
+    /// this makes fewer, bigger requests (each costs more client CPU than compressing its
+    /// events); a quiet client's batches go when they reach `send_at_events`, as they have
+    /// waited longer than this already. 0: send at `send_at_events` at once.
     pub linger_us: u64,
     /// Retries.
     pub retry: RetryPolicy,
@@ -479,19 +479,15 @@ where
             // an idle pass, so a steady trickle made one small request per round trip.)
             let interval_due = now >= next_flush;
             let filling = intake.pool.filling().map_or(0, |b| b.len());
-            // Keyed by the pool's seal count: a batch sealed inside `drain` (full) starts the
-            // next one's linger afresh.
+            // Keyed by the pool's seal count, so a batch sealed anywhere (here, or full inside
+            // `drain`) starts the next one's linger afresh.
             let seals = intake.pool.seals;
-            let lingering = match filling {
-                0 => filling_since.take().and(None),
-                _ => match filling_since {
-                    Some((of, since)) if of == seals => Some(since),
-                    _ => {
-                        filling_since = Some((seals, now));
-                        Some(now)
-                    }
-                },
-            };
+            if filling == 0 {
+                filling_since = None;
+            } else if filling_since.is_none_or(|(of, _)| of != seals) {
+                filling_since = Some((seals, now));
+            }
+            let lingering = filling_since.map(|(_, since)| since);
             let full_enough = filling >= config.send_at_events
                 && (filling >= LINGER_ENDS_AT.max(config.send_at_events)
                     || lingering.is_some_and(|since| now.saturating_sub(since) >= config.linger_us));
@@ -501,7 +497,6 @@ where
                     next_flush = now.saturating_add(interval_us);
                 }
                 intake.seal_filling();
-                filling_since = None;
             }
             let past_deadline = deadline.is_some_and(|d| now >= d);
             // Start a request for each sealed batch waiting, while slots are free.
