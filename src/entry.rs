@@ -70,29 +70,32 @@ const HEADER: usize = 17;
 const OFF_TRUNCATED: usize = 9;
 const OFF_DROPPED: usize = 13;
 
-/// Copies `src` into `dst` (the same length). Short copies, the common case for keys, names
-/// and ids, are two overlapping fixed-size moves instead of a call to `memcpy`.
+/// `dst.copy_from_slice(src)` (same lengths), with the short lengths most keys, names, ids
+/// and values have (up to 64 bytes: UUIDs, the encoder's cached enrichment) done in two
+/// overlapping loads and stores instead of a call to `memcpy` (~25 instructions a call; ~300
+/// per encoded typical event went to it, and 58 more while 33 to 64 bytes still did). Capture
+/// and the JSON writer share it.
 #[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy_small(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
-    debug_assert_eq!(dst.len(), n);
-    if n <= 16 {
+    if n != dst.len() {
+        dst.copy_from_slice(src); // panics, as copy_from_slice does: never, for the callers
+    } else if n <= 16 {
         if n >= 8 {
             dst[..8].copy_from_slice(&src[..8]);
             dst[n - 8..].copy_from_slice(&src[n - 8..]);
         } else if n >= 4 {
             dst[..4].copy_from_slice(&src[..4]);
             dst[n - 4..].copy_from_slice(&src[n - 4..]);
-        } else {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = *s;
-            }
+        } else if n >= 1 {
+            dst[0] = src[0];
+            dst[n / 2] = src[n / 2];
+            dst[n - 1] = src[n - 1];
         }
     } else if n <= 32 {
         dst[..16].copy_from_slice(&src[..16]);
         dst[n - 16..].copy_from_slice(&src[n - 16..]);
     } else if n <= 64 {
-        // UUID distinct_ids (36 bytes) and most other ids.
         dst[..32].copy_from_slice(&src[..32]);
         dst[n - 32..].copy_from_slice(&src[n - 32..]);
     } else {

@@ -3,6 +3,8 @@
 //! from fixed records with enrichment rules and no intermediate model (see the README's design
 //! notes).
 
+use crate::entry::copy_small;
+
 /// Writes JSON into a byte slice. A write that does not fit sets an overflow flag and writes
 /// nothing more, so callers check once at the end instead of after every token.
 #[derive(Debug)]
@@ -46,7 +48,7 @@ impl<'a> Writer<'a> {
     pub fn raw(&mut self, bytes: &[u8]) {
         match self.buf.get_mut(self.len..self.len + bytes.len()) {
             Some(dst) if !self.overflow => {
-                copy(dst, bytes);
+                copy_small(dst, bytes);
                 self.len += bytes.len();
             }
             _ => self.overflow = true,
@@ -75,7 +77,7 @@ impl<'a> Writer<'a> {
             match self.buf.get_mut(self.len..end) {
                 Some([open, body @ .., close]) if !self.overflow => {
                     *open = b'"';
-                    copy(body, s);
+                    copy_small(body, s);
                     *close = b'"';
                     self.len = end;
                 }
@@ -321,36 +323,6 @@ static HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
-/// `dst.copy_from_slice(src)` (same lengths), with the short lengths most keys and values
-/// have (up to 64 bytes: UUIDs, ids, the cached enrichment) done in two overlapping loads and
-/// stores instead of a call to `memcpy` (~25 instructions a call; ~300 per typical event went
-/// to it, and 58 more while 33 to 64 bytes still went to it).
-#[inline(always)]
-fn copy(dst: &mut [u8], src: &[u8]) {
-    let n = src.len();
-    if n != dst.len() {
-        dst.copy_from_slice(src); // panics, as copy_from_slice does: never, for the callers
-    } else if (33..=64).contains(&n) {
-        dst[..32].copy_from_slice(&src[..32]);
-        dst[n - 32..].copy_from_slice(&src[n - 32..]);
-    } else if (16..=32).contains(&n) {
-        dst[..16].copy_from_slice(&src[..16]);
-        dst[n - 16..].copy_from_slice(&src[n - 16..]);
-    } else if (8..16).contains(&n) {
-        dst[..8].copy_from_slice(&src[..8]);
-        dst[n - 8..].copy_from_slice(&src[n - 8..]);
-    } else if (4..8).contains(&n) {
-        dst[..4].copy_from_slice(&src[..4]);
-        dst[n - 4..].copy_from_slice(&src[n - 4..]);
-    } else if (1..4).contains(&n) {
-        dst[0] = src[0];
-        dst[n / 2] = src[n / 2];
-        dst[n - 1] = src[n - 1];
-    } else {
-        dst.copy_from_slice(src);
-    }
-}
-
 /// How many leading bytes of `s` need no escape. Eight bytes at a time (SWAR): most strings
 /// have nothing to escape, and a byte-by-byte table walk was the encoder's largest cost.
 #[inline]
@@ -379,7 +351,7 @@ fn clean_prefix(s: &[u8]) -> usize {
     // are shorter than 8 bytes, and a table lookup per byte cost more than the word test.
     let rest = chunks.remainder();
     let mut word = [b' '; 8];
-    copy(&mut word[..rest.len()], rest);
+    copy_small(&mut word[..rest.len()], rest);
     let found = special(u64::from_le_bytes(word));
     n + if found != 0 { (found.trailing_zeros() / 8) as usize } else { rest.len() }
 }
