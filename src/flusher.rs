@@ -224,6 +224,50 @@ pub const LINGER_ENDS_AT: usize = 1_024;
 /// slots (each a `send` future and its retry state), used or not.
 pub const MAX_IN_FLIGHT: usize = 8;
 
+/// The longest that request spacing (see [`Spacing`]) delays a start: an answer that took
+/// long (a timeout) must not hold the next requests back for as long.
+const MAX_SPACING_US: u64 = 250_000;
+
+/// Spaces request starts at least one response time divided by the requests in flight apart,
+/// outside a flush. Against a server that answers slowly, requests that start together come
+/// back together and, restarted at once, stay together: each flush then waited for a whole
+/// round of them to end before its last batch could go (up to two response times). Spaced,
+/// a slot frees every response time / `requests_in_flight`, and a flush or shutdown waits at
+/// most that plus one response. No effect on throughput: `requests_in_flight` requests per
+/// response time is already the most a server that slow takes.
+#[derive(Debug, Default)]
+struct Spacing {
+    /// When the last request started (timer microseconds).
+    last_start_us: u64,
+    /// The spacing: the last response time / requests in flight, at most [`MAX_SPACING_US`];
+    /// 0 until a response arrives.
+    gap_us: u64,
+}
+
+impl Spacing {
+    /// When the next request may start.
+    fn next_start_us(&self) -> u64 {
+        self.last_start_us.saturating_add(self.gap_us)
+    }
+
+    fn allows(&self, now_us: u64) -> bool {
+        now_us >= self.next_start_us()
+    }
+
+    fn started(&mut self, now_us: u64) {
+        self.last_start_us = now_us;
+    }
+
+    /// A response that took `response_us`, with `in_flight` requests allowed at once, all of
+    /// them out (`saturated`; a slot only spacing keeps free counts as out) or not. Only a
+    /// server that keeps every slot busy is spaced for: otherwise the requests are not what
+    /// holds events back, and a delayed start would be (the sustained benchmark's producer,
+    /// waiting on deliveries, fell from ~850k to ~670k events/s with spacing always on).
+    fn answered(&mut self, response_us: u64, in_flight: usize, saturated: bool) {
+        self.gap_us = if saturated { (response_us / in_flight as u64).min(MAX_SPACING_US) } else { 0 };
+    }
+}
+
 impl FlushConfig {
     /// The defaults.
     pub const DEFAULT: FlushConfig = FlushConfig {
@@ -282,6 +326,13 @@ struct Intake<'e, R: LanesRef, P> {
     deadline: Option<u64>,
     /// The before-send filter, if any.
     filter: Option<Filter<'e>>,
+}
+
+/// A batch back from its request slot (its events all counted), and how long its last request
+/// took to be answered, in timer microseconds.
+struct Delivered<B, E> {
+    batch: Batch<B, E>,
+    response_us: u64,
 }
 
 /// How one delivery ended, or that it will be retried: what [`Flusher::on_delivery`] hears,
@@ -447,7 +498,8 @@ where
         // The request slots: `meta[i]` describes the batch whose delivery `slots[i]` runs, and
         // `done[i]` holds it when it comes back.
         let mut meta: [Option<InFlight>; MAX_IN_FLIGHT] = [None; MAX_IN_FLIGHT];
-        let mut done: [Option<Batch<P::Bytes, P::Ends>>; MAX_IN_FLIGHT] = core::array::from_fn(|_| None);
+        let mut done: [Option<Delivered<P::Bytes, P::Ends>>; MAX_IN_FLIGHT] = core::array::from_fn(|_| None);
+        let mut spacing = Spacing::default();
         pinned_slots!(slots; s0, s1, s2, s3, s4, s5, s6, s7);
         loop {
             let deadline = intake.deadline(shared.timer.now_us());
@@ -492,7 +544,9 @@ where
                 && (filling >= LINGER_ENDS_AT.max(config.send_at_events)
                     || lingering.is_some_and(|since| now.saturating_sub(since) >= config.linger_us));
             let due = interval_due || flush.is_some() || full_enough;
-            if due && active < in_flight && intake.pool.waiting() == 0 {
+            // A flush (or shutdown) sends at once; otherwise starts are spaced.
+            let flushing = flush.is_some();
+            if due && (flushing || spacing.allows(now)) && active < in_flight && intake.pool.waiting() == 0 {
                 if interval_due {
                     next_flush = now.saturating_add(interval_us);
                 }
@@ -500,15 +554,23 @@ where
             }
             let past_deadline = deadline.is_some_and(|d| now >= d);
             // Start a request for each sealed batch waiting, while slots are free.
-            while !past_deadline && active < in_flight && intake.pool.waiting() > 0 {
+            while !past_deadline
+                && active < in_flight
+                && intake.pool.waiting() > 0
+                && (flushing || spacing.allows(now))
+            {
                 let (ring, batch) = intake.pool.take_next();
                 let i = meta.iter().position(Option::is_none).unwrap_or_default();
                 meta[i] = Some(InFlight { ring, seq: batch.seq, events: batch.len() });
                 shared.settled[i].store(0, Ordering::Relaxed);
                 jitter = splitmix64(jitter);
                 slots[i].set(Some(shared.deliver(i, batch, jitter)));
+                spacing.started(now);
                 active += 1;
             }
+            let held_by_spacing = active < in_flight
+                && (due || intake.pool.waiting() > 0)
+                && !(flushing || spacing.allows(now));
             if past_deadline {
                 // What no response confirmed in time is failed, batch by batch.
                 shared.settle_counters(intake.counters());
@@ -566,6 +628,9 @@ where
                 if let (Some(since), true) = (lingering, filling >= config.send_at_events && !full_enough) {
                     tick = tick.min(since.saturating_add(config.linger_us).saturating_sub(now));
                 }
+                if held_by_spacing {
+                    tick = tick.min(spacing.next_start_us().saturating_sub(now));
+                }
                 tick.max(1)
             };
             let control = intake.control();
@@ -576,8 +641,8 @@ where
                 let mut ready = false;
                 for (slot, out) in slots.iter_mut().zip(&mut done) {
                     if let Some(fut) = slot.as_mut().as_pin_mut() {
-                        if let Poll::Ready(batch) = fut.poll(cx) {
-                            *out = Some(batch);
+                        if let Poll::Ready(back) = fut.poll(cx) {
+                            *out = Some(back);
                             slot.set(None);
                             ready = true;
                         }
@@ -601,8 +666,11 @@ where
             })
             .await;
             // Batches back from their requests go back to the pool, emptied.
+            // Every slot busy, or the one free only held back by spacing.
+            let saturated = meta.iter().flatten().count() + usize::from(held_by_spacing) >= in_flight;
             for (m, out) in meta.iter_mut().zip(&mut done) {
-                if let Some(mut batch) = out.take() {
+                if let Some(Delivered { mut batch, response_us }) = out.take() {
+                    spacing.answered(response_us, in_flight, saturated);
                     let ring = m.take().map_or(0, |m| m.ring);
                     batch.clear();
                     intake.pool.put_back(ring, batch);
@@ -650,9 +718,9 @@ where
     }
 
     /// Delivers one batch in request slot `slot`, with retries, backoff and 413 splitting,
-    /// and hands it back (its events all counted). The flusher drops the future at the
-    /// shutdown deadline and fails what `settled[slot]` does not cover.
-    async fn deliver<B2, E2>(&self, slot: usize, batch: Batch<B2, E2>, mut jitter: u64) -> Batch<B2, E2>
+    /// and hands it back. The flusher drops the future at the shutdown deadline and
+    /// fails what `settled[slot]` does not cover.
+    async fn deliver<B2, E2>(&self, slot: usize, batch: Batch<B2, E2>, mut jitter: u64) -> Delivered<B2, E2>
     where
         B2: AsRef<[u8]> + AsMut<[u8]>,
         E2: AsRef<[u32]> + AsMut<[u32]>,
@@ -667,6 +735,7 @@ where
         // event refuses any body, and is backed off like a 5xx (splitting on with no pause
         // made 127 requests of each 64-event batch, thousands a second).
         let mut accepted_any = false;
+        let mut response_us = 0;
         while depth > 0 {
             depth -= 1;
             let (start, end) = stack[depth];
@@ -684,7 +753,9 @@ where
                     event_count: n,
                     attempt,
                 };
+                let asked_us = self.timer.now_us();
                 let outcome = self.transport.send(request).await;
+                response_us = self.timer.now_us().saturating_sub(asked_us);
                 let retry_after = match outcome {
                     Ok(resp) if resp.is_success() => {
                         self.settle(slot, n, true);
@@ -726,7 +797,7 @@ where
                         );
                         let reason = "refused even a single event (413), every attempt";
                         self.report(Outcome::Failed { events: left, status: Some(413), reason });
-                        return batch;
+                        return Delivered { batch, response_us };
                     }
                     self.settle(slot, n, false);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
@@ -747,7 +818,7 @@ where
                 sleep_until(&self.timer, until).await;
             }
         }
-        batch
+        Delivered { batch, response_us }
     }
 
     /// Logs a final (not retried) refusal: the first of each, then every 100th, with the

@@ -1011,6 +1011,43 @@ fn several_requests_in_flight_overlap_and_multiply_throughput() {
     assert_eq!(ids, (0..1024).collect::<Vec<_>>());
 }
 
+/// 50,000 events/s for 3 s against a server answering in 200 ms, four in flight, a flush
+/// requested at `flush_at_us`: the requests, and how long the flush took.
+fn fifty_k_against_200_ms(flush_at_us: u64) -> (Vec<Sent>, u64) {
+    let mut rig = Rig::new(1 << 16);
+    rig.pending = 8;
+    rig.limits.max_events = 5_000;
+    rig.limits.max_batch_bytes = 2 << 20;
+    rig.config.send_at_events = 64;
+    rig.world.default_latency_us.set(200 * MS);
+    for ms in 0..3_000 {
+        rig.capture_at(ms * MS, 50);
+    }
+    let ticket = rig.flush_at(flush_at_us);
+    let checks: Vec<FlushCheck> = (1..=100)
+        .map(|k| (flush_at_us + k * 5 * MS, rig.flushed_at(flush_at_us + k * 5 * MS, &ticket)))
+        .collect();
+    rig.shutdown_at(4 * S, 2_000);
+    let (stats, _) = rig.run();
+    assert_eq!((stats.sent, stats.dropped), (150_000, 0), "{stats:?}");
+    (rig.world.sent(), flushed_by(&checks) - flush_at_us)
+}
+
+#[test]
+fn against_a_slow_server_requests_spread_out_and_a_flush_waits_one_response_and_a_gap() {
+    // The first four requests start together (no response seen yet). Restarted as each came
+    // back, they stayed together for good, so a flush made just after a round started waited
+    // for that round to end before its batch could go: up to two response times. Spaced by
+    // the response time / 4, a slot frees every ~50 ms: a flush waits that plus one response.
+    for flush_at in [2_005 * MS, 2_030 * MS, 2_055 * MS, 2_080 * MS] {
+        let (sent, waited) = fifty_k_against_200_ms(flush_at);
+        // After the first round trip and before the flush, starts are ~50 ms apart.
+        let steady: Vec<u64> = sent.iter().map(|q| q.at_us).filter(|&t| (S..2 * S).contains(&t)).collect();
+        assert!(steady.windows(2).all(|w| w[1] - w[0] >= 45 * MS), "starts {steady:?}");
+        assert!(waited <= 260 * MS, "a flush at {flush_at} us took {waited} us");
+    }
+}
+
 #[test]
 fn a_failure_in_one_batch_while_others_succeed_is_counted_exactly() {
     let mut rig = Rig::new(4096);
