@@ -1,6 +1,6 @@
 //! The flush loop: drain the lanes into batches, send them, retry what failed, account for
-//! every event. An executor-agnostic future over a [`Transport`] and a [`Timer`]: smol runs it
-//! in the `std` client; tokio and embassy run it just as well.
+//! every event. An executor-agnostic future over a [`Transport`] and a [`Timer`]: the `std`
+//! client runs it on a thread of its own; smol, tokio and embassy run it just as well.
 
 use core::future::{poll_fn, Future};
 use core::pin::pin;
@@ -355,7 +355,8 @@ pub enum Outcome<'a> {
         /// The HTTP status that decided it, if any.
         status: Option<u16>,
         /// Why: the server's reason, the API key withheld (see
-        /// [`Response::redacted_detail`]), or fasthog's own words.
+        /// [`Response::redacted_detail`]), or fasthog's own words (for a batch given up without
+        /// an answer, they name the last attempt's [`TransportError`](crate::transport::TransportError)).
         reason: &'a str,
     },
     /// An attempt failed and `events` will be sent again after `wait_ms`.
@@ -801,8 +802,11 @@ where
                     }
                     self.settle(slot, n, false);
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
-                    let status = outcome.ok().map(|r| r.status);
-                    self.report(Outcome::Failed { events: n, status, reason: "retries exhausted" });
+                    let (status, reason) = match outcome {
+                        Ok(resp) => (Some(resp.status), "retries exhausted"),
+                        Err(err) => (None, err.exhausted_reason()),
+                    };
+                    self.report(Outcome::Failed { events: n, status, reason });
                     break;
                 }
                 self.retried.fetch_add(1, Ordering::Relaxed);

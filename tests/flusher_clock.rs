@@ -697,6 +697,45 @@ fn retries_stop_after_max_attempts() {
     assert_eq!(rig.world.sent().len(), 4, "4 attempts in all");
     assert_eq!((stats.sent, stats.failed, stats.retried), (0, 3, 3));
     assert!(lines_of_this_thread().iter().any(|l| l.text.contains("giving up on 3 events after 4 attempts")));
+    let heard = rig.heard.borrow();
+    assert_eq!(
+        heard.last().unwrap(),
+        r#"Failed { events: 3, status: Some(503), reason: "retries exhausted" }"#
+    );
+}
+
+#[test]
+fn a_batch_given_up_without_an_answer_says_why_to_the_hook() {
+    for (error, why) in [
+        (TransportError::Connect, "could not connect"),
+        (TransportError::Timeout, "timed out"),
+        (TransportError::Io, "connection failed"),
+    ] {
+        let rig = Rig::new(64);
+        rig.world.reply([status(503), status(500), status(502), Reply::Error(error)]);
+        rig.capture_at(0, 2);
+        rig.flush_at(0);
+        rig.shutdown_at(60 * S, 1_000);
+        let (stats, _) = rig.run();
+        assert_eq!((stats.sent, stats.failed), (0, 2));
+        let heard = rig.heard.borrow();
+        let expected = format!(
+            r#"Failed {{ events: 2, status: None, reason: "retries exhausted; last attempt: {why}" }}"#
+        );
+        assert_eq!(heard.last().unwrap(), &expected);
+    }
+    // A transport's own words, as they are.
+    let mut rig = Rig::new(64);
+    rig.config.retry.max_attempts = 1;
+    rig.world.reply([Reply::Error(TransportError::Other("proxy refused the tunnel"))]);
+    rig.capture_at(0, 1);
+    rig.flush_at(0);
+    rig.shutdown_at(60 * S, 1_000);
+    rig.run();
+    assert_eq!(
+        rig.heard.borrow().last().unwrap(),
+        r#"Failed { events: 1, status: None, reason: "proxy refused the tunnel" }"#
+    );
 }
 
 #[test]

@@ -255,7 +255,8 @@ fn post(agent: &ureq::Agent, url: &str, body: &[u8], gzip: bool) -> Result<Respo
 /// the three forms RFC 9110 requires a recipient to accept (IMF-fixdate
 /// `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime
 /// `Sun Nov  6 08:49:37 1994`), through `httpdate`. 0 for a date in the past. (The core's
-/// `no_std` [`crate::transport::parse_retry_after`] reads IMF-fixdate only.)
+/// `no_std` [`crate::transport::parse_retry_after`] reads the same forms for transports without
+/// `std`.)
 pub(crate) fn retry_after_ms(value: &str, now: SystemTime) -> Option<u64> {
     let value = value.trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {

@@ -338,10 +338,10 @@ impl Builder {
         self
     }
 
-    /// Batches held while the server backs us off (each up to `batch_size` events), from 2 to
-    /// 1024, and at most 1 GiB with `max_batch_bytes` each (they are allocated up front).
-    /// Defaults to 16 (with 2 MiB each, 32 MiB at most; under load four are in flight and one
-    /// fills).
+    /// Batches held while the server backs us off (each up to `max_batch_events` events within
+    /// `max_batch_bytes`), from 2 to 1024, and at most 1 GiB with `max_batch_bytes` each (they
+    /// are allocated up front). Defaults to 16 (with 2 MiB each, 32 MiB at most; under load
+    /// four are in flight and one fills).
     pub fn pending_batches(mut self, batches: usize) -> Self {
         self.pending_batches = batches;
         self
