@@ -3,9 +3,9 @@
 //! executor), and the host looked up once a minute rather than per request.
 //!
 //! Proxy, CA and TLS settings are ureq's: [`HttpTransport::new`] keeps ureq's defaults (a proxy
-//! from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY`, minus `NO_PROXY`; Mozilla's roots, or the
-//! system's with the `platform-verifier` feature), and [`HttpTransport::with_agent`] takes an
-//! agent configured any other way.
+//! from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY`, minus `NO_PROXY`, and never for a host on this
+//! machine; Mozilla's roots, or the system's with the `platform-verifier` feature), and
+//! [`HttpTransport::with_agent`] takes an agent configured any other way.
 
 use std::string::String;
 use std::sync::{Arc, Mutex};
@@ -79,7 +79,8 @@ impl HttpTransport {
             .max_redirects(0)
             .user_agent(concat!("fasthog/", env!("CARGO_PKG_VERSION")))
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
-            .max_idle_connections(IDLE_CONNECTIONS.max(10));
+            .max_idle_connections(IDLE_CONNECTIONS.max(10))
+            .proxy(proxy_for(host, ureq::Proxy::try_from_env()));
         #[cfg(not(feature = "rustls"))]
         if host.starts_with("https://") {
             log::warn!(
@@ -197,6 +198,25 @@ impl Body {
 }
 
 /// `{host}/batch/`, tolerating a trailing slash on the host.
+/// The environment's proxy (`from_env`), unless `host` is on this machine: a proxy would reach
+/// its own loopback, not ours (Go's `http.ProxyFromEnvironment` makes the same exception).
+fn proxy_for(host: &str, from_env: Option<ureq::Proxy>) -> Option<ureq::Proxy> {
+    from_env.filter(|_| !is_loopback(host))
+}
+
+/// True for a URL whose host is `localhost`, in 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let name = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(crate) fn batch_url(host: &str) -> String {
     let mut url = String::from(host.trim_end_matches('/'));
     url.push_str("/batch/");
@@ -289,6 +309,30 @@ fn map_error(err: ureq::Error) -> TransportError {
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn a_host_on_this_machine_is_not_reached_through_the_environments_proxy() {
+        let proxy = || Some(ureq::Proxy::new("http://proxy.invalid:3128").unwrap());
+        for host in [
+            "http://127.0.0.1:8000",
+            "http://localhost",
+            "https://LOCALHOST:443/",
+            "http://127.8.9.10",
+            "http://[::1]:8000/",
+            "http://user:pw@127.0.0.1:1/x",
+        ] {
+            assert!(proxy_for(host, proxy()).is_none(), "{host}");
+        }
+        for host in [
+            "https://us.i.posthog.com",
+            "http://10.0.0.1:8000",
+            "http://[::2]",
+            "http://localhost.example.com",
+        ] {
+            assert!(proxy_for(host, proxy()).is_some(), "{host}");
+        }
+        assert!(proxy_for("https://us.i.posthog.com", None).is_none());
+    }
 
     /// A loopback server that answers one request with 200, then closes its connection and
     /// its port. (The packaged crate's tests cannot use the workspace's receiver.)
