@@ -3,7 +3,8 @@
 //! client runs it on a thread of its own; smol, tokio and embassy run it just as well.
 
 use core::future::{poll_fn, Future};
-use core::pin::pin;
+use core::ops::ControlFlow;
+use core::pin::{pin, Pin};
 use core::task::Poll;
 
 use crate::batch::{Batch, Batches, Encoder, Envelope, Pushed, HEAD_CAPACITY, TAIL};
@@ -484,220 +485,397 @@ where
     /// to [`FlushConfig::requests_in_flight`] requests at once; it drains the lanes while they
     /// are out.
     pub async fn run(self) {
-        let Flusher { mut intake, mut jitter, shared } = self;
-        let config = shared.config;
-        let in_flight = config.requests_in_flight.clamp(1, MAX_IN_FLIGHT);
-        let interval_us = config.flush_interval_ms.saturating_mul(1000);
-        let mut next_flush = shared.timer.now_us().saturating_add(interval_us);
-        let mut poll_us = config.poll_min_us;
-        // When the filling batch took its first event (timer microseconds), and which batch
-        // that was (the pool's seal count then).
-        let mut filling_since: Option<(usize, u64)> = None;
-        // A flush in progress: (ticket, push count to drain, drain count to deliver; see
-        // `Intake::flushed_through`).
-        let mut flush: Option<(usize, usize, Option<usize>)> = None;
-        // The request slots: `meta[i]` describes the batch whose delivery `slots[i]` runs, and
-        // `done[i]` holds it when it comes back.
-        let mut meta: [Option<InFlight>; MAX_IN_FLIGHT] = [None; MAX_IN_FLIGHT];
-        let mut done: [Option<Delivered<P::Bytes, P::Ends>>; MAX_IN_FLIGHT] = core::array::from_fn(|_| None);
-        let mut spacing = Spacing::default();
+        let Flusher { intake, jitter, shared } = self;
+        let mut state = Loop::new(intake, jitter, shared.config, shared.timer.now_us());
         pinned_slots!(slots; s0, s1, s2, s3, s4, s5, s6, s7);
         loop {
-            let deadline = intake.deadline(shared.timer.now_us());
-            let control = intake.control();
-            let requested = control.flush_requested.load(Ordering::Acquire);
-            // A flush's target is fixed when the flush starts: re-reading it on every pass made
-            // it move ahead of the flusher while other threads kept capturing, so `flush`
-            // never completed under steady load. Requests made meanwhile are served by the
-            // next flush (its target is later, so it covers them). At shutdown the target
-            // follows every push, as capture is closed by then.
-            if deadline.is_some()
-                || (flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed))
-            {
-                // Everything pushed so far (acquired above, after the request) must go out.
-                let target = intake.queue_parts_pushed();
-                flush = Some((requested, target, None));
-            }
-
-            let drained = intake.drain(&shared.clock);
-            if let Some((_, pushed, seq @ None)) = &mut flush {
-                *seq = intake.drained_past(*pushed);
-            }
-            let now = shared.timer.now_us();
-            let mut active = meta.iter().flatten().count();
-            // Seal the filling batch when it is due (the interval, a flush, `send_at_events`)
-            // and a request slot is free for it at once. While every slot is busy it keeps
-            // filling, up to its capacity: a slow server gets bigger bodies, not a queue of
-            // small ones. (The interval restarts when it is served: it used to restart only on
-            // an idle pass, so a steady trickle made one small request per round trip.)
-            let interval_due = now >= next_flush;
-            let filling = intake.pool.filling().map_or(0, |b| b.len());
-            // Keyed by the pool's seal count, so a batch sealed anywhere (here, or full inside
-            // `drain`) starts the next one's linger afresh.
-            let seals = intake.pool.seals;
-            if filling == 0 {
-                filling_since = None;
-            } else if filling_since.is_none_or(|(of, _)| of != seals) {
-                filling_since = Some((seals, now));
-            }
-            let lingering = filling_since.map(|(_, since)| since);
-            let full_enough = filling >= config.send_at_events
-                && (filling >= LINGER_ENDS_AT.max(config.send_at_events)
-                    || lingering.is_some_and(|since| now.saturating_sub(since) >= config.linger_us));
-            let due = interval_due || flush.is_some() || full_enough;
-            // A flush (or shutdown) sends at once; otherwise starts are spaced.
-            let flushing = flush.is_some();
-            if due && (flushing || spacing.allows(now)) && active < in_flight && intake.pool.waiting() == 0 {
-                if interval_due {
-                    next_flush = now.saturating_add(interval_us);
-                }
-                intake.seal_filling();
-            }
-            let past_deadline = deadline.is_some_and(|d| now >= d);
-            // Start a request for each sealed batch waiting, while slots are free.
-            while !past_deadline
-                && active < in_flight
-                && intake.pool.waiting() > 0
-                && (flushing || spacing.allows(now))
-            {
-                let (ring, batch) = intake.pool.take_next();
-                let i = meta.iter().position(Option::is_none).unwrap_or_default();
-                meta[i] = Some(InFlight { ring, seq: batch.seq, events: batch.len() });
+            let deadline = state.note_requests(shared.timer.now_us());
+            let drained = state.drain(&shared.clock);
+            let pass = state.seal_if_due(shared.timer.now_us(), deadline, drained);
+            let pass = state.start_requests(pass, |i, batch, jitter| {
                 shared.settled[i].store(0, Ordering::Relaxed);
-                jitter = splitmix64(jitter);
                 slots[i].set(Some(shared.deliver(i, batch, jitter)));
-                spacing.started(now);
-                active += 1;
-            }
-            let held_by_spacing = active < in_flight
-                && (due || intake.pool.waiting() > 0)
-                && !(flushing || spacing.allows(now));
-            if past_deadline {
-                // What no response confirmed in time is failed, batch by batch.
-                shared.settle_counters(intake.counters());
-                let mut left = 0;
-                for (i, (slot, m)) in slots.iter_mut().zip(&mut meta).enumerate() {
-                    slot.set(None); // the request is dropped
-                    let Some(InFlight { events, .. }) = m.take() else { continue };
-                    let unconfirmed = events.saturating_sub(shared.settled[i].load(Ordering::Relaxed));
-                    if unconfirmed > 0 {
-                        left += unconfirmed;
-                        let reason = "shutdown deadline passed";
-                        shared.report(Outcome::Failed { events: unconfirmed, status: None, reason });
-                    }
-                }
-                Counters::add(&intake.counters().failed, left);
-                if left > 0 {
-                    log::warn!("fasthog: shutdown deadline passed, {left} events in flight not confirmed");
-                }
+            });
+            if pass.past_deadline {
+                state.fail_unconfirmed(&shared, &mut slots);
                 break;
             }
-            if let Some((ticket, pushed, seq)) = flush {
-                if intake.flushed_through(pushed, seq, &meta) {
-                    if deadline.is_some() {
-                        if active == 0 {
-                            break;
-                        }
-                    } else {
-                        intake.control().flush_completed.store(ticket, Ordering::Release);
-                        flush = None;
-                    }
-                } else {
-                    // Producers still writing into claimed shared slots: look again soon.
-                    poll_us = config.poll_min_us;
-                }
+            if state.check_flush(pass).is_break() {
+                break;
             }
-            // Events flowing fast: poll the requests and drain again without sleeping. Flowing
-            // slowly: lengthen the pause until a pass drains a few dozen events (up to 1 ms),
-            // as each wake-up costs more than the events it drains at lower rates (paced at
-            // 200k/s, 50 µs pauses drained ~10 events each: README design notes). Four times
-            // longer per pass, not twice: a completed request resets the pause to the shortest
-            // (a producer waiting on delivery refills at once), and climbing back to 1 ms by
-            // doubling took five wake-ups, each making a small request of its own.
-            let busy_max_us = BUSY_POLL_MAX_US.min(config.poll_max_us).max(config.poll_min_us);
-            let tick = if drained >= 256 {
-                0
-            } else {
-                if drained >= FEW_EVENTS {
-                    poll_us = poll_us.min(busy_max_us);
-                } else if drained > 0 {
-                    poll_us = poll_us.saturating_mul(4).clamp(config.poll_min_us, busy_max_us);
-                } else {
-                    poll_us = poll_us.saturating_mul(2).min(config.poll_max_us.max(1));
-                }
-                let mut tick = deadline.map_or(poll_us, |d| poll_us.min(d - now));
-                if let (Some(since), true) = (lingering, filling >= config.send_at_events && !full_enough) {
-                    tick = tick.min(since.saturating_add(config.linger_us).saturating_sub(now));
-                }
-                if held_by_spacing {
-                    tick = tick.min(spacing.next_start_us().saturating_sub(now));
-                }
-                tick.max(1)
-            };
-            let control = intake.control();
-            let timer = &shared.timer;
-            let mut sleep = pin!((tick > 0).then(|| timer.sleep_us(tick)));
-            let mut yielded = false;
-            poll_fn(|cx| {
-                let mut ready = false;
-                for (slot, out) in slots.iter_mut().zip(&mut done) {
-                    if let Some(fut) = slot.as_mut().as_pin_mut() {
-                        if let Poll::Ready(back) = fut.poll(cx) {
-                            *out = Some(back);
-                            slot.set(None);
-                            ready = true;
-                        }
-                    }
-                }
-                if ready || control.poll_woken(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-                match sleep.as_mut().as_pin_mut() {
-                    Some(sleep) => sleep.poll(cx),
-                    None if yielded => Poll::Ready(()),
-                    None => {
-                        // No pause: yield to the executor once rather than loop inside one
-                        // poll, so what runs beside the flusher on its executor (the client's
-                        // clock refresh and flush notifications) runs between busy passes.
-                        yielded = true;
-                        cx.waker().wake_by_ref();
-                        Poll::Pending
-                    }
-                }
-            })
-            .await;
-            // Batches back from their requests go back to the pool, emptied.
-            // Every slot busy, or the one free only held back by spacing.
-            let saturated = meta.iter().flatten().count() + usize::from(held_by_spacing) >= in_flight;
-            for (m, out) in meta.iter_mut().zip(&mut done) {
-                if let Some(Delivered { mut batch, response_us }) = out.take() {
-                    spacing.answered(response_us, in_flight, saturated);
-                    let ring = m.take().map_or(0, |m| m.ring);
-                    batch.clear();
-                    intake.pool.put_back(ring, batch);
-                    poll_us = config.poll_min_us;
-                }
-            }
-            intake.pool.advance(|ring| meta.iter().flatten().any(|m| m.ring == ring));
-            shared.settle_counters(intake.counters());
+            let pause_us = state.choose_pause(pass);
+            let saturated = state.saturated(pass);
+            let sleep = pin!((pause_us > 0).then(|| shared.timer.sleep_us(pause_us)));
+            state.wait(&mut slots, sleep).await;
+            state.take_back(saturated);
+            shared.settle_counters(state.intake.counters());
         }
-        shared.settle_counters(intake.counters());
-        let left = intake.fail_everything_left();
+        state.finish(&shared);
+    }
+}
+
+/// [`Flusher::run`]'s state from one pass to the next: the intake, what each request slot
+/// holds, and the pacing. The slots' futures themselves stay pinned in `run`.
+struct Loop<'e, R: LanesRef, P: Batches> {
+    intake: Intake<'e, R, P>,
+    config: FlushConfig,
+    /// `config.requests_in_flight`, clamped to `1 ..= MAX_IN_FLIGHT`.
+    in_flight: usize,
+    /// The flush interval in microseconds.
+    interval_us: u64,
+    /// When the interval next makes the filling batch due (timer microseconds).
+    next_flush: u64,
+    /// The pause between passes (see [`Loop::choose_pause`]).
+    poll_us: u64,
+    /// When the filling batch took its first event (timer microseconds), and which batch
+    /// that was (the pool's seal count then).
+    filling_since: Option<(usize, u64)>,
+    /// A flush in progress: (ticket, push count to drain, drain count to deliver; see
+    /// `Intake::flushed_through`).
+    flush: Option<(usize, usize, Option<usize>)>,
+    /// `meta[i]` describes the batch whose delivery request slot `i` runs, and `done[i]`
+    /// holds it when it comes back.
+    meta: [Option<InFlight>; MAX_IN_FLIGHT],
+    done: [Option<Delivered<P::Bytes, P::Ends>>; MAX_IN_FLIGHT],
+    spacing: Spacing,
+    /// Seeds each request's retry jitter.
+    jitter: u64,
+}
+
+/// What one pass found and decided, for its later steps. Passed by value: borrowed, it would
+/// be kept in the flusher's future across the wait.
+#[derive(Clone, Copy)]
+struct Pass {
+    /// The pass's time (timer microseconds), read after draining.
+    now: u64,
+    /// When a requested shutdown must be done.
+    deadline: Option<u64>,
+    /// `now` is at or past the deadline: fail what is unconfirmed and stop.
+    past_deadline: bool,
+    /// Events the drain took.
+    drained: usize,
+    /// Request slots in use.
+    active: usize,
+    /// A flush (or shutdown) is in progress: it sends at once; otherwise starts are spaced.
+    flushing: bool,
+    /// The filling batch is due (the interval, a flush, `send_at_events`).
+    due: bool,
+    /// When the filling batch's linger ends, if only the linger keeps it from being due.
+    linger_ends: Option<u64>,
+    /// A slot is free for a due or waiting batch, but spacing holds the start back.
+    held_by_spacing: bool,
+}
+
+// The steps `run` calls every pass are `#[inline(always)]`: as calls they cost ~20 more
+// instructions a pass (callgrind, tests/flusher_clock.rs), as the loop was one function.
+impl<'e, R, P> Loop<'e, R, P>
+where
+    R: LanesRef<Target: HasLanes + QueueParts>,
+    P: Batches,
+{
+    fn new(intake: Intake<'e, R, P>, jitter: u64, config: FlushConfig, now_us: u64) -> Self {
+        let interval_us = config.flush_interval_ms.saturating_mul(1000);
+        Loop {
+            intake,
+            config,
+            in_flight: config.requests_in_flight.clamp(1, MAX_IN_FLIGHT),
+            interval_us,
+            next_flush: now_us.saturating_add(interval_us),
+            poll_us: config.poll_min_us,
+            filling_since: None,
+            flush: None,
+            meta: [None; MAX_IN_FLIGHT],
+            done: core::array::from_fn(|_| None),
+            spacing: Spacing::default(),
+            jitter,
+        }
+    }
+
+    /// Notes a shutdown request (returns its deadline) and a flush request (starts a flush).
+    #[inline(always)]
+    fn note_requests(&mut self, now_us: u64) -> Option<u64> {
+        let deadline = self.intake.deadline(now_us);
+        let control = self.intake.control();
+        let requested = control.flush_requested.load(Ordering::Acquire);
+        // A flush's target is fixed when the flush starts: re-reading it on every pass made
+        // it move ahead of the flusher while other threads kept capturing, so `flush`
+        // never completed under steady load. Requests made meanwhile are served by the
+        // next flush (its target is later, so it covers them). At shutdown the target
+        // follows every push, as capture is closed by then.
+        if deadline.is_some()
+            || (self.flush.is_none() && requested != control.flush_completed.load(Ordering::Relaxed))
+        {
+            // Everything pushed so far (acquired above, after the request) must go out.
+            let target = self.intake.queue_parts_pushed();
+            self.flush = Some((requested, target, None));
+        }
+        deadline
+    }
+
+    /// Drains the lanes into batches and notes when a flush's target is drained. Returns
+    /// events taken.
+    #[inline(always)]
+    fn drain(&mut self, clock: &impl Clock) -> usize {
+        let drained = self.intake.drain(clock);
+        if let Some((_, pushed, seq @ None)) = &mut self.flush {
+            *seq = self.intake.drained_past(*pushed);
+        }
+        drained
+    }
+
+    /// Seals the filling batch when it is due (the interval, a flush, `send_at_events`) and
+    /// a request slot is free for it at once. While every slot is busy it keeps filling, up
+    /// to its capacity: a slow server gets bigger bodies, not a queue of small ones. (The
+    /// interval restarts when it is served: it used to restart only on an idle pass, so a
+    /// steady trickle made one small request per round trip.)
+    #[inline(always)]
+    fn seal_if_due(&mut self, now: u64, deadline: Option<u64>, drained: usize) -> Pass {
+        let active = self.meta.iter().flatten().count();
+        let interval_due = now >= self.next_flush;
+        let (full_enough, linger_ends) = self.full_enough(now);
+        let flushing = self.flush.is_some();
+        let due = interval_due || flushing || full_enough;
+        // A flush (or shutdown) sends at once; otherwise starts are spaced.
+        if due
+            && (flushing || self.spacing.allows(now))
+            && active < self.in_flight
+            && self.intake.pool.waiting() == 0
+        {
+            if interval_due {
+                self.next_flush = now.saturating_add(self.interval_us);
+            }
+            self.intake.seal_filling();
+        }
+        let past_deadline = deadline.is_some_and(|d| now >= d);
+        Pass {
+            now,
+            deadline,
+            past_deadline,
+            drained,
+            active,
+            flushing,
+            due,
+            linger_ends,
+            held_by_spacing: false,
+        }
+    }
+
+    /// Whether the filling batch holds `send_at_events` and has lingered long enough (or
+    /// holds [`LINGER_ENDS_AT`]); if it holds them but lingers on, when its linger ends.
+    #[inline(always)]
+    fn full_enough(&mut self, now: u64) -> (bool, Option<u64>) {
+        let config = &self.config;
+        let filling = self.intake.pool.filling().map_or(0, |b| b.len());
+        // Keyed by the pool's seal count, so a batch sealed anywhere (here, or full inside
+        // `drain`) starts the next one's linger afresh.
+        let seals = self.intake.pool.seals;
+        if filling == 0 {
+            self.filling_since = None;
+        } else if self.filling_since.is_none_or(|(of, _)| of != seals) {
+            self.filling_since = Some((seals, now));
+        }
+        let lingering = self.filling_since.map(|(_, since)| since);
+        let full_enough = filling >= config.send_at_events
+            && (filling >= LINGER_ENDS_AT.max(config.send_at_events)
+                || lingering.is_some_and(|since| now.saturating_sub(since) >= config.linger_us));
+        let linger_ends = lingering
+            .filter(|_| filling >= config.send_at_events && !full_enough)
+            .map(|since| since.saturating_add(config.linger_us));
+        (full_enough, linger_ends)
+    }
+
+    /// Takes each sealed batch waiting, while slots are free (and spacing allows, outside a
+    /// flush), and hands it to `start` with its slot and a retry jitter; none past the
+    /// deadline.
+    #[inline(always)]
+    fn start_requests(
+        &mut self,
+        mut pass: Pass,
+        mut start: impl FnMut(usize, Batch<P::Bytes, P::Ends>, u64),
+    ) -> Pass {
+        let now = pass.now;
+        while !pass.past_deadline
+            && pass.active < self.in_flight
+            && self.intake.pool.waiting() > 0
+            && (pass.flushing || self.spacing.allows(now))
+        {
+            let (ring, batch) = self.intake.pool.take_next();
+            let i = self.meta.iter().position(Option::is_none).unwrap_or_default();
+            self.meta[i] = Some(InFlight { ring, seq: batch.seq, events: batch.len() });
+            self.jitter = splitmix64(self.jitter);
+            start(i, batch, self.jitter);
+            self.spacing.started(now);
+            pass.active += 1;
+        }
+        pass.held_by_spacing = pass.active < self.in_flight
+            && (pass.due || self.intake.pool.waiting() > 0)
+            && !(pass.flushing || self.spacing.allows(now));
+        pass
+    }
+
+    /// At the shutdown deadline: drops every request and fails what no response confirmed in
+    /// time, batch by batch.
+    fn fail_unconfirmed<T, Tm, C, F>(
+        &mut self,
+        shared: &Shared<'_, T, Tm, C>,
+        slots: &mut [Pin<&mut Option<F>>; MAX_IN_FLIGHT],
+    ) {
+        shared.settle_counters(self.intake.counters());
+        let mut left = 0;
+        for (i, (slot, m)) in slots.iter_mut().zip(&mut self.meta).enumerate() {
+            slot.set(None); // the request is dropped
+            let Some(InFlight { events, .. }) = m.take() else { continue };
+            let unconfirmed = events.saturating_sub(shared.settled[i].load(Ordering::Relaxed));
+            if unconfirmed > 0 {
+                left += unconfirmed;
+                let reason = "shutdown deadline passed";
+                shared.report(Outcome::Failed { events: unconfirmed, status: None, reason });
+            }
+        }
+        Counters::add(&self.intake.counters().failed, left);
+        if left > 0 {
+            log::warn!("fasthog: shutdown deadline passed, {left} events in flight not confirmed");
+        }
+    }
+
+    /// Completes the flush in progress once all it covers is delivered or failed; at
+    /// shutdown, breaks once that is so and no request is out.
+    #[inline(always)]
+    fn check_flush(&mut self, pass: Pass) -> ControlFlow<()> {
+        let Some((ticket, pushed, seq)) = self.flush else { return ControlFlow::Continue(()) };
+        if self.intake.flushed_through(pushed, seq, &self.meta) {
+            if pass.deadline.is_some() {
+                if pass.active == 0 {
+                    return ControlFlow::Break(());
+                }
+            } else {
+                self.intake.control().flush_completed.store(ticket, Ordering::Release);
+                self.flush = None;
+            }
+        } else {
+            // Producers still writing into claimed shared slots: look again soon.
+            self.poll_us = self.config.poll_min_us;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// The pause before the next pass (0: none, only a yield), cut short by the deadline, a
+    /// lingering batch's end and the spacing.
+    #[inline(always)]
+    fn choose_pause(&mut self, pass: Pass) -> u64 {
+        let config = &self.config;
+        // Events flowing fast: poll the requests and drain again without sleeping. Flowing
+        // slowly: lengthen the pause until a pass drains a few dozen events (up to 1 ms),
+        // as each wake-up costs more than the events it drains at lower rates (paced at
+        // 200k/s, 50 µs pauses drained ~10 events each: README design notes). Four times
+        // longer per pass, not twice: a completed request resets the pause to the shortest
+        // (a producer waiting on delivery refills at once), and climbing back to 1 ms by
+        // doubling took five wake-ups, each making a small request of its own.
+        let busy_max_us = BUSY_POLL_MAX_US.min(config.poll_max_us).max(config.poll_min_us);
+        if pass.drained >= 256 {
+            return 0;
+        }
+        if pass.drained >= FEW_EVENTS {
+            self.poll_us = self.poll_us.min(busy_max_us);
+        } else if pass.drained > 0 {
+            self.poll_us = self.poll_us.saturating_mul(4).clamp(config.poll_min_us, busy_max_us);
+        } else {
+            self.poll_us = self.poll_us.saturating_mul(2).min(config.poll_max_us.max(1));
+        }
+        let now = pass.now;
+        let mut pause = pass.deadline.map_or(self.poll_us, |d| self.poll_us.min(d - now));
+        if let Some(ends) = pass.linger_ends {
+            pause = pause.min(ends.saturating_sub(now));
+        }
+        if pass.held_by_spacing {
+            pause = pause.min(self.spacing.next_start_us().saturating_sub(now));
+        }
+        pause.max(1)
+    }
+
+    /// Every slot busy, or the one free only held back by spacing (see [`Spacing::answered`]).
+    /// Read before the wait, which leaves `meta` as it is, so that `pass` ends there.
+    #[inline(always)]
+    fn saturated(&self, pass: Pass) -> bool {
+        self.meta.iter().flatten().count() + usize::from(pass.held_by_spacing) >= self.in_flight
+    }
+
+    /// Waits for a request to end (its batch goes to `done`), a flush or shutdown request,
+    /// or the `sleep` (with none, yields once). Not an `async fn`: its own state machine, a
+    /// state inside `run`'s, cost ~30 instructions a pass.
+    fn wait<'a, 'b, F, S>(
+        &'a mut self,
+        slots: &'a mut [Pin<&'b mut Option<F>>; MAX_IN_FLIGHT],
+        mut sleep: Pin<&'a mut Option<S>>,
+    ) -> impl Future<Output = ()> + use<'a, 'b, R, P, F, S>
+    where
+        F: Future<Output = Delivered<P::Bytes, P::Ends>>,
+        S: Future<Output = ()>,
+    {
+        let control = self.intake.control();
+        let done = &mut self.done;
+        let mut yielded = false;
+        poll_fn(move |cx| {
+            let mut ready = false;
+            for (slot, out) in slots.iter_mut().zip(&mut *done) {
+                if let Some(fut) = slot.as_mut().as_pin_mut() {
+                    if let Poll::Ready(back) = fut.poll(cx) {
+                        *out = Some(back);
+                        slot.set(None);
+                        ready = true;
+                    }
+                }
+            }
+            if ready || control.poll_woken(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            match sleep.as_mut().as_pin_mut() {
+                Some(sleep) => sleep.poll(cx),
+                None if yielded => Poll::Ready(()),
+                None => {
+                    // No pause: yield to the executor once rather than loop inside one
+                    // poll, so what runs beside the flusher on its executor (the client's
+                    // clock refresh and flush notifications) runs between busy passes.
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// Batches back from their requests go back to the pool, emptied; their response times
+    /// set the spacing.
+    #[inline(always)]
+    fn take_back(&mut self, saturated: bool) {
+        for (m, out) in self.meta.iter_mut().zip(&mut self.done) {
+            if let Some(Delivered { mut batch, response_us }) = out.take() {
+                self.spacing.answered(response_us, self.in_flight, saturated);
+                let ring = m.take().map_or(0, |m| m.ring);
+                batch.clear();
+                self.intake.pool.put_back(ring, batch);
+                self.poll_us = self.config.poll_min_us;
+            }
+        }
+        let meta = &self.meta;
+        self.intake.pool.advance(|ring| meta.iter().flatten().any(|m| m.ring == ring));
+    }
+
+    /// After the last pass: fails what is left, completes every flush, and marks the
+    /// flusher finished.
+    fn finish<T, Tm, C>(mut self, shared: &Shared<'_, T, Tm, C>) {
+        shared.settle_counters(self.intake.counters());
+        let left = self.intake.fail_everything_left();
         if left > 0 {
             shared.report(Outcome::Failed { events: left, status: None, reason: "stopped before delivery" });
         }
-        let control = intake.control();
+        let control = self.intake.control();
         control.flush_completed.store(control.flush_requested.load(Ordering::Acquire), Ordering::Release);
         control.finished.store(true, Ordering::Release);
     }
 }
 
-impl<'e, T, Tm, C> Shared<'e, T, Tm, C>
-where
-    T: Transport,
-    Tm: Timer,
-    C: Clock,
-{
+impl<T, Tm, C> Shared<'_, T, Tm, C> {
     fn report(&self, outcome: Outcome<'_>) {
         if let Some(hook) = self.on_delivery {
             hook(&outcome);
@@ -717,7 +895,14 @@ where
         to.fetch_add(n, Ordering::Relaxed);
         self.settled[slot].fetch_add(n, Ordering::Relaxed);
     }
+}
 
+impl<'e, T, Tm, C> Shared<'e, T, Tm, C>
+where
+    T: Transport,
+    Tm: Timer,
+    C: Clock,
+{
     /// Delivers one batch in request slot `slot`, with retries, backoff and 413 splitting,
     /// and hands it back. The flusher drops the future at the shutdown deadline and
     /// fails what `settled[slot]` does not cover.
