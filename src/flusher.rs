@@ -196,7 +196,8 @@ pub struct FlushConfig {
     /// Longest pause between drains when idle. Lanes must not fill in this time.
     pub poll_max_us: u64,
     /// Send the filling batch once it holds this many events, without waiting for it to be
-    /// full. While every request slot is busy the next batch keeps filling past this, up to the
+    /// full. While every request slot is busy (or request spacing holds the next start back:
+    /// see [`Flusher::run`]) the next batch keeps filling past this, up to the
     /// batch's capacity (its `Limits::max_events`), so a slow server gets bigger bodies, not
     /// more drops (posthog-node's `flushAt` and `maxBatchSize`). `usize::MAX`: only when full.
     pub send_at_events: usize,
@@ -266,6 +267,12 @@ impl Spacing {
     /// waiting on deliveries, fell from ~850k to ~670k events/s with spacing always on).
     fn answered(&mut self, response_us: u64, in_flight: usize, saturated: bool) {
         self.gap_us = if saturated { (response_us / in_flight as u64).min(MAX_SPACING_US) } else { 0 };
+    }
+
+    /// No request is out: the server holds nothing back now, so the next burst's requests go
+    /// together (a gap left from a busy spell spaced them by up to 7 × 250 ms).
+    fn idle(&mut self) {
+        self.gap_us = 0;
     }
 }
 
@@ -483,7 +490,9 @@ where
     /// Runs until shutdown is requested and done. Sends a batch as soon as it is full, and
     /// whatever is batched every flush interval, on a flush request and at shutdown, with up
     /// to [`FlushConfig::requests_in_flight`] requests at once; it drains the lanes while they
-    /// are out.
+    /// are out. While a slow server keeps every request busy, starts are spaced by its response
+    /// time / `requests_in_flight` (never during a flush or shutdown), so requests do not go
+    /// and come back in rounds.
     pub async fn run(self) {
         let Flusher { intake, jitter, shared } = self;
         let mut state = Loop::new(intake, jitter, shared.config, shared.timer.now_us());
@@ -631,6 +640,9 @@ where
     #[inline(always)]
     fn seal_if_due(&mut self, now: u64, deadline: Option<u64>, drained: usize) -> Pass {
         let active = self.meta.iter().flatten().count();
+        if active == 0 {
+            self.spacing.idle();
+        }
         let interval_due = now >= self.next_flush;
         let (full_enough, linger_ends) = self.full_enough(now);
         let flushing = self.flush.is_some();
@@ -793,11 +805,11 @@ where
         pause.max(1)
     }
 
-    /// Every slot busy, or the one free only held back by spacing (see [`Spacing::answered`]).
-    /// Read before the wait, which leaves `meta` as it is, so that `pass` ends there.
+    /// Every slot busy, or the one free only held back by spacing (see [`Spacing::answered`]),
+    /// as the pass leaves them (the wait only fills `done`).
     #[inline(always)]
     fn saturated(&self, pass: Pass) -> bool {
-        self.meta.iter().flatten().count() + usize::from(pass.held_by_spacing) >= self.in_flight
+        pass.active + usize::from(pass.held_by_spacing) >= self.in_flight
     }
 
     /// Waits for a request to end (its batch goes to `done`), a flush or shutdown request,

@@ -1078,6 +1078,7 @@ fn against_a_slow_server_requests_spread_out_and_a_flush_waits_one_response_and_
     // back, they stayed together for good, so a flush made just after a round started waited
     // for that round to end before its batch could go: up to two response times. Spaced by
     // the response time / 4, a slot frees every ~50 ms: a flush waits that plus one response.
+    // (That a flush itself is not spaced: `several_requests_in_flight_overlap_*`.)
     for flush_at in [2_005 * MS, 2_030 * MS, 2_055 * MS, 2_080 * MS] {
         let (sent, waited) = fifty_k_against_200_ms(flush_at);
         // After the first round trip and before the flush, starts are ~50 ms apart.
@@ -1085,6 +1086,39 @@ fn against_a_slow_server_requests_spread_out_and_a_flush_waits_one_response_and_
         assert!(steady.windows(2).all(|w| w[1] - w[0] >= 45 * MS), "starts {steady:?}");
         assert!(waited <= 260 * MS, "a flush at {flush_at} us took {waited} us");
     }
+}
+
+/// Four full batches captured at each of `bursts` (µs), against a server answering in 200 ms,
+/// four in flight: when each request started.
+fn bursts_of_four_against_200_ms(bursts: &[(u64, usize)]) -> Vec<u64> {
+    let mut rig = Rig::new(4096);
+    rig.pending = 8;
+    rig.world.default_latency_us.set(200 * MS);
+    for &(at, events) in bursts {
+        rig.capture_at(at, events);
+    }
+    rig.shutdown_at(3 * S, 1_000);
+    let (stats, _) = rig.run();
+    assert_eq!(stats.failed, 0, "{stats:?}");
+    rig.world.sent().iter().map(|q| q.at_us).collect()
+}
+
+#[test]
+fn spacing_ends_when_no_request_is_out() {
+    // The first burst's answers come back with every slot busy: spacing (50 ms) starts. With
+    // nothing out since 200 ms, the burst at 1 s is not held by it: all four go at once.
+    let starts = bursts_of_four_against_200_ms(&[(0, 256), (S, 256)]);
+    assert_eq!(starts.len(), 8, "{starts:?}");
+    assert!(starts[4..].iter().all(|&t| (S..S + 2 * MS).contains(&t)), "{starts:?}");
+}
+
+#[test]
+fn spacing_is_only_for_a_server_that_keeps_every_slot_busy() {
+    // Two requests out at once, of four allowed: their answers set no spacing, so the three
+    // batches captured at 210 ms (one request still out) go together.
+    let starts = bursts_of_four_against_200_ms(&[(0, 64), (50 * MS, 64), (210 * MS, 192)]);
+    assert_eq!(starts.len(), 5, "{starts:?}");
+    assert!(starts[2..].iter().all(|&t| (210 * MS..212 * MS).contains(&t)), "{starts:?}");
 }
 
 #[test]

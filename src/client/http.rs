@@ -197,14 +197,13 @@ impl Body {
     }
 }
 
-/// `{host}/batch/`, tolerating a trailing slash on the host.
 /// The environment's proxy (`from_env`), unless `host` is on this machine: a proxy would reach
 /// its own loopback, not ours (Go's `http.ProxyFromEnvironment` makes the same exception).
 fn proxy_for(host: &str, from_env: Option<ureq::Proxy>) -> Option<ureq::Proxy> {
     from_env.filter(|_| !is_loopback(host))
 }
 
-/// True for a URL whose host is `localhost`, in 127.0.0.0/8 or `::1`.
+/// True for a URL whose host is `localhost`, in 127.0.0.0/8 (IPv4-mapped too) or `::1`.
 fn is_loopback(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
@@ -213,10 +212,12 @@ fn is_loopback(url: &str) -> bool {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => host_port.split(':').next().unwrap_or_default(),
     };
+    let name = name.strip_suffix('.').unwrap_or(name); // a fully qualified `localhost.`
     name.eq_ignore_ascii_case("localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
+/// `{host}/batch/`, tolerating a trailing slash on the host.
 pub(crate) fn batch_url(host: &str) -> String {
     let mut url = String::from(host.trim_end_matches('/'));
     url.push_str("/batch/");
@@ -320,6 +321,8 @@ mod tests {
             "http://127.8.9.10",
             "http://[::1]:8000/",
             "http://user:pw@127.0.0.1:1/x",
+            "http://localhost.:8000",
+            "http://[::ffff:127.0.0.1]:8000",
         ] {
             assert!(proxy_for(host, proxy()).is_none(), "{host}");
         }
