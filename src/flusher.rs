@@ -13,7 +13,7 @@ use crate::queue::QueueParts;
 use crate::ring::{HasLanes, LanesConsumer, LanesRef};
 use crate::stats::Counters;
 use crate::sync::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use crate::transport::{Request, Response, Transport};
+use crate::transport::{Request, Response, Transport, TransportError};
 use crate::uuid::splitmix64;
 use crate::Clock;
 use atomic_waker::AtomicWaker;
@@ -364,7 +364,7 @@ pub enum Outcome<'a> {
         status: Option<u16>,
         /// Why: the server's reason, the API key withheld (see
         /// [`Response::redacted_detail`]), or fasthog's own words (for a batch given up without
-        /// an answer, they name the last attempt's [`TransportError`](crate::transport::TransportError)).
+        /// an answer, they name the last attempt's [`TransportError`]).
         reason: &'a str,
     },
     /// An attempt failed and `events` will be sent again after `wait_ms`.
@@ -1001,7 +1001,7 @@ where
                     log::warn!("fasthog: giving up on {n} events after {attempt} attempts");
                     let (status, reason) = match outcome {
                         Ok(resp) => (Some(resp.status), "retries exhausted"),
-                        Err(err) => (None, err.exhausted_reason()),
+                        Err(err) => (None, exhausted_reason(err)),
                     };
                     self.report(Outcome::Failed { events: n, status, reason });
                     break;
@@ -1274,6 +1274,17 @@ impl<P: Batches> Pool<P> {
         self.sealed = 0;
         self.in_flight = 0;
         n
+    }
+}
+
+/// Why a batch was given up when its last attempt got no answer: what [`Outcome::Failed`]
+/// reports (a transport's own words as they are).
+fn exhausted_reason(err: TransportError) -> &'static str {
+    match err {
+        TransportError::Connect => "retries exhausted; last attempt: could not connect",
+        TransportError::Timeout => "retries exhausted; last attempt: timed out",
+        TransportError::Io => "retries exhausted; last attempt: connection failed",
+        TransportError::Other(what) => what,
     }
 }
 

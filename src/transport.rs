@@ -212,19 +212,6 @@ pub enum TransportError {
     Other(&'static str),
 }
 
-impl TransportError {
-    /// Why the flusher gave up on a request whose last attempt ended with this error: what
-    /// [`Outcome::Failed`](crate::flusher::Outcome::Failed) reports.
-    pub(crate) fn exhausted_reason(&self) -> &'static str {
-        match self {
-            TransportError::Connect => "retries exhausted; last attempt: could not connect",
-            TransportError::Timeout => "retries exhausted; last attempt: timed out",
-            TransportError::Io => "retries exhausted; last attempt: connection failed",
-            TransportError::Other(what) => what,
-        }
-    }
-}
-
 impl core::fmt::Display for TransportError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
